@@ -1,0 +1,5 @@
+import sys
+
+from crowdwatch.cli import main
+
+sys.exit(main())

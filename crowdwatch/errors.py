@@ -1,0 +1,44 @@
+"""The exceptions crowdwatch raises for things a user can fix.
+
+Every subclass carries a message written for the person at the terminal; the CLI prints it as
+``crowdwatch: error: <message>`` with no traceback. Exceptions keep the data that caused them as
+attributes so callers can act on it without parsing the text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CrowdwatchError(Exception):
+    """Base class: an error whose message is meant for the user."""
+
+    exit_code = 1
+
+
+class UsageError(CrowdwatchError):
+    """Bad command-line input or configuration (exit code 2)."""
+
+    exit_code = 2
+
+
+class CheckpointError(UsageError):
+    """A weights file that cannot be used. ``path`` is the file, ``reason`` a short tag."""
+
+    def __init__(self, path: str | Path, message: str, *, reason: str = "invalid") -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {message}")
+
+
+class BackboneWeightsMissing(CrowdwatchError):
+    """The ImageNet VGG16 weights are not in the torch hub cache (and downloading was not allowed)."""
+
+    def __init__(self, filename: str, cache_path: Path, url: str) -> None:
+        self.filename = filename
+        self.cache_path = cache_path
+        self.url = url
+        super().__init__(
+            f"ImageNet VGG16 weights not found: put {filename} (from {url}) at {cache_path} "
+            f"(set TORCH_HOME to use another cache directory)"
+        )

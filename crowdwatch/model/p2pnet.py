@@ -1,0 +1,154 @@
+"""P2PNet at stride 8: VGG16 backbone, a two-level FPN neck and two point heads.
+
+The network maps a normalised image batch to per-candidate logits and points. Preprocessing
+(:mod:`crowdwatch.model.preprocess`) and decoding (:mod:`crowdwatch.model.postprocess`) sit beside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchvision.models import vgg16
+
+#: Feature stride of the point grid: one cell per 8x8 input pixels.
+STRIDE = 8
+#: Input sides must be multiples of this so that C5 (stride 16) upsampled by 2 matches C4.
+SIZE_DIVISOR = 16
+#: Raw regression outputs are multiplied by this to give pixel offsets (the published code's x100).
+REGRESSION_SCALE = 100.0
+#: Candidates per cell unless configured otherwise (the published 2x2 layout).
+DEFAULT_NUM_CANDIDATES = 4
+#: Score above which a candidate counts as a person, unless the checkpoint says otherwise.
+DEFAULT_THRESHOLD = 0.5
+#: ImageNet statistics for RGB images scaled to [0, 1].
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Backbone = torchvision vgg16().features[0:30]; C4 is the output of index 22, C5 of index 29.
+BACKBONE_LAYERS = 30
+C4_INDEX = 22
+NECK_CHANNELS = 256
+
+
+def candidate_layout(num_candidates: int, stride: int = STRIDE) -> torch.Tensor:
+    """Initial (dx, dy) shift of each candidate from its cell centre, shape (N, 2).
+
+    The N candidates tile the cell on a grid of ``rows = floor(sqrt(N))`` rows and
+    ``cols = ceil(N / rows)`` columns, x fastest, each at the centre of its sub-cell; surplus grid
+    positions are left out. For N = 4 this is the published (-2,-2), (+2,-2), (-2,+2), (+2,+2).
+    """
+    if num_candidates < 1:
+        raise ValueError(f"num_candidates must be at least 1, but got {num_candidates}")
+    rows = math.isqrt(num_candidates)
+    cols = math.ceil(num_candidates / rows)
+    xs = (torch.arange(cols, dtype=torch.float64) + 0.5) * (stride / cols) - stride / 2
+    ys = (torch.arange(rows, dtype=torch.float64) + 0.5) * (stride / rows) - stride / 2
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    layout = torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)
+    return layout[:num_candidates].float()
+
+
+@functools.lru_cache(maxsize=64)
+def cell_centres(
+    feat_h: int, feat_w: int, num_candidates: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """Centres of every candidate's cell in input pixels, shape (feat_h * feat_w * N, 2).
+
+    Order: cells row-major (row i, then column j), then candidate k, the same order as the heads'
+    flattened outputs. Cached per (size, N, device, dtype); callers must not modify the result.
+    """
+    ys = (torch.arange(feat_h, device=device, dtype=dtype) + 0.5) * STRIDE
+    xs = (torch.arange(feat_w, device=device, dtype=dtype) + 0.5) * STRIDE
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    centres = torch.stack([grid_x, grid_y], dim=-1).reshape(-1, 1, 2)
+    return centres.expand(-1, num_candidates, 2).reshape(-1, 2)
+
+
+class Neck(nn.Module):
+    """Small FPN: 1x1 lateral convs on C4 and C5, C5 upsampled x2 and added, then a 3x3 conv."""
+
+    def __init__(self, channels: int = NECK_CHANNELS) -> None:
+        super().__init__()
+        self.lateral4 = nn.Conv2d(512, channels, kernel_size=1)
+        self.lateral5 = nn.Conv2d(512, channels, kernel_size=1)
+        self.smooth = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+
+    def forward(self, c4: torch.Tensor, c5: torch.Tensor) -> torch.Tensor:
+        top_down = F.interpolate(self.lateral5(c5), scale_factor=2.0, mode="nearest")
+        return self.smooth(self.lateral4(c4) + top_down)
+
+
+class Head(nn.Module):
+    """Two 3x3 conv + ReLU layers and a 3x3 output conv with ``out_channels`` channels."""
+
+    def __init__(self, out_channels: int, channels: int = NECK_CHANNELS) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for _ in range(2):
+            layers += [nn.Conv2d(channels, channels, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+        self.body = nn.Sequential(*layers)
+        self.output = nn.Conv2d(channels, out_channels, kernel_size=3, padding=1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.output(self.body(features))
+
+
+class P2PNet(nn.Module):
+    """Point-based crowd localization network (Song et al., ICCV 2021) at stride 8.
+
+    Args:
+        num_candidates: N, the number of candidate points each 8x8 cell proposes.
+        regression_scale: raw regression outputs times this are pixel offsets.
+    """
+
+    def __init__(
+        self, *, num_candidates: int = DEFAULT_NUM_CANDIDATES, regression_scale: float = REGRESSION_SCALE
+    ) -> None:
+        super().__init__()
+        if num_candidates < 1:
+            raise ValueError(f"num_candidates must be at least 1, but got {num_candidates}")
+        self.num_candidates = num_candidates
+        self.regression_scale = float(regression_scale)
+        self.backbone = vgg16(weights=None).features[:BACKBONE_LAYERS]
+        self.neck = Neck()
+        self.regression = Head(2 * num_candidates)
+        self.classification = Head(num_candidates)
+        # Start every candidate at its place in the cell layout: with the shift folded into the bias,
+        # the head's output stays "offset from the cell centre" exactly.
+        with torch.no_grad():
+            shift = candidate_layout(num_candidates).reshape(-1)
+            self.regression.output.bias.copy_(shift / self.regression_scale)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run the network.
+
+        Args:
+            images: (B, 3, H, W) normalised RGB, H and W multiples of 16.
+
+        Returns:
+            "logits": (B, M) confidence logit per candidate, M = H/8 * W/8 * N, float32;
+            "offsets": (B, M, 2) (dx, dy) in pixels from the candidate's cell centre, float32;
+            "points": (B, M, 2) (x, y) in input pixels, float32.
+            Candidates are ordered by cell, row-major, then by candidate index k.
+        """
+        batch, _, height, width = images.shape
+        if height % SIZE_DIVISOR or width % SIZE_DIVISOR:
+            raise ValueError(
+                f"input height and width must be multiples of {SIZE_DIVISOR}, but got {height}x{width}"
+            )
+        c4 = self.backbone[: C4_INDEX + 1](images)
+        c5 = self.backbone[C4_INDEX + 1 :](c4)
+        features = self.neck(c4, c5)
+        feat_h, feat_w = features.shape[-2:]
+        n = self.num_candidates
+        # Permute regression output from (B, 2N, h, w) to (B, h*w*N, 2): channel 2k is x, 2k+1 is y.
+        offsets = self.regression(features).float().permute(0, 2, 3, 1).reshape(batch, -1, 2)
+        offsets = offsets * self.regression_scale
+        # Permute classification output from (B, N, h, w) to (B, h*w*N).
+        logits = self.classification(features).float().permute(0, 2, 3, 1).reshape(batch, -1)
+        centres = cell_centres(feat_h, feat_w, n, offsets.device, offsets.dtype)
+        return {"logits": logits, "offsets": offsets, "points": centres + offsets}

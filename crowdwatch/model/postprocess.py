@@ -1,0 +1,69 @@
+"""Decoding P2PNet outputs into points in source-image pixels, one result per image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from crowdwatch.model.preprocess import InputGeometry
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """People found in one image.
+
+    ``points``: (K, 2) float32 (x, y) in source-image pixels (x = column); ``scores``: (K,) float32
+    in (threshold, 1].
+    """
+
+    points: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.points.ndim != 2 or self.points.shape[1] != 2:
+            raise ValueError(f"points must have shape (K, 2), but got {self.points.shape}")
+        if self.scores.shape != (self.points.shape[0],):
+            raise ValueError(
+                f"scores must have shape ({self.points.shape[0]},), but got {self.scores.shape}"
+            )
+
+    @property
+    def count(self) -> int:
+        return int(self.points.shape[0])
+
+
+def decode(
+    logits: torch.Tensor,
+    points: torch.Tensor,
+    geometries: Sequence[InputGeometry],
+    threshold: float,
+) -> list[Prediction]:
+    """Keep candidates with sigmoid(logit) > threshold and map them to source pixels.
+
+    Args:
+        logits: (B, M) candidate logits.
+        points: (B, M, 2) candidate (x, y) in network-input pixels.
+        geometries: one per image, from the preprocessor.
+        threshold: score threshold in [0, 1).
+
+    Candidates whose point falls in the padding (outside the resized image) are dropped: no head
+    lies outside the picture. Points are then divided by the resize scale, which undoes the resize
+    exactly in continuous pixel coordinates.
+    """
+    if logits.shape[0] != len(geometries):
+        raise ValueError(f"got {logits.shape[0]} outputs for {len(geometries)} images")
+    scores = torch.sigmoid(logits.float())
+    points = points.float()
+    results = []
+    for i, geo in enumerate(geometries):
+        h, w = geo.resized_hw
+        xy = points[i]
+        keep = (scores[i] > threshold) & (xy[:, 0] >= 0) & (xy[:, 0] <= w) & (xy[:, 1] >= 0) & (xy[:, 1] <= h)
+        kept = xy[keep].cpu().numpy().astype(np.float64)
+        kept[:, 0] /= geo.scale_x
+        kept[:, 1] /= geo.scale_y
+        results.append(Prediction(points=kept.astype(np.float32), scores=scores[i][keep].cpu().numpy()))
+    return results

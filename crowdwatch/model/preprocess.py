@@ -1,0 +1,126 @@
+"""Image preprocessing for P2PNet: colour order, optional resize, normalisation, padding, batching."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from crowdwatch.model.p2pnet import IMAGENET_MEAN, IMAGENET_STD, SIZE_DIVISOR
+
+
+@dataclass(frozen=True)
+class InputGeometry:
+    """How one source image was placed into the network input.
+
+    ``scale_x``/``scale_y`` map source pixels to input pixels (input = source * scale); the image
+    occupies the top-left ``resized_hw`` of the padded input.
+    """
+
+    source_hw: tuple[int, int]
+    resized_hw: tuple[int, int]
+
+    @property
+    def scale_x(self) -> float:
+        return self.resized_hw[1] / self.source_hw[1]
+
+    @property
+    def scale_y(self) -> float:
+        return self.resized_hw[0] / self.source_hw[0]
+
+
+def padded_size(height: int, width: int, divisor: int = SIZE_DIVISOR) -> tuple[int, int]:
+    """Smallest (H, W) at least as large as the input whose sides are multiples of ``divisor``."""
+    return -(-height // divisor) * divisor, -(-width // divisor) * divisor
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """A 3-channel uint8 BGR view of a grayscale (H, W), (H, W, 1), BGR or BGRA image."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, but got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, but got dtype {image.dtype}")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), but got {image.shape}")
+
+
+class Preprocessor:
+    """Turns a list of images of any sizes into one normalised, padded batch.
+
+    Args:
+        mean, std: per-channel RGB statistics for images scaled to [0, 1].
+        longest_side: if set, images whose longest side exceeds it are shrunk (aspect kept) so that
+            it equals this; smaller images are left alone. Points are mapped back by the decoder.
+        channel_order: "bgr" (OpenCV, the default) or "rgb" for the arrays passed in.
+    """
+
+    def __init__(
+        self,
+        *,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        longest_side: int | None = None,
+        channel_order: str = "bgr",
+    ) -> None:
+        if longest_side is not None and longest_side < SIZE_DIVISOR:
+            raise ValueError(f"longest_side must be at least {SIZE_DIVISOR}, but got {longest_side}")
+        if channel_order not in ("bgr", "rgb"):
+            raise ValueError(f"channel_order must be 'bgr' or 'rgb', but got {channel_order!r}")
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+        self.longest_side = longest_side
+        self.channel_order = channel_order
+
+    def geometry(self, height: int, width: int) -> InputGeometry:
+        """Where an image of this size lands in the network input under the resize policy."""
+        if height < 1 or width < 1:
+            raise ValueError(f"image must be at least 1x1, but got {height}x{width}")
+        resized = (height, width)
+        if self.longest_side is not None and max(height, width) > self.longest_side:
+            factor = self.longest_side / max(height, width)
+            resized = (max(1, round(height * factor)), max(1, round(width * factor)))
+        return InputGeometry(source_hw=(height, width), resized_hw=resized)
+
+    def __call__(
+        self, images: Sequence[np.ndarray], device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, list[InputGeometry]]:
+        """Batch ``images``.
+
+        Returns:
+            (B, 3, H, W) float32 tensor on ``device``: RGB, normalised, zero-padded (after
+            normalisation) at the bottom and right to the batch's largest size rounded up to a
+            multiple of 16; and one :class:`InputGeometry` per image.
+        """
+        if len(images) == 0:
+            raise ValueError("images must not be empty")
+        device = torch.device(device)
+        prepared, geometries = [], []
+        for image in images:
+            if self.channel_order == "rgb" and isinstance(image, np.ndarray) and image.ndim == 3:
+                image = image[..., ::-1]
+            bgr = as_bgr(np.ascontiguousarray(image))
+            geo = self.geometry(*bgr.shape[:2])
+            if geo.resized_hw != geo.source_hw:
+                bgr = cv2.resize(bgr, (geo.resized_hw[1], geo.resized_hw[0]), interpolation=cv2.INTER_AREA)
+            prepared.append(bgr)
+            geometries.append(geo)
+        height, width = padded_size(max(g.resized_hw[0] for g in geometries),
+                                    max(g.resized_hw[1] for g in geometries))
+        batch = torch.zeros((len(prepared), 3, height, width), dtype=torch.float32, device=device)
+        # Scale to [0, 1] and normalise in one multiply-add: x * (1 / (255 std)) - mean / std.
+        mul = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=device).view(3, 1, 1)
+        add = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=device).view(3, 1, 1)
+        for i, bgr in enumerate(prepared):
+            h, w = bgr.shape[:2]
+            # (H, W, 3) BGR uint8 -> (3, H, W) RGB float.
+            chw = torch.from_numpy(bgr).to(device).permute(2, 0, 1).flip(0).float()
+            batch[i, :, :h, :w] = chw * mul + add
+        return batch, geometries
