@@ -1,0 +1,74 @@
+"""What the worker publishes (:class:`Result`) and what every sink implements (:class:`Sink`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Result:
+    """The model's reading of one frame, handed from the worker to the sinks.
+
+    ``image`` is the source frame (BGR uint8), ``points`` (K, 2) float32 x, y in its pixels.
+    ``captured_at`` is wall-clock capture time (``time.time()``); ``latency_s`` is capture to
+    publication (monotonic clocks). ``zone_counts``/``zone_alerts`` follow the camera's zone order.
+    """
+
+    camera: str
+    index: int
+    captured_at: float
+    image: np.ndarray
+    points: np.ndarray
+    count: int
+    latency_s: float
+    zone_counts: dict[str, int] = field(default_factory=dict)
+    zone_alerts: dict[str, bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.points.ndim != 2 or self.points.shape[1] != 2:
+            raise ValueError(f"points must have shape (K, 2), but got shape {self.points.shape}")
+        if self.count < 0:
+            raise ValueError(f"count must be >= 0, but got {self.count}")
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """A destination for results. Called from one sink thread only, never from the inference thread.
+
+    ``write`` takes one result; ``tick`` is called at least every few hundred milliseconds, with or
+    without results, so a sink can flush what is due; ``close`` flushes everything and releases files.
+    """
+
+    def open(self) -> None: ...
+
+    def write(self, result: Result) -> None: ...
+
+    def tick(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SinkBase:
+    """Context-manager plumbing for sinks: ``with CsvSink(...) as sink: sink.write(r)``."""
+
+    def open(self) -> None:
+        """Acquire files; the default has nothing to acquire."""
+
+    def tick(self) -> None:
+        """Periodic housekeeping; the default has none."""
+
+    def close(self) -> None:
+        """Release files; the default has nothing to release."""
+
+    def __enter__(self) -> SinkBase:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,199 @@
+"""CSV sink: one row per processed frame, one file per UTC day, safe against kill -9.
+
+Rows are buffered in memory and written with one ``os.write`` per flush, followed by ``fsync``, at
+most ``flush_interval_s`` apart, so a crash loses at most the rows of the last interval. A row is
+never left half-written: a failed write is truncated back, and a trailing partial line left by a
+crash (power loss in the middle of a write) is cut off when the file is reopened. Restarts append to
+the day's file when its header matches; when the columns changed (zones edited), rows go to a new
+file ``counts-YYYY-MM-DD.N.csv`` rather than under a header that does not describe them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from crowdwatch.sinks.base import Result, SinkBase
+
+logger = logging.getLogger(__name__)
+
+FIXED_COLUMNS = ("time_utc", "camera", "frame", "count")
+LATENCY_COLUMN = "latency_s"
+#: How far back from the end of a file to look for the last complete line.
+_TAIL_CHUNK = 64 * 1024
+
+
+def utc_iso(timestamp: float) -> str:
+    """``2026-11-24T09:14:40.123Z`` for a ``time.time()`` value."""
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utc_day(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def header_columns(zone_ids: Sequence[str]) -> list[str]:
+    """Columns for a CSV whose cameras have the zones ``zone_ids`` (union over cameras, in order)."""
+    zone_columns = []
+    for zone_id in zone_ids:
+        zone_columns += [f"zone_{zone_id}", f"alert_{zone_id}"]
+    return [*FIXED_COLUMNS, *zone_columns, LATENCY_COLUMN]
+
+
+def repair_partial_line(path: Path) -> int:
+    """Cut off a trailing line that has no newline (a row cut by a crash); return bytes removed."""
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        end = size
+        while end > 0:
+            start = max(0, end - _TAIL_CHUNK)
+            f.seek(start)
+            chunk = f.read(end - start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            end = start
+        else:
+            keep = 0
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+        return size - keep
+
+
+def _first_line(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.readline()
+
+
+class CsvSink(SinkBase):
+    """Append rows to ``<directory>/<prefix>-YYYY-MM-DD[.N].csv`` (day of the frame's capture, UTC)."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        zone_ids: Sequence[str] = (),
+        *,
+        flush_interval_s: float = 1.0,
+        prefix: str = "counts",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if flush_interval_s <= 0:
+            raise ValueError(f"flush_interval_s must be > 0, but got {flush_interval_s}")
+        self.directory = Path(directory)
+        self.zone_ids = list(dict.fromkeys(zone_ids))
+        self.columns = header_columns(self.zone_ids)
+        self.flush_interval_s = flush_interval_s
+        self.prefix = prefix
+        self._clock = clock
+        self._header = self._format(self.columns).encode()
+        self._fd: int | None = None
+        self._day: str | None = None
+        self.path: Path | None = None
+        self._pending: list[str] = []
+        self._last_flush = clock()
+        self.rows_lost = 0
+
+    # -- Sink protocol -------------------------------------------------------------------------
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._open_day(utc_day(time.time()))
+
+    def write(self, result: Result) -> None:
+        day = utc_day(result.captured_at)
+        if self._day is None or day > self._day:  # never go back a day for a late row
+            self.flush()
+            self._open_day(day)
+        self._pending.append(self._format(self._row(result)))
+        self.tick()
+
+    def tick(self) -> None:
+        if self._pending and self._clock() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    # -- internals -----------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write every buffered row with one write and fsync; on failure cut the file back."""
+        self._last_flush = self._clock()
+        if not self._pending or self._fd is None:
+            return
+        data = "".join(self._pending).encode()
+        rows = len(self._pending)
+        self._pending.clear()
+        before = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as exc:
+            self.rows_lost += rows
+            logger.error("csv %s: lost %d rows: %s", self.path, rows, exc.strerror or exc)
+            try:
+                os.ftruncate(self._fd, before)
+            except OSError:
+                logger.exception("csv %s: could not cut back a partial write", self.path)
+
+    def _open_day(self, day: str) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for n in range(1000):
+            suffix = "" if n == 0 else f".{n}"
+            path = self.directory / f"{self.prefix}-{day}{suffix}.csv"
+            if path.exists():
+                removed = repair_partial_line(path)
+                if removed:
+                    logger.warning("csv %s: removed a partial last row (%d bytes)", path, removed)
+                if path.stat().st_size and _first_line(path) != self._header:
+                    continue  # other columns: leave that file alone
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if os.fstat(self._fd).st_size == 0:
+                os.write(self._fd, self._header)
+                os.fsync(self._fd)
+            self._day, self.path = day, path
+            logger.info("csv: writing rows to %s", path)
+            return
+        raise RuntimeError(f"csv: no usable file name for {day} in {self.directory}")
+
+    def _row(self, result: Result) -> list[object]:
+        zones: list[object] = []
+        for zone_id in self.zone_ids:
+            count = result.zone_counts.get(zone_id)
+            alert = result.zone_alerts.get(zone_id)
+            zones += ["" if count is None else count, "" if alert is None else int(alert)]
+        return [
+            utc_iso(result.captured_at),
+            result.camera,
+            result.index,
+            result.count,
+            *zones,
+            f"{result.latency_s:.4f}",
+        ]
+
+    @staticmethod
+    def _format(values: Sequence[object]) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(values)
+        return buffer.getvalue()
