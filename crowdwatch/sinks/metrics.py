@@ -179,6 +179,8 @@ class MetricsServer:
         return str(host), int(port)
 
     def start(self) -> MetricsServer:
+        if self._thread.is_alive():
+            return self
         self._thread.start()
         logger.info("metrics: serving /metrics and /healthz on http://%s:%d", *self.address)
         return self

@@ -1,0 +1,237 @@
+"""``crowdwatch run CONFIG``: cameras -> shared model -> CSV, overlays and Prometheus, until SIGTERM.
+
+Start-up order: config, model, sinks, metrics server, worker, readers (each opens in its own thread,
+so a camera that never comes up does not hold up the others), then READY=1 to systemd and the
+progress-gated watchdog pinger. On SIGTERM/SIGINT (or after ``--duration``): STOPPING=1, stop the
+readers, finish the frames already taken, flush and close the sinks, stop the metrics server, exit 0,
+all within :data:`STOP_BUDGET_S`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+from crowdwatch import __version__
+from crowdwatch.config import Config, load_config
+from crowdwatch.errors import CrowdwatchError
+from crowdwatch.secrets import RedactingFilter
+from crowdwatch.sinks.base import Sink
+from crowdwatch.sinks.csv import CsvSink
+from crowdwatch.sinks.metrics import MetricsServer, PipelineMetrics
+from crowdwatch.sinks.overlay import OverlaySink
+from crowdwatch.worker import Worker
+from crowdwatch.zones import CameraZones, zones_from_config
+
+logger = logging.getLogger(__name__)
+
+#: SIGTERM to exit: readers get this long, then the worker (in-flight batch, sinks) gets the rest.
+STOP_BUDGET_S = 9.0
+READER_STOP_S = 3.0
+#: How often a one-line status goes to the log and to systemd (STATUS=).
+STATUS_INTERVAL_S = 60.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crowdwatch run",
+        description="Run the pipeline on the cameras of a config file until SIGTERM/SIGINT: counts go "
+        "to CSV, overlay snapshots and Prometheus (/metrics, /healthz).",
+    )
+    parser.add_argument("config", type=Path, help="YAML config file (see configs/site.yaml)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="stop by itself after S seconds (demos, benchmarks)")
+    return parser
+
+
+def run_command(argv: list[str]) -> int:
+    """Entry point of ``crowdwatch run``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.duration is not None and args.duration <= 0:
+        raise CrowdwatchError("--duration must be > 0 seconds")
+    config = load_config(args.config)
+    with _redacted_logs(config):
+        return Pipeline(config).run(duration=args.duration)
+
+
+@contextlib.contextmanager
+def _redacted_logs(config: Config) -> Iterator[None]:
+    """Mask URL credentials and every substituted secret in every log line while running."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redactor = RedactingFilter(config.secrets)
+    handlers = list(root.handlers)
+    for handler in handlers:
+        handler.addFilter(redactor)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(redactor)
+
+
+class Pipeline:
+    """The running service for one :class:`~crowdwatch.config.Config`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self.registry = CollectorRegistry()
+        # Process metrics (resident memory, CPU) in the same registry: useful beside the pipeline's own.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.zones: dict[str, CameraZones] = {cam.id: zones_from_config(cam.zones) for cam in config.cameras}
+        self.metrics = PipelineMetrics(
+            self.registry,
+            {cam.id: cam.stale_after_s for cam in config.cameras},
+            {cam.id: [zone.id for zone in cam.zones] for cam in config.cameras},
+        )
+
+    def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        if signum is not None:
+            logger.info("received %s: stopping", signal.Signals(signum).name)
+        self.stop_event.set()
+
+    def run(self, duration: float | None = None) -> int:
+        from crowdwatch.model.predictor import Predictor
+        from crowdwatch.sources import CameraReader, stop_readers
+
+        cfg = self.config
+        previous = self._install_signal_handlers()
+        try:
+            if cfg.model.threads:
+                import torch
+
+                torch.set_num_threads(cfg.model.threads)
+            predictor = Predictor.from_checkpoint(
+                cfg.model.weights, device=cfg.model.device, precision=cfg.model.precision,
+                threshold=cfg.model.threshold, longest_side=cfg.model.longest_side,
+            )
+            self._set_build_info(predictor)
+            logger.info("model ready on %s (%s), %d camera(s)", predictor.device, predictor.precision, len(cfg.cameras))
+            with contextlib.ExitStack() as stack:
+                sinks = [stack.enter_context(sink) for sink in self._make_sinks()]
+                if cfg.metrics.enabled:
+                    stack.callback(self._metrics_server().stop)
+                wake = threading.Event()
+                readers = [CameraReader(cam, self.metrics, on_frame=wake) for cam in cfg.cameras]
+                worker = Worker(
+                    predictor, readers, sinks=sinks, events=self.metrics, zones=self.zones,
+                    max_batch=cfg.model.max_batch, max_wait_ms=cfg.model.max_wait_ms, wake=wake,
+                )
+                worker.start()
+                for reader in readers:
+                    try:
+                        reader.start()
+                    except Exception:
+                        logger.exception("%s: reader did not start", reader.camera.id)
+                notifier, pinger = self._notify_ready(worker)
+                try:
+                    self._wait(duration, readers, worker)
+                finally:
+                    self._shutdown(notifier, pinger, readers, worker, stop_readers)
+            logger.info("stopped cleanly")
+            return 0
+        finally:
+            self._restore_signal_handlers(previous)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _make_sinks(self) -> list[Sink]:
+        out = self.config.output
+        sinks: list[Sink] = []
+        if out.csv.enabled:
+            zone_ids = [zone.id for cam in self.config.cameras for zone in cam.zones]
+            sinks.append(CsvSink(out.dir, zone_ids, flush_interval_s=out.csv.flush_interval_s))
+        if out.snapshots.enabled or out.video.enabled:
+            fps = {cam.id: cam.fps or 5.0 for cam in self.config.cameras}
+            sinks.append(OverlaySink(
+                out.dir / "snapshots", interval_s=out.snapshots.interval_s, snapshots=out.snapshots.enabled,
+                video_directory=out.dir / "video" if out.video.enabled else None,
+                video_fps=lambda camera: fps.get(camera, 5.0),
+            ))
+        return sinks
+
+    def _metrics_server(self) -> MetricsServer:
+        address, port = self.config.metrics.address, self.config.metrics.port
+        try:
+            return MetricsServer(self.metrics, address, port).start()
+        except OSError as exc:
+            raise CrowdwatchError(
+                f"metrics: cannot listen on {address}:{port}: {exc.strerror or exc} (metrics.port in the config)"
+            ) from None
+
+    def _set_build_info(self, predictor: object) -> None:
+        import torch
+
+        self.metrics.set_build_info(
+            version=__version__, torch=torch.__version__,
+            device=str(getattr(predictor, "device", "?")), precision=str(getattr(predictor, "precision", "?")),
+        )
+
+    def _notify_ready(self, worker: Worker) -> tuple[object | None, object | None]:
+        try:
+            from crowdwatch.notify import Notifier, WatchdogPinger
+        except ImportError:
+            return None, None
+        notifier = Notifier.from_env()
+        notifier.ready()
+        pinger = WatchdogPinger(notifier, worker.last_progress_monotonic, self.config.systemd.watchdog_progress_s)
+        pinger.start()
+        return notifier, pinger
+
+    def _wait(self, duration: float | None, readers: list, worker: Worker) -> None:
+        started = time.monotonic()
+        next_status = started + STATUS_INTERVAL_S
+        while not self.stop_event.wait(0.2):
+            now = time.monotonic()
+            if duration is not None and now - started >= duration:
+                logger.info("--duration %.1f s reached: stopping", duration)
+                return
+            if readers and all(getattr(reader, "ended", False) for reader in readers):
+                logger.info("every camera is a file that has ended: stopping")
+                return
+            if now >= next_status:
+                next_status = now + STATUS_INTERVAL_S
+                logger.info("status: %s", self._status(readers))
+
+    def _status(self, readers: list) -> str:
+        value = self.registry.get_sample_value
+        parts = []
+        for reader in readers:
+            camera = reader.camera.id
+            processed = value("crowdwatch_frames_processed_total", {"camera": camera}) or 0
+            parts.append(f"{camera} {'up' if reader.up else 'DOWN'} {processed:.0f} frames")
+        return ", ".join(parts)
+
+    def _shutdown(self, notifier: object, pinger: object, readers: list, worker: Worker, stop_readers: object) -> None:
+        deadline = time.monotonic() + STOP_BUDGET_S
+        if notifier is not None:
+            notifier.stopping()  # type: ignore[attr-defined]
+        if pinger is not None:
+            pinger.stop()  # type: ignore[attr-defined]
+        if not stop_readers(readers, timeout=READER_STOP_S):  # type: ignore[operator]
+            logger.warning("some readers are still blocked in the capture library; not waiting for them")
+        if not worker.stop(timeout=max(0.5, deadline - time.monotonic() - 0.5)):
+            logger.warning("the worker did not finish within the stop budget; closing the sinks anyway")
+        if notifier is not None:
+            notifier.close()  # type: ignore[attr-defined]
+
+    def _install_signal_handlers(self) -> dict[int, object]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, object]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
