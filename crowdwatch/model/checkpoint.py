@@ -123,14 +123,19 @@ def read_checkpoint_file(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Weights only" in str(exc):
+        # A pickle that names a Python callable ("GLOBAL ...") is refused as unsafe; any other
+        # unpickling failure means the bytes are not a valid pickle at all.
+        if "GLOBAL" in str(exc):
             raise CheckpointError(
                 path,
                 "holds Python objects other than tensors and plain data; refusing to load it "
                 "(a checkpoint must never be able to run code)",
                 reason="unsafe",
             ) from None
-        raise CheckpointError(path, f"is corrupt ({_first_line(exc)})", reason="corrupt") from None
+        # torch's own text here suggests weights_only=False, advice a user must not be given.
+        raise CheckpointError(
+            path, "is truncated or corrupt and cannot be read (not a valid PyTorch file)", reason="corrupt"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise CheckpointError(
             path, f"is truncated or corrupt and cannot be read ({_first_line(exc)})", reason="corrupt"

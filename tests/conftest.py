@@ -1,0 +1,48 @@
+"""Shared fixtures: where the crowd data is, small model builders, and marker-driven skips."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("CROWDWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# Two cores shared by the test process and the subprocesses it starts: one thread each keeps
+# them from fighting.
+torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    no_cuda = pytest.mark.skip(reason="needs a CUDA GPU; none on this machine")
+    no_data = pytest.mark.skip(reason=f"needs the crowd data, not found at {SHARED_DATA}")
+    for item in items:
+        if "cuda" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(no_cuda)
+        if "data" in item.keywords and not SHARED_DATA.is_dir():
+            item.add_marker(no_data)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"needs the crowd data, not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def cli_env() -> dict[str, str]:
+    """Environment for `python -m crowdwatch` subprocesses: this checkout first on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
