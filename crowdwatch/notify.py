@@ -126,25 +126,27 @@ class WatchdogPinger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stale = False
+        self._since: float | None = None
 
     @property
     def active(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def fresh(self) -> bool:
-        """True when a frame was processed less than ``max_age_s`` ago."""
-        last = self.progress()
-        return last is not None and self._clock() - last < self.max_age_s
-
     def tick(self) -> bool:
-        """Ping once if progress is recent; returns whether it pinged."""
-        if self.fresh():
+        """Ping once if a frame was processed less than ``max_age_s`` ago; returns whether it pinged."""
+        now = self._clock()
+        last = self.progress()
+        if last is not None and now - last < self.max_age_s:
             if self._stale:
                 logger.info("pipeline progressing again: resuming systemd watchdog pings")
                 self._stale = False
             return self.notifier.watchdog()
-        if not self._stale:
-            logger.warning("no frame processed for %.1f s: withholding systemd watchdog pings", self.max_age_s)
+        # Before the first frame, count from the first tick so startup is not reported as a stall.
+        if self._since is None:
+            self._since = now
+        idle = now - (last if last is not None else self._since)
+        if idle >= self.max_age_s and not self._stale:
+            logger.warning("no frame processed for %.0f s: withholding systemd watchdog pings", idle)
             self._stale = True
         return False
 

@@ -3,7 +3,7 @@
 No Grafana server can run here; `grafana-foundation-sdk` parses the JSON into Grafana's typed models
 and serialises it back, so a key Grafana's schema does not know (a typo, a misplaced option) is lost in
 the round trip and the test fails. Whether each query returns data is checked against a real
-Prometheus in test_dashboard_live.py.
+Prometheus in test_systemd_live.py.
 """
 
 from __future__ import annotations

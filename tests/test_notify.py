@@ -126,3 +126,24 @@ def test_pinger_without_watchdog_env_does_not_start(monkeypatch, notify_socket):
     pinger.start()
     assert pinger.interval_s is None and not pinger.active
     pinger.stop()
+
+
+def test_tick_with_a_fake_clock_logs_each_stall_once(notify_socket, caplog):
+    sock, value = notify_socket
+    now, last = [100.0], [None]
+    pinger = WatchdogPinger(Notifier(value), lambda: last[0], max_age_s=10, interval_s=1, clock=lambda: now[0])
+    caplog.set_level("INFO", logger="crowdwatch.notify")
+
+    def stalls() -> list[str]:
+        return [r.message for r in caplog.records if r.levelname == "WARNING"]
+
+    assert pinger.tick() is False and stalls() == []  # startup: no frame yet, not a stall
+    now[0] = 111.0
+    assert pinger.tick() is False and pinger.tick() is False
+    assert stalls() == ["no frame processed for 11 s: withholding systemd watchdog pings"]
+    last[0] = 110.5
+    assert pinger.tick() is True
+    now[0] = 125.0
+    assert pinger.tick() is False
+    assert stalls()[-1] == "no frame processed for 14 s: withholding systemd watchdog pings"
+    assert _recv_all(sock, 0.2) == ["WATCHDOG=1"]
