@@ -341,6 +341,8 @@ def _pydantic_errors(exc: ValidationError, secrets: SecretValues) -> list[tuple[
             message = "unknown key (not allowed here; check the spelling)"
         elif err["type"] == "missing":
             message = "required key is missing"
+        elif err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+            message = "expected a mapping (key: value pairs)"
         elif err["type"] == "string_pattern_mismatch":
             message = _PATTERN_HELP.get(str(loc[-1]) if loc else "", message)
         out.append((_key_path(loc), secrets.scrub(message)))
