@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import signal
 import threading
@@ -23,7 +24,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from crowdwatch import __version__
 from crowdwatch.config import Config, load_config
-from crowdwatch.errors import CrowdwatchError
+from crowdwatch.errors import CrowdwatchError, UsageError
 from crowdwatch.secrets import RedactingFilter
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
@@ -57,7 +58,7 @@ def run_command(argv: list[str]) -> int:
     """Entry point of ``crowdwatch run``; returns the exit code."""
     args = build_parser().parse_args(argv)
     if args.duration is not None and args.duration <= 0:
-        raise CrowdwatchError("--duration must be > 0 seconds")
+        raise UsageError("--duration must be > 0 seconds")
     config = load_config(args.config)
     with _redacted_logs(config):
         return Pipeline(config).run(duration=args.duration)
@@ -223,8 +224,20 @@ class Pipeline:
             logger.warning("some readers are still blocked in the capture library; not waiting for them")
         if not worker.stop(timeout=max(0.5, deadline - time.monotonic() - 0.5)):
             logger.warning("the worker did not finish within the stop budget; closing the sinks anyway")
+        logger.info("final counts: %s", json.dumps(self._final_counts(readers)))
         if notifier is not None:
             notifier.close()  # type: ignore[attr-defined]
+
+    def _final_counts(self, readers: list) -> dict[str, dict[str, int]]:
+        """Per camera: frames processed and results dropped on sink overload (CSV rows = the difference)."""
+        value = self.registry.get_sample_value
+        out = {}
+        for reader in readers:
+            camera = reader.camera.id
+            processed = value("crowdwatch_frames_processed_total", {"camera": camera}) or 0
+            overload = value("crowdwatch_frames_dropped_total", {"camera": camera, "reason": "sink_overload"}) or 0
+            out[camera] = {"processed": int(processed), "sink_overload": int(overload)}
+        return out
 
     def _install_signal_handlers(self) -> dict[int, object]:
         if threading.current_thread() is not threading.main_thread():
