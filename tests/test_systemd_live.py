@@ -246,6 +246,21 @@ def test_every_dashboard_query_returns_series(service):
     assert _prom_query(port, 'rate(crowdwatch_frames_processed_total{camera="lobby"}[10s]) > 0')
 
 
+def test_prometheus_evaluates_the_alert_rules_without_error(service):
+    url = f"http://127.0.0.1:{service['prom_port']}/api/v1/rules"
+    deadline = time.monotonic() + 20
+    while True:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            rules = [r for g in json.load(response)["data"]["groups"] for r in g["rules"]]
+        evaluated = bool(rules) and all(not r["lastEvaluation"].startswith("0001") for r in rules)
+        if evaluated or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(rules) == 5 and {r["health"] for r in rules} == {"ok"}, rules
+    firing = {r["name"] for r in rules if r["state"] == "firing"}
+    assert not firing & {"CrowdwatchDown", "CrowdwatchCameraDown"}
+
+
 def test_metrics_exposition_passes_promtool_and_hides_the_password(service):
     with urllib.request.urlopen(f"http://127.0.0.1:{service['metrics_port']}/metrics", timeout=5) as r:
         body = r.read()
