@@ -125,3 +125,20 @@ def test_template_hardening_matches_service():
     assert [line for line in template if "%i" not in line] == [
         line for line in single if line.split("=")[0] not in {l.split("=")[0] for l in per_instance}
     ]
+
+
+@pytest.mark.xfail(
+    reason="configs/site.yaml (issue 3a) references ${credential:entrance-password}; under the unit it must "
+    "be ${credential:camera_entrance} (file /etc/crowdwatch/credentials/entrance). Remove this mark once fixed.",
+    strict=False,
+)
+def test_example_config_credentials_are_what_the_unit_loads():
+    """LoadCredential=camera:/etc/crowdwatch/credentials loads each file F there as credential camera_F;
+    the example config must reference its camera passwords by those names."""
+    (spec,) = _settings(SYSTEMD_DIR / "crowdwatch.service")["LoadCredential"]
+    prefix, _, directory = spec.partition(":")
+    assert directory == "/etc/crowdwatch/credentials"
+    example = Path(__file__).resolve().parents[1] / "configs" / "site.yaml"
+    names = re.findall(r"\$\{credential:([^}]*)\}", example.read_text())
+    assert names, "configs/site.yaml should show a camera password as ${credential:...}"
+    assert [n for n in names if not n.startswith(prefix + "_")] == []
