@@ -372,6 +372,8 @@ class CameraReader:
                     break
                 except SourceError as exc:
                     failures += 1
+                    # the first failure of a streak is a warning, the repeats only debug noise
+                    logger.log(logging.WARNING if failures == 1 else logging.DEBUG, "%s", exc)
                     self._set_up(False, str(exc))
                     continue
                 outcome, frames = self._read_session(capture)

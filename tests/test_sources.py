@@ -304,7 +304,7 @@ def test_a_host_that_never_answers_does_not_delay_another_camera(
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         dead = camera(f"rtsp://127.0.0.1:{silent.getsockname()[1]}/x", open_timeout_s=3.0,
-                      reconnect={"initial_s": 0.1, "max_s": 0.1, "jitter": 0.0})
+                      read_timeout_s=3.0, reconnect={"initial_s": 0.1, "max_s": 0.1, "jitter": 0.0})
         dead_reader = run_reader(readers, dead.model_copy(update={"id": "dead"}))
         time.sleep(0.2)  # the dead camera is now inside its 3 s open attempt
         good_reader = run_reader(readers, camera(rtsp_server.url("/live"), fps=None))
