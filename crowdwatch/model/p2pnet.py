@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchvision.models import vgg16
+from torchvision.models.vgg import cfgs, make_layers
 
 #: Feature stride of the point grid: one cell per 8x8 input pixels.
 STRIDE = 8
@@ -68,6 +68,17 @@ def cell_centres(
     return centres.expand(-1, num_candidates, 2).reshape(-1, 2)
 
 
+def build_backbone() -> nn.Sequential:
+    """torchvision's ``vgg16().features[0:30]`` with VGG's own initialisation, built without the
+    classifier (vgg16() would allocate and initialise ~120 M classifier weights only to drop them)."""
+    features = make_layers(cfgs["D"], batch_norm=False)[:BACKBONE_LAYERS]
+    for module in features.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return features
+
+
 class Neck(nn.Module):
     """Small FPN: 1x1 lateral convs on C4 and C5, C5 upsampled x2 and added, then a 3x3 conv."""
 
@@ -113,7 +124,7 @@ class P2PNet(nn.Module):
             raise ValueError(f"num_candidates must be at least 1, but got {num_candidates}")
         self.num_candidates = num_candidates
         self.regression_scale = float(regression_scale)
-        self.backbone = vgg16(weights=None).features[:BACKBONE_LAYERS]
+        self.backbone = build_backbone()
         self.neck = Neck()
         self.regression = Head(2 * num_candidates)
         self.classification = Head(num_candidates)
