@@ -114,6 +114,17 @@ def test_service_contract():
     assert {"char-nvidia* rw", "char-drm rw"} <= set(s["DeviceAllow"])
 
 
+def test_supplementary_groups_exist_on_every_systemd_box():
+    """A missing group stops the unit from starting (status=216/GROUP): only use groups that systemd
+    itself creates (sysusers.d/basic.conf), not udev- or driver-created ones such as render."""
+    basic = Path("/usr/lib/sysusers.d/basic.conf")
+    if not basic.exists():
+        pytest.skip("no /usr/lib/sysusers.d/basic.conf here")
+    always = {line.split()[1] for line in basic.read_text().splitlines() if line.startswith("g ")}
+    groups = {g for value in _settings(SYSTEMD_DIR / "crowdwatch.service")["SupplementaryGroups"] for g in value.split()}
+    assert groups and groups <= always, groups - always
+
+
 def test_template_hardening_matches_service():
     """crowdwatch@.service differs from crowdwatch.service only in per-instance lines."""
     single = _unit_lines(SYSTEMD_DIR / "crowdwatch.service")
