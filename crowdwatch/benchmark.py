@@ -1,0 +1,199 @@
+"""``crowdwatch benchmark``: frames/s and peak memory of the model, naive path vs crowdwatch's path.
+
+Each (path, resolution) runs in a fresh subprocess, so that its peak resident memory is its own.
+
+- naive: how the published inference script runs the model: fp32, NCHW, one frame at a time,
+  autograd left on (no ``inference_mode``/``no_grad``).
+- crowdwatch: the Predictor as the pipeline uses it: ``precision=auto`` (bf16 autocast on CPUs with
+  native bf16), channels_last, ``inference_mode``, batches of ``--batch`` frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+RESOLUTIONS = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+
+
+def conv_flops(net: torch.nn.Module, height: int, width: int) -> float:
+    """Multiply-adds x 2 of every convolution for one (height, width) input (padded to 16)."""
+    flops = 0.0
+
+    def hook(module: torch.nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        nonlocal flops
+        k = module.kernel_size[0] * module.kernel_size[1]
+        flops += 2.0 * module.in_channels * module.out_channels * k * output.shape[-2] * output.shape[-1]
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    h16, w16 = -(-height // 16) * 16, -(-width // 16) * 16
+    with torch.inference_mode():
+        net(torch.zeros(1, 3, h16, w16))
+    for handle in handles:
+        handle.remove()
+    return flops
+
+
+def measured_bf16_peak(trials: int = 5, seconds: float = 1.0) -> float:
+    """FLOP/s of a large bf16 matrix product on this CPU, best of several trials (what oneDNN
+    reaches at best; the best trial is the one least disturbed by other load)."""
+    size = 2048
+    a = torch.randn(size, size, dtype=torch.bfloat16)
+    b = torch.randn(size, size, dtype=torch.bfloat16)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(trials):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            torch.mm(a, b)
+            n += 1
+        best = max(best, n * 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def current_rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def test_frame(height: int, width: int) -> np.ndarray:
+    """A real crowd frame if the shared data is beside the checkout, else a textured synthetic one."""
+    import cv2
+
+    candidate = Path(__file__).resolve().parents[2] / "shared/data/mall/train/seq_000001.jpg"
+    image = cv2.imread(str(candidate)) if candidate.exists() else None
+    if image is None:
+        rng = np.random.default_rng(0)
+        image = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (7, 7), 0)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _load(weights: str | None):
+    from crowdwatch.model import P2PNet
+    from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint
+    from crowdwatch.model.predictor import DEFAULT_WEIGHTS
+
+    path = weights or (str(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.exists() else None)
+    if path:
+        return load_checkpoint(path)
+    torch.manual_seed(0)
+    net = P2PNet().eval()
+    with torch.no_grad():  # spread the logits so counts are not decided by rounding noise
+        net.classification.output.weight.mul_(20.0)
+    return net, CheckpointMeta(num_candidates=4)
+
+
+def _worker(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    from crowdwatch.model import Predictor, decode
+    from crowdwatch.model.preprocess import Preprocessor
+
+    height, width = RESOLUTIONS[args.resolution]
+    frame = test_frame(height, width)
+    net, meta = _load(args.weights)
+    counts: list[int] = []
+    if args.path == "naive":
+        net = net.float().eval()
+        pre = Preprocessor(mean=meta.mean, std=meta.std)
+
+        def step() -> None:
+            batch, geos = pre([frame])  # one frame at a time, NCHW float32, autograd on
+            out = net(batch)
+            counts.append(decode(out["logits"].detach(), out["points"].detach(), geos, meta.default_threshold)[0].count)
+        frames_per_step = 1
+        precision = "fp32"
+    else:
+        predictor = Predictor(net, meta, device="cpu", precision=args.precision)
+        frames = [frame] * args.batch
+
+        def step() -> None:
+            counts.append(predictor.predict(frames)[0].count)
+        frames_per_step = args.batch
+        precision = predictor.precision
+    baseline_rss = current_rss_mib()  # torch, OpenCV and the loaded weights
+    step()  # warm-up: kernel selection, allocator growth
+    times = []
+    for _ in range(args.iters):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    per_step = float(np.median(times))
+    result = {
+        "path": args.path, "resolution": args.resolution, "precision": precision, "batch": frames_per_step,
+        "fps": frames_per_step / per_step, "seconds_per_frame": per_step / frames_per_step,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "loaded_rss_mib": baseline_rss,
+        "count": counts[-1], "flops_per_frame": conv_flops(net.float(), height, width),
+    }
+    print(json.dumps(result))
+
+
+def _mem(row: dict) -> str:
+    return f"{row['peak_rss_mib']:.0f} (+{row['peak_rss_mib'] - row['loaded_rss_mib']:.0f})"
+
+
+def benchmark_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="crowdwatch benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS))
+    parser.add_argument("--iters", type=int, default=3, help="timed steps per measurement (median kept)")
+    parser.add_argument("--batch", type=int, default=4, help="frames per batch on crowdwatch's path")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--weights", default=None, help="checkpoint (default: packaged, else random)")
+    parser.add_argument("--json", type=Path, default=None, help="also write all figures to this file")
+    parser.add_argument("--worker", choices=["naive", "crowdwatch"], help=argparse.SUPPRESS)
+    parser.add_argument("--resolution", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.path = args.worker
+        _worker(args)
+        return 0
+    torch.set_num_threads(args.threads)
+    peak = measured_bf16_peak()
+    print(f"# {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}")
+    print(f"# measured bf16 GEMM peak: {peak / 1e9:.0f} GFLOP/s")
+    rows = []
+    for res in args.resolutions:
+        for path in ("naive", "crowdwatch"):
+            cmd = [sys.executable, "-m", "crowdwatch", "benchmark", "--worker", path, "--resolution", res,
+                   "--iters", str(args.iters), "--batch", str(args.batch), "--precision", args.precision,
+                   "--threads", str(args.threads)]
+            if args.weights:
+                cmd += ["--weights", args.weights]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                print(proc.stderr, file=sys.stderr)
+                return 1
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            r = rows[-1]
+            print(f"{res:>10} {path:>10} {r['precision']:>5} batch {r['batch']}: {r['fps']:7.3f} frames/s, "
+                  f"peak RSS {r['peak_rss_mib']:7.0f} MiB, count {r['count']}", flush=True)
+    print()
+    print("MiB = peak RSS of the process; in brackets the part above the loaded model (torch alone "
+          "takes ~540 MiB)")
+    print(f"{'resolution':>10} | {'naive f/s':>9} | {'cw f/s':>8} | {'speed-up':>8} | {'naive MiB':>14} | "
+          f"{'cw MiB':>14} | {'counts':>11} | cw GFLOP/s (% of bf16 peak)")
+    for res in args.resolutions:
+        a = next(r for r in rows if r["resolution"] == res and r["path"] == "naive")
+        b = next(r for r in rows if r["resolution"] == res and r["path"] == "crowdwatch")
+        achieved = b["flops_per_frame"] * b["fps"]
+        print(f"{res:>10} | {a['fps']:9.3f} | {b['fps']:8.3f} | {b['fps'] / a['fps']:7.2f}x | "
+              f"{_mem(a):>14} | {_mem(b):>14} | {a['count']:>5}/{b['count']:<5} | "
+              f"{achieved / 1e9:.0f} ({100 * achieved / peak:.0f}%)")
+    if args.json:
+        args.json.write_text(json.dumps({"bf16_peak_flops": peak, "rows": rows}, indent=1))
+    return 0

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Set crowdwatch up on a fresh Debian/Ubuntu machine (Python 3.11+) and run one of:
+#   scripts/bootstrap.sh demo        the pipeline on a built-in synthetic clip (no camera, no internet)
+#   scripts/bootstrap.sh test [ARGS] the whole test suite (ARGS go to pytest)
+# As root, `test` also installs the system packages the tests use (GStreamer's RTSP server, ffmpeg,
+# Prometheus/promtool, systemd-analyze); without root, those tests skip with a reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-}
+shift || true
+case "$mode" in
+  demo|test) ;;
+  *) echo "usage: scripts/bootstrap.sh demo | test [pytest args...]" >&2; exit 2 ;;
+esac
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+APT_TEST_PACKAGES=(
+  ffmpeg                                   # H.264 test clips (libx264)
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0  # RTSP test server
+  prometheus                               # prometheus + promtool for the scrape/alert tests
+  systemd                                  # systemd-analyze verify/security for the unit tests
+)
+
+say() { printf '\n==> %s\n' "$*"; }
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "crowdwatch needs Python 3.11 or newer as '$PYTHON' (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  packages=()
+  "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+  [ "$mode" = test ] && packages+=("${APT_TEST_PACKAGES[@]}")
+  if [ ${#packages[@]} -gt 0 ]; then
+    missing=()
+    for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+      say "installing system packages: ${missing[*]}"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+  fi
+elif [ "$mode" = test ]; then
+  echo "note: not root, so system packages are not installed; tests that need them will skip" >&2
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+say "installing crowdwatch and its dependencies into $VENV (torch is large: a few minutes the first time)"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+if [ "$mode" = test ]; then
+  "$VENV/bin/python" -m pip install -q -e ".[test]"
+else
+  "$VENV/bin/python" -m pip install -q -e .
+fi
+
+if [ "$mode" = demo ]; then
+  say "running the demo: crowdwatch run configs/demo.yaml (30 s)"
+  "$VENV/bin/crowdwatch" run configs/demo.yaml --duration "${DEMO_SECONDS:-30}"
+  say "demo outputs are in demo-output/: counts-*.csv, snapshots/*.jpg"
+  ls -l demo-output demo-output/snapshots 2>/dev/null || true
+else
+  say "running the test suite"
+  # pytest exits 5 when it collects nothing: that is a failure here too.
+  exec "$VENV/bin/python" -m pytest -q "$@"
+fi
