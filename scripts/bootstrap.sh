@@ -62,10 +62,12 @@ else
 fi
 
 if [ "$mode" = demo ]; then
-  say "running the demo: crowdwatch run configs/demo.yaml (30 s)"
+  say "making the synthetic demo clip (configs/demo/demo.mp4)"
+  "$VENV/bin/python" -m crowdwatch.demo
+  say "running the demo: crowdwatch run configs/demo.yaml for ${DEMO_SECONDS:-30} s (metrics on http://127.0.0.1:9108/metrics)"
   "$VENV/bin/crowdwatch" run configs/demo.yaml --duration "${DEMO_SECONDS:-30}"
-  say "demo outputs are in demo-output/: counts-*.csv, snapshots/*.jpg"
-  ls -l demo-output demo-output/snapshots 2>/dev/null || true
+  say "demo outputs (runs/demo): per-frame counts in CSV, latest annotated snapshot per camera"
+  ls -l runs/demo runs/demo/* 2>/dev/null || true
 else
   say "running the test suite"
   # pytest exits 5 when it collects nothing: that is a failure here too.
