@@ -20,8 +20,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo
-from pydantic import field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from crowdwatch.errors import UsageError
 from crowdwatch.secrets import SecretReferenceError, SecretUrl, SecretValues, mask_url, substitute
@@ -71,10 +79,16 @@ class ModelSettings(_Section):
     weights: Path | None = Field(None, description="P2PNet weights file; null = the packaged weights")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="inference precision")
     device: str = Field("auto", pattern=_DEVICE.pattern, description="auto, cpu, cuda or cuda:N")
-    threshold: float | None = Field(None, gt=0, lt=1, description="point confidence threshold; null = model's")
-    longest_side: int | None = Field(None, ge=16, le=8192, description="resize frames so the longest side fits")
+    threshold: float | None = Field(
+        None, gt=0, lt=1, description="point confidence threshold; null = model's"
+    )
+    longest_side: int | None = Field(
+        None, ge=16, le=8192, description="resize frames so the longest side fits"
+    )
     max_batch: int = Field(4, ge=1, le=256, description="most frames per inference batch")
-    max_wait_ms: float = Field(50.0, ge=0, le=10_000, description="longest a frame waits for its batch to fill")
+    max_wait_ms: float = Field(
+        50.0, ge=0, le=10_000, description="longest a frame waits for its batch to fill"
+    )
     threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads; null = torch's default")
 
     _abs_weights = field_validator("weights")(_resolve_path)
@@ -83,7 +97,9 @@ class ModelSettings(_Section):
 class ReconnectSettings(_Section):
     initial_s: float = Field(1.0, gt=0, le=3600, description="first wait before reconnecting")
     max_s: float = Field(30.0, gt=0, le=3600, description="cap of the exponential backoff")
-    jitter: float = Field(0.2, ge=0, le=1, description="each wait is shortened by up to this fraction, at random")
+    jitter: float = Field(
+        0.2, ge=0, le=1, description="each wait is shortened by up to this fraction, at random"
+    )
 
     @model_validator(mode="after")
     def _cap_above_initial(self) -> ReconnectSettings:
@@ -100,7 +116,9 @@ class CameraSettings(_Section):
     )
     open_timeout_s: float = Field(5.0, gt=0, le=120, description="longest a connection attempt may take")
     read_timeout_s: float = Field(5.0, gt=0, le=120, description="longest one read may block")
-    stale_after_s: float = Field(10.0, gt=0, le=3600, description="camera is down when no frame came for this long")
+    stale_after_s: float = Field(
+        10.0, gt=0, le=3600, description="camera is down when no frame came for this long"
+    )
     reconnect: ReconnectSettings = Field(default_factory=ReconnectSettings)
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTP transport for rtsp:// cameras")
     loop: bool = Field(False, description="video files only: start again at the end instead of stopping")
@@ -128,7 +146,9 @@ class ZoneConfig(_Section):
     @field_validator("polygon")
     @classmethod
     def _has_area(cls, polygon: list[list[float]]) -> list[list[float]]:
-        area2 = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1]))
+        area2 = sum(
+            x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1], strict=True)
+        )
         if math.isclose(area2, 0.0, abs_tol=1e-9):
             raise ValueError("polygon has zero area (points on one line?)")
         return polygon
@@ -138,9 +158,7 @@ class CameraConfig(CameraSettings):
     """One camera's effective config: its own keys merged over ``defaults``."""
 
     id: Slug
-    url: int | SecretUrl = Field(
-        description="rtsp://..., a video file path, or a device index (int)"
-    )
+    url: int | SecretUrl = Field(description="rtsp://..., a video file path, or a device index (int)")
     zones: list[ZoneConfig] = Field(default_factory=list)
 
     @field_validator("url", mode="before")
@@ -158,7 +176,9 @@ class CameraConfig(CameraSettings):
             raise ValueError("URL is empty or has leading or trailing spaces")
         if url.scheme:
             if url.scheme not in STREAM_SCHEMES:
-                raise ValueError(f"unsupported scheme {url.scheme!r}: expected rtsp://, a file path or a device index")
+                raise ValueError(
+                    f"unsupported scheme {url.scheme!r}: expected rtsp://, a file path or a device index"
+                )
             host = text.split("://", 1)[1].rsplit("@", 1)[-1]
             if not host or host[0] in "/:?#":
                 raise ValueError(f"{url.scheme}:// URL has no host")
@@ -192,7 +212,11 @@ class VideoSettings(_Section):
 
 
 class OutputSettings(_Section):
-    dir: Path = Field(Path("output"), validate_default=True, description="folder for CSV, snapshots and videos; relative = next to the config file")
+    dir: Path = Field(
+        Path("output"),
+        validate_default=True,
+        description="folder for CSV, snapshots and videos; relative = next to the config file",
+    )
     csv: CsvSettings = Field(default_factory=CsvSettings)
     snapshots: SnapshotSettings = Field(default_factory=SnapshotSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
@@ -284,9 +308,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 mark = key_node.start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -317,7 +339,9 @@ def _key_path(loc: Sequence[str | int]) -> str:
     return out
 
 
-def _substitute_all(node: Any, loc: tuple[str | int, ...], secrets: SecretValues, errors: list[tuple[str, str]]) -> Any:
+def _substitute_all(
+    node: Any, loc: tuple[str | int, ...], secrets: SecretValues, errors: list[tuple[str, str]]
+) -> Any:
     if isinstance(node, str):
         try:
             return substitute(node, secrets)
@@ -352,7 +376,11 @@ def _pydantic_errors(exc: ValidationError, secrets: SecretValues) -> list[tuple[
 def _ids(items: Any) -> list[tuple[int, str]]:
     if not isinstance(items, list):
         return []
-    return [(i, item["id"]) for i, item in enumerate(items) if isinstance(item, dict) and isinstance(item.get("id"), str)]
+    return [
+        (i, item["id"])
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and isinstance(item.get("id"), str)
+    ]
 
 
 def _duplicate_ids(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -362,24 +390,35 @@ def _duplicate_ids(data: dict[str, Any]) -> list[tuple[str, str]]:
     seen: dict[str, int] = {}
     for i, camera_id in _ids(data.get("cameras")):
         if camera_id in seen:
-            errors.append((f"cameras[{i}].id", f"duplicate camera id {camera_id!r} (also cameras[{seen[camera_id]}])"))
+            errors.append(
+                (f"cameras[{i}].id", f"duplicate camera id {camera_id!r} (also cameras[{seen[camera_id]}])")
+            )
         seen.setdefault(camera_id, i)
         zones_seen: dict[str, int] = {}
         for j, zone_id in _ids(data["cameras"][i].get("zones")):
             if zone_id in zones_seen:
-                errors.append((f"cameras[{i}].zones[{j}].id", f"duplicate zone id {zone_id!r} in camera {camera_id!r}"))
+                errors.append(
+                    (f"cameras[{i}].zones[{j}].id", f"duplicate zone id {zone_id!r} in camera {camera_id!r}")
+                )
             zones_seen.setdefault(zone_id, j)
     return errors
 
 
 def load_config(path: str | Path) -> Config:
-    """Load, substitute secrets, merge defaults and validate; raise :class:`ConfigError` listing every problem."""
+    """Load, substitute secrets, merge defaults and validate.
+
+    Raises :class:`ConfigError` listing every problem, each with its key path.
+    """
     path = Path(path)
     raw = _read_yaml(path)
     if raw is None:
-        raise ConfigError(path, [("", "the file is empty: expected a mapping with at least a 'cameras' list")])
+        raise ConfigError(
+            path, [("", "the file is empty: expected a mapping with at least a 'cameras' list")]
+        )
     if not isinstance(raw, dict):
-        raise ConfigError(path, [("", f"expected a mapping of sections at the top level, got a {type(raw).__name__}")])
+        raise ConfigError(
+            path, [("", f"expected a mapping of sections at the top level, got a {type(raw).__name__}")]
+        )
     secrets = SecretValues()
     errors: list[tuple[str, str]] = []
     data = _substitute_all(raw, (), secrets, errors)
@@ -404,7 +443,8 @@ def _summary(config: Config) -> list[str]:
     lines = [f"{config.source}: OK, {len(config.cameras)} camera(s)"]
     for camera in config.cameras:
         rate = "every frame" if camera.fps is None else f"{camera.fps:g} fps"
-        lines.append(f"  {camera.id}: {camera.kind} {mask_url(camera.display_url)} ({rate}, {len(camera.zones)} zone(s))")
+        zones = f"{len(camera.zones)} zone(s)"
+        lines.append(f"  {camera.id}: {camera.kind} {mask_url(camera.display_url)} ({rate}, {zones})")
         if camera.kind == "file" and not Path(camera.url.reveal()).is_file():  # type: ignore[union-attr]
             lines.append(f"    warning: {camera.id}: file does not exist (yet)")
     lines.append(f"  output: {config.output.dir}")
@@ -414,7 +454,8 @@ def _summary(config: Config) -> list[str]:
 
 
 def check_config_command(argv: list[str]) -> int:
-    """``crowdwatch check-config FILE``: 0 when valid (prints a summary), 2 when invalid (prints each error)."""
+    """``crowdwatch check-config FILE``: exit 0 when valid (prints a summary with masked URLs), 2 when
+    invalid (prints each error with its key path on stderr)."""
     parser = argparse.ArgumentParser(
         prog="crowdwatch check-config",
         description="Validate a crowdwatch config file: print each error with its key path (exit 2), "

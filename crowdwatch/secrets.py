@@ -88,7 +88,9 @@ def _resolve_reference(kind: str, name: str, environ: dict[str, str] | os._Envir
         if not _ENV_NAME.match(name):
             raise SecretReferenceError(f"${{env:{name}}}: not a valid environment variable name")
         if name not in environ:
-            raise SecretReferenceError(f"environment variable {name} is not set (referenced as ${{env:{name}}})")
+            raise SecretReferenceError(
+                f"environment variable {name} is not set (referenced as ${{env:{name}}})"
+            )
         return environ[name]
     if kind == "credential":
         if not _CREDENTIAL_NAME.match(name) or ".." in name:
@@ -104,11 +106,11 @@ def _resolve_reference(kind: str, name: str, environ: dict[str, str] | os._Envir
         except FileNotFoundError:
             raise SecretReferenceError(f"credential {name} not found in $CREDENTIALS_DIRECTORY") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise SecretReferenceError(
-                f"credential {name} cannot be read ({type(exc).__name__})"
-            ) from None
+            raise SecretReferenceError(f"credential {name} cannot be read ({type(exc).__name__})") from None
         return text.rstrip("\r\n")
-    raise SecretReferenceError(f"unknown reference kind {kind!r}: expected ${{env:NAME}} or ${{credential:NAME}}")
+    raise SecretReferenceError(
+        f"unknown reference kind {kind!r}: expected ${{env:NAME}} or ${{credential:NAME}}"
+    )
 
 
 def substitute(
@@ -173,7 +175,9 @@ class SecretUrl:
         return (SecretUrl, (self._value,))
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
         from_str = core_schema.no_info_after_validator_function(cls, core_schema.str_schema(min_length=1))
         return core_schema.json_or_python_schema(
             json_schema=from_str,

@@ -120,7 +120,9 @@ class NullEvents:
         pass
 
 
-def backoff_delay(failures: int, settings: ReconnectSettings, rand: Callable[[], float] = random.random) -> float:
+def backoff_delay(
+    failures: int, settings: ReconnectSettings, rand: Callable[[], float] = random.random
+) -> float:
     """Wait before reconnect attempt number ``failures`` (>= 1): ``initial * 2**(failures-1)`` capped
     at ``max_s``, then shortened by a random fraction of up to ``jitter`` so cameras that failed
     together do not retry in lockstep. Never above ``max_s``."""
@@ -180,7 +182,9 @@ def _probe(camera: CameraConfig, stop: threading.Event) -> None:
             while len(reply) < 5:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or stop.is_set():
-                    raise SourceConnectionError(camera.id, f"{host}:{port} accepted TCP but did not answer RTSP")
+                    raise SourceConnectionError(
+                        camera.id, f"{host}:{port} accepted TCP but did not answer RTSP"
+                    )
                 sock.settimeout(min(remaining, _LOCK_SLICE_S * 5))
                 try:
                     chunk = sock.recv(64)
@@ -194,14 +198,18 @@ def _probe(camera: CameraConfig, stop: threading.Event) -> None:
     except SourceConnectionError:
         raise
     except OSError as exc:
-        raise SourceConnectionError(camera.id, f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+        raise SourceConnectionError(
+            camera.id, f"cannot connect to {host}:{port}: {exc.strerror or exc}"
+        ) from None
 
 
 def _ffmpeg_options(camera: CameraConfig) -> str | None:
     if camera.kind != "stream" or not camera.url.scheme.startswith("rtsp"):  # type: ignore[union-attr]
         return _USER_FFMPEG_OPTIONS
     timeout_us = int(camera.read_timeout_s * 1_000_000)
-    return f"rtsp_transport;{camera.rtsp_transport}|analyzeduration;200000|probesize;32768|timeout;{timeout_us}"
+    return (
+        f"rtsp_transport;{camera.rtsp_transport}|analyzeduration;200000|probesize;32768|timeout;{timeout_us}"
+    )
 
 
 def _acquire_open_lock(stop: threading.Event) -> None:
@@ -322,7 +330,9 @@ class CameraReader:
                 thread.join(max(0.0, deadline - time.monotonic()))
         alive = self._thread.is_alive()
         if alive:
-            logger.warning("%s: reader still blocked in the capture library after %.1f s", self.camera.id, timeout)
+            logger.warning(
+                "%s: reader still blocked in the capture library after %.1f s", self.camera.id, timeout
+            )
         return not alive
 
     def take(self) -> Frame | None:
@@ -340,8 +350,9 @@ class CameraReader:
             self._up = up
         if up:
             logger.info("%s: camera up (%s)", self.camera.id, self.camera.display_url)
-        else:
-            logger.warning("%s: camera down: %s", self.camera.id, mask_url(reason))
+        else:  # an asked-for stop or the end of a file is no trouble
+            level = logging.INFO if self._stop.is_set() or self._ended else logging.WARNING
+            logger.log(level, "%s: camera down: %s", self.camera.id, mask_url(reason))
         self.events.camera_up(self.camera.id, up)
 
     def _watch(self) -> None:
@@ -429,7 +440,9 @@ class CameraReader:
     def _note_frame(self, now: float, wall: float) -> None:
         last = self._last_monotonic
         if last is not None and 0 < now - last < 5.0:
-            self._interval = (now - last) if self._interval is None else 0.9 * self._interval + 0.1 * (now - last)
+            self._interval = (
+                (now - last) if self._interval is None else 0.9 * self._interval + 0.1 * (now - last)
+            )
         with self._lock:
             self._last_monotonic, self._last_wall = now, wall
         if not self._up:

@@ -3,12 +3,14 @@
 Use from a test module with ``pytest_plugins = ["tests.rtsp_fixtures"]`` (or import the helpers).
 Every process started here is stopped by PID in a ``finally``.
 
-- ``make_clip(path, seconds=3, fps=10, size=(320, 240))``: an H.264 mp4 (libx264, keyframe every second).
+- ``make_clip(path, seconds=3, fps=10, size=(320, 240))``: an H.264 mp4 (libx264, keyframe every second);
+  the ``clip_factory`` fixture returns it (or skips without ffmpeg).
 - ``rtsp_clip`` (session): one such clip, shared by the tests of a session.
 - ``rtsp_server``: an :class:`RtspServer` already started with mounts ``/clip`` (the clip, passthrough)
   and ``/live`` (a live 320x240 10 fps test pattern); ``.url("/live")``, ``.kill()``, ``.start()``
   (same port), ``.freeze()``/``.thaw()`` (SIGSTOP/SIGCONT).
-- ``requires_rtsp``: skip marker when /usr/bin/python3 lacks GStreamer's RTSP server or ffmpeg is missing.
+- The fixtures skip (with the reason) when /usr/bin/python3 lacks GStreamer's RTSP server or ffmpeg is
+  missing; ``requires_rtsp``/``requires_ffmpeg`` are the same checks as skip markers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,14 @@ def rtsp_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def clip_factory() -> Callable[..., Path]:
+    """``make_clip``, or a skip when ffmpeg is missing."""
+    if ffmpeg_missing():
+        pytest.skip(str(ffmpeg_missing()))
+    return make_clip
+
+
+@pytest.fixture
 def rtsp_server(rtsp_clip: Path) -> Iterator[RtspServer]:
     reason = gstreamer_missing()
     if reason:
@@ -174,6 +184,7 @@ def start_server(mounts: dict[str, str], port: int = 0) -> RtspServer:
 
 __all__: Sequence[str] = [
     "RtspServer",
+    "clip_factory",
     "make_clip",
     "requires_ffmpeg",
     "requires_rtsp",

@@ -56,7 +56,9 @@ def parse_mount(text: str) -> tuple[str, str, bool]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--mount", type=parse_mount, action="append", required=True, help="/path=SPEC")
     args = parser.parse_args(argv)

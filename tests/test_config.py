@@ -27,42 +27,91 @@ BAD_CONFIGS = [
     ("no-cameras", "metrics: {port: 9000}\n", "cameras", "required"),
     ("empty-camera-list", "cameras: []\n", "cameras", "at least 1"),
     ("camera-id-not-a-slug", "cameras:\n  - {id: Front Door, url: a.mp4}\n", "cameras[0].id", "slug"),
-    ("duplicate-camera-id", "cameras:\n  - {id: a, url: a.mp4}\n  - {id: a, url: b.mp4}\n", "cameras[1].id",
-     "duplicate camera id"),
-    ("polygon-two-points", "cameras:\n  - id: a\n    url: a.mp4\n    zones:\n      - {id: z, polygon: [[0, 0], [5, 5]]}\n",
-     "cameras[0].zones[0].polygon", "at least 3"),
-    ("polygon-point-three-coords",
-     "cameras:\n  - id: a\n    url: a.mp4\n    zones:\n      - {id: z, polygon: [[0, 0], [5, 5, 1], [0, 5]]}\n",
-     "cameras[0].zones[0].polygon[1]", "at most 2"),
-    ("alert-high-not-above-low",
-     "cameras:\n  - id: a\n    url: a.mp4\n    zones:\n      - id: z\n        polygon: [[0, 0], [9, 0], [9, 9]]\n"
-     "        alert: {high: 3, low: 3}\n", "cameras[0].zones[0].alert", "greater than low"),
+    (
+        "duplicate-camera-id",
+        "cameras:\n  - {id: a, url: a.mp4}\n  - {id: a, url: b.mp4}\n",
+        "cameras[1].id",
+        "duplicate camera id",
+    ),
+    (
+        "polygon-two-points",
+        "cameras:\n  - id: a\n    url: a.mp4\n    zones:\n      - {id: z, polygon: [[0, 0], [5, 5]]}\n",
+        "cameras[0].zones[0].polygon",
+        "at least 3",
+    ),
+    (
+        "polygon-point-three-coords",
+        "cameras:\n  - id: a\n    url: a.mp4\n    zones:\n"
+        "      - {id: z, polygon: [[0, 0], [5, 5, 1], [0, 5]]}\n",
+        "cameras[0].zones[0].polygon[1]",
+        "at most 2",
+    ),
+    (
+        "alert-high-not-above-low",
+        "cameras:\n  - id: a\n    url: a.mp4\n    zones:\n"
+        "      - id: z\n        polygon: [[0, 0], [9, 0], [9, 9]]\n"
+        "        alert: {high: 3, low: 3}\n",
+        "cameras[0].zones[0].alert",
+        "greater than low",
+    ),
     ("negative-default-fps", "defaults: {fps: -2}\n" + GOOD, "defaults.fps", "greater than 0"),
-    ("reconnect-cap-below-initial", "defaults:\n  reconnect: {initial_s: 10, max_s: 2}\n" + GOOD,
-     "defaults.reconnect", "max_s"),
-    ("unknown-reconnect-key-in-camera", "cameras:\n  - {id: a, url: a.mp4, reconnect: {maxs: 3}}\n",
-     "cameras[0].reconnect.maxs", "unknown key"),
-    ("bad-transport-override", "cameras:\n  - {id: a, url: 'rtsp://h/x', rtsp_transport: quic}\n",
-     "cameras[0].rtsp_transport", "'tcp' or 'udp'"),
+    (
+        "reconnect-cap-below-initial",
+        "defaults:\n  reconnect: {initial_s: 10, max_s: 2}\n" + GOOD,
+        "defaults.reconnect",
+        "max_s",
+    ),
+    (
+        "unknown-reconnect-key-in-camera",
+        "cameras:\n  - {id: a, url: a.mp4, reconnect: {maxs: 3}}\n",
+        "cameras[0].reconnect.maxs",
+        "unknown key",
+    ),
+    (
+        "bad-transport-override",
+        "cameras:\n  - {id: a, url: 'rtsp://h/x', rtsp_transport: quic}\n",
+        "cameras[0].rtsp_transport",
+        "'tcp' or 'udp'",
+    ),
     ("unsupported-url-scheme", "cameras:\n  - {id: a, url: 'ftp://h/x.mp4'}\n", "cameras[0].url", "rtsp://"),
     ("url-a-list", "cameras:\n  - {id: a, url: [1, 2]}\n", "cameras[0].url", "device index"),
     ("metrics-port-too-big", "metrics: {port: 70000}\n" + GOOD, "metrics.port", "65535"),
     ("metrics-address-not-ip", "metrics: {address: example.com}\n" + GOOD, "metrics.address", "IP address"),
     ("precision-unknown", "model: {precision: fp8}\n" + GOOD, "model.precision", "'fp16'"),
     ("device-unknown", "model: {device: gpu}\n" + GOOD, "model.device", "cuda:N"),
-    ("csv-flush-zero", "output: {csv: {flush_interval_s: 0}}\n" + GOOD, "output.csv.flush_interval_s",
-     "greater than 0"),
-    ("missing-env-secret", "cameras:\n  - {id: a, url: 'rtsp://u:${env:CW_TEST_UNSET_VAR}@h/x'}\n",
-     "cameras[0].url", "CW_TEST_UNSET_VAR"),
+    (
+        "csv-flush-zero",
+        "output: {csv: {flush_interval_s: 0}}\n" + GOOD,
+        "output.csv.flush_interval_s",
+        "greater than 0",
+    ),
+    (
+        "missing-env-secret",
+        "cameras:\n  - {id: a, url: 'rtsp://u:${env:CW_TEST_UNSET_VAR}@h/x'}\n",
+        "cameras[0].url",
+        "CW_TEST_UNSET_VAR",
+    ),
     ("yaml-syntax", "cameras:\n  - id: a\n   url: [\n", "line 3", "YAML syntax error"),
-    ("yaml-duplicate-key", "cameras:\n  - id: a\n    id: b\n    url: a.mp4\n", "line 3", "duplicate key 'id'"),
+    (
+        "yaml-duplicate-key",
+        "cameras:\n  - id: a\n    id: b\n    url: a.mp4\n",
+        "line 3",
+        "duplicate key 'id'",
+    ),
     ("empty-file", "", "", "empty"),
 ]
 
 
 def check_config(path: Path, cli_env: dict[str, str], python: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([python, "-m", "crowdwatch", "check-config", str(path)], capture_output=True,
-                          text=True, env=cli_env, cwd=REPO, timeout=60, check=False)
+    return subprocess.run(
+        [python, "-m", "crowdwatch", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
 
 
 def write(tmp_path: Path, text: str, name: str = "site.yaml") -> Path:
@@ -86,8 +135,12 @@ def test_check_config_rejects_bad_config_naming_the_key(
         wanted = [line for line in error_lines if line.startswith(f"{key}:")]
     assert wanted and any(expected in line for line in wanted), result.stderr
 
+
 def test_load_config_reports_every_error_at_once(tmp_path: Path) -> None:
-    text = "defaults: {fps: 0}\nmetrics: {port: -1}\ncameras:\n  - {id: A, url: a.mp4}\n  - {id: b, url: b.mp4, lop: true}\n"
+    text = (
+        "defaults: {fps: 0}\nmetrics: {port: -1}\n"
+        "cameras:\n  - {id: A, url: a.mp4}\n  - {id: b, url: b.mp4, lop: true}\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     keys = [key for key, _ in info.value.errors]
@@ -95,15 +148,20 @@ def test_load_config_reports_every_error_at_once(tmp_path: Path) -> None:
     assert info.value.exit_code == 2
 
 
-def test_valid_config_exit_0_with_a_masked_summary(tmp_path: Path, cli_env: dict[str, str], python: str) -> None:
+def test_valid_config_exit_0_with_a_masked_summary(
+    tmp_path: Path, cli_env: dict[str, str], python: str
+) -> None:
     cli_env["CW_CAM_PASSWORD"] = SECRET
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         cameras:
           - id: front
             url: rtsp://admin:${env:CW_CAM_PASSWORD}@127.0.0.1:8554/front
           - id: usb
             url: 0
-        """)
+        """,
+    )
     result = check_config(path, cli_env, python)
     assert result.returncode == 0, result.stderr
     assert "front: stream rtsp://***@127.0.0.1:8554/front" in result.stdout
@@ -122,7 +180,10 @@ def test_example_configs_are_valid(cli_env: dict[str, str], python: str) -> None
 
 
 def test_defaults_merge_into_each_camera(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, """
+    config = load_config(
+        write(
+            tmp_path,
+            """
         defaults:
           fps: 3
           read_timeout_s: 2
@@ -135,7 +196,9 @@ def test_defaults_merge_into_each_camera(tmp_path: Path) -> None:
             fps: null
             read_timeout_s: 7
             reconnect: {max_s: 60}
-        """))
+        """,
+        )
+    )
     a, b = config.cameras
     assert (a.fps, a.read_timeout_s, a.reconnect.initial_s, a.reconnect.max_s) == (3, 2, 0.5, 8)
     assert (b.fps, b.read_timeout_s, b.reconnect.initial_s, b.reconnect.max_s) == (None, 7, 0.5, 60)
@@ -145,7 +208,10 @@ def test_defaults_merge_into_each_camera(tmp_path: Path) -> None:
 
 
 def test_camera_override_is_checked_against_the_merged_reconnect(tmp_path: Path) -> None:
-    text = "defaults:\n  reconnect: {initial_s: 5, max_s: 10}\ncameras:\n  - {id: a, url: a.mp4, reconnect: {max_s: 2}}\n"
+    text = (
+        "defaults:\n  reconnect: {initial_s: 5, max_s: 10}\n"
+        "cameras:\n  - {id: a, url: a.mp4, reconnect: {max_s: 2}}\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     assert [key for key, _ in info.value.errors] == ["cameras[0].reconnect"]
@@ -153,13 +219,18 @@ def test_camera_override_is_checked_against_the_merged_reconnect(tmp_path: Path)
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
-    config = load_config(write(tmp_path / "etc", """
+    config = load_config(
+        write(
+            tmp_path / "etc",
+            """
         model: {weights: weights/p2p.pth}
         cameras:
           - {id: a, url: clips/a.mp4}
           - {id: b, url: /abs/b.mp4}
         output: {dir: ../out}
-        """))
+        """,
+        )
+    )
     assert config.model.weights == tmp_path / "etc" / "weights" / "p2p.pth"
     assert config.cameras[0].url.reveal() == str(tmp_path / "etc" / "clips" / "a.mp4")  # type: ignore[union-attr]
     assert config.cameras[1].url.reveal() == "/abs/b.mp4"  # type: ignore[union-attr]
@@ -174,18 +245,30 @@ def test_secrets_from_env_and_credentials_dir(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     monkeypatch.setenv("CW_CAM_PASSWORD", SECRET)
     monkeypatch.setenv("CW_HOST", "192.0.2.5")
-    config = load_config(write(tmp_path, """
+    config = load_config(
+        write(
+            tmp_path,
+            """
         cameras:
           - {id: a, url: "rtsp://admin:${env:CW_CAM_PASSWORD}@${env:CW_HOST}/a"}
           - {id: b, url: "rtsp://admin:${credential:cam-b}@192.0.2.6/b"}
           - {id: c, url: "literal-$${not-a-ref}.mp4"}
-        """))
+        """,
+        )
+    )
     a, b, c = config.cameras
     assert a.url.reveal() == f"rtsp://admin:{SECRET}@192.0.2.5/a"  # type: ignore[union-attr]
     assert b.url.reveal() == f"rtsp://admin:{SECRET}-b@192.0.2.6/b"  # type: ignore[union-attr]
     assert c.url.reveal().endswith("literal-${not-a-ref}.mp4")  # type: ignore[union-attr]
-    shown = [repr(config), str(config), config.model_dump_json(), str(config.model_dump()), f"{a.url}",
-             a.display_url, repr(config.secrets)]
+    shown = [
+        repr(config),
+        str(config),
+        config.model_dump_json(),
+        str(config.model_dump()),
+        f"{a.url}",
+        a.display_url,
+        repr(config.secrets),
+    ]
     assert all(SECRET not in text for text in shown)
     assert str(a.url) == "rtsp://***@192.0.2.5/a"
     assert pickle.loads(pickle.dumps(a.url)) == a.url
@@ -211,11 +294,15 @@ def test_an_invalid_value_from_a_secret_is_never_echoed(
     assert SECRET not in result.stdout + result.stderr
 
 
-def test_missing_credential_names_key_and_credential_not_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_credential_names_key_and_credential_not_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     monkeypatch.setenv("CW_CAM_PASSWORD", SECRET)
-    text = ("cameras:\n  - {id: a, url: 'rtsp://u:${env:CW_CAM_PASSWORD}@h/a'}\n"
-            "  - {id: b, url: 'rtsp://u:${credential:nope}@h/b', fps: -1}\n")
+    text = (
+        "cameras:\n  - {id: a, url: 'rtsp://u:${env:CW_CAM_PASSWORD}@h/a'}\n"
+        "  - {id: b, url: 'rtsp://u:${credential:nope}@h/b', fps: -1}\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     errors = dict(info.value.errors)

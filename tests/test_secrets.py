@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from crowdwatch.secrets import RedactingFilter, SecretReferenceError, SecretUrl, SecretValues, mask_url, substitute
+from crowdwatch.secrets import (
+    RedactingFilter,
+    SecretReferenceError,
+    SecretUrl,
+    SecretValues,
+    mask_url,
+    substitute,
+)
 
 PASSWORD = "s3cr3t-Horse"
 
@@ -57,7 +64,7 @@ def test_substitute_errors_name_the_reference(text: str, env: dict[str, str], fr
 
 def test_secret_url_never_prints_the_password() -> None:
     url = SecretUrl(f"rtsp://admin:{PASSWORD}@h/x")
-    shown = [str(url), repr(url), f"{url}", "%s" % url, url.masked, str([url]), str({"u": url})]
+    shown = [str(url), repr(url), f"{url}", f"{url!s:>5}", url.masked, str([url]), str({"u": url})]
     assert all(PASSWORD not in text for text in shown)
     assert url.reveal() == f"rtsp://admin:{PASSWORD}@h/x" and url.scheme == "rtsp"
     assert url == SecretUrl(url.reveal()) and len({url, SecretUrl(url.reveal())}) == 1

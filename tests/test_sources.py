@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -17,7 +17,11 @@ import pytest
 from crowdwatch.config import CameraConfig, ReconnectSettings
 from crowdwatch.frames import Frame
 from crowdwatch.sources import OPEN_LOCK, CameraReader, SourceConnectionError, backoff_delay, open_capture
-from rtsp_fixtures import RtspServer, make_clip, requires_ffmpeg, requires_rtsp, rtsp_clip, rtsp_server  # noqa: F401
+
+if TYPE_CHECKING:
+    from rtsp_fixtures import RtspServer
+
+pytest_plugins = ["rtsp_fixtures"]  # fixtures clip_factory, rtsp_clip, rtsp_server (skip without gst/ffmpeg)
 
 PASSWORD = "hunter2-Secret"
 
@@ -54,8 +58,13 @@ class RecordingEvents:
 class FakeCapture:
     """A camera yielding numbered synthetic frames at ``interval_s``; after ``frames`` it fails or hangs."""
 
-    def __init__(self, frames: int = 10**9, interval_s: float = 0.0, hang: threading.Event | None = None,
-                 fps: float = 0.0) -> None:
+    def __init__(
+        self,
+        frames: int = 10**9,
+        interval_s: float = 0.0,
+        hang: threading.Event | None = None,
+        fps: float = 0.0,
+    ) -> None:
         self.left = frames
         self.interval_s = interval_s
         self.hang = hang
@@ -83,9 +92,15 @@ class FakeCapture:
 
 
 def camera(url: Any = 0, **overrides: Any) -> CameraConfig:
-    settings: dict[str, Any] = {"id": "cam", "url": url, "fps": None, "open_timeout_s": 1.0,
-                                "read_timeout_s": 1.0, "stale_after_s": 5.0,
-                                "reconnect": {"initial_s": 0.2, "max_s": 1.0, "jitter": 0.1}}
+    settings: dict[str, Any] = {
+        "id": "cam",
+        "url": url,
+        "fps": None,
+        "open_timeout_s": 1.0,
+        "read_timeout_s": 1.0,
+        "stale_after_s": 5.0,
+        "reconnect": {"initial_s": 0.2, "max_s": 1.0, "jitter": 0.1},
+    }
     settings.update(overrides)
     return CameraConfig.model_validate(settings)
 
@@ -141,8 +156,13 @@ def test_backoff_doubles_caps_and_jitters_down() -> None:
 def test_latest_slot_counts_superseded_frames_with_a_slow_consumer(readers: list[CameraReader]) -> None:
     events = RecordingEvents()
     wake = threading.Event()
-    reader = run_reader(readers, camera(), events=events, on_frame=wake,
-                        capture_factory=factory_of(FakeCapture(frames=60, interval_s=0.005)))
+    reader = run_reader(
+        readers,
+        camera(),
+        events=events,
+        on_frame=wake,
+        capture_factory=factory_of(FakeCapture(frames=60, interval_s=0.005)),
+    )
     taken: list[Frame] = []
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -198,8 +218,12 @@ def test_reconnects_with_backoff_and_goes_up_again(readers: list[CameraReader]) 
 def test_watchdog_declares_a_frozen_camera_down(readers: list[CameraReader]) -> None:
     events = RecordingEvents()
     hang = threading.Event()
-    reader = run_reader(readers, camera(stale_after_s=0.5), events=events,
-                        capture_factory=factory_of(FakeCapture(frames=5, interval_s=0.02, hang=hang)))
+    reader = run_reader(
+        readers,
+        camera(stale_after_s=0.5),
+        events=events,
+        capture_factory=factory_of(FakeCapture(frames=5, interval_s=0.02, hang=hang)),
+    )
     wait_for(lambda: reader.up, timeout=2)
     wait_for(lambda: reader.frames_read == 5, timeout=2)
     last = reader.last_frame_monotonic
@@ -222,9 +246,10 @@ def test_stop_is_not_stuck_behind_another_cameras_open(readers: list[CameraReade
 # --------------------------------------------------------------------------- files
 
 
-@requires_ffmpeg
-def test_file_is_paced_at_its_frame_rate_and_ends(readers: list[CameraReader], tmp_path: Path) -> None:
-    clip = make_clip(tmp_path / "c.mp4", seconds=1, fps=10)
+def test_file_is_paced_at_its_frame_rate_and_ends(
+    readers: list[CameraReader], tmp_path: Path, clip_factory: Callable[..., Path]
+) -> None:
+    clip = clip_factory(tmp_path / "c.mp4", seconds=1, fps=10)
     reader = run_reader(readers, camera(str(clip)))
     started = time.monotonic()
     wait_for(lambda: reader.ended, timeout=5)
@@ -232,9 +257,8 @@ def test_file_is_paced_at_its_frame_rate_and_ends(readers: list[CameraReader], t
     assert reader.frames_read == 10 and not reader.up
 
 
-@requires_ffmpeg
-def test_file_loops(readers: list[CameraReader], tmp_path: Path) -> None:
-    clip = make_clip(tmp_path / "c.mp4", seconds=0.5, fps=20)
+def test_file_loops(readers: list[CameraReader], tmp_path: Path, clip_factory: Callable[..., Path]) -> None:
+    clip = clip_factory(tmp_path / "c.mp4", seconds=0.5, fps=20)
     events = RecordingEvents()
     reader = run_reader(readers, camera(str(clip), loop=True), events=events)
     wait_for(lambda: reader.frames_read >= 25, timeout=5)  # 10 frames per pass
@@ -245,8 +269,10 @@ def test_file_loops(readers: list[CameraReader], tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- real RTSP server
 
 
-@requires_rtsp
-def test_rtsp_frames_arrive_with_wall_clock_timestamps(readers: list[CameraReader], rtsp_server: RtspServer) -> None:
+@pytest.mark.rtsp
+def test_rtsp_frames_arrive_with_wall_clock_timestamps(
+    readers: list[CameraReader], rtsp_server: RtspServer
+) -> None:
     events = RecordingEvents()
     wake = threading.Event()
     reader = run_reader(readers, camera(rtsp_server.url("/live")), events=events, on_frame=wake)
@@ -258,14 +284,17 @@ def test_rtsp_frames_arrive_with_wall_clock_timestamps(readers: list[CameraReade
     assert [up for _, up in events.up_changes] == [False, True]
 
 
-@requires_rtsp
+@pytest.mark.rtsp
 def test_rtsp_server_killed_then_back_on_the_same_port(
     readers: list[CameraReader], rtsp_server: RtspServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     events = RecordingEvents()
-    cam = camera(rtsp_server.url("/live", userinfo=f"admin:{PASSWORD}"), read_timeout_s=1.0,
-                 reconnect={"initial_s": 0.2, "max_s": 0.8, "jitter": 0.2})
+    cam = camera(
+        rtsp_server.url("/live", userinfo=f"admin:{PASSWORD}"),
+        read_timeout_s=1.0,
+        reconnect={"initial_s": 0.2, "max_s": 0.8, "jitter": 0.2},
+    )
     reader = run_reader(readers, cam, events=events)
     wait_for(lambda: reader.up, timeout=5)
     rtsp_server.kill()
@@ -281,7 +310,7 @@ def test_rtsp_server_killed_then_back_on_the_same_port(
     assert PASSWORD not in repr(cam) and PASSWORD not in str(cam.model_dump())
 
 
-@requires_rtsp
+@pytest.mark.rtsp
 def test_rtsp_server_frozen_is_detected_within_twice_the_read_timeout(
     readers: list[CameraReader], rtsp_server: RtspServer
 ) -> None:
@@ -296,15 +325,19 @@ def test_rtsp_server_frozen_is_detected_within_twice_the_read_timeout(
         rtsp_server.stop()
 
 
-@requires_rtsp
+@pytest.mark.rtsp
 def test_a_host_that_never_answers_does_not_delay_another_camera(
     readers: list[CameraReader], rtsp_server: RtspServer
 ) -> None:
     with socket.socket() as silent:  # accepts TCP connections (backlog) but never says a word
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        dead = camera(f"rtsp://127.0.0.1:{silent.getsockname()[1]}/x", open_timeout_s=3.0,
-                      read_timeout_s=3.0, reconnect={"initial_s": 0.1, "max_s": 0.1, "jitter": 0.0})
+        dead = camera(
+            f"rtsp://127.0.0.1:{silent.getsockname()[1]}/x",
+            open_timeout_s=3.0,
+            read_timeout_s=3.0,
+            reconnect={"initial_s": 0.1, "max_s": 0.1, "jitter": 0.0},
+        )
         dead_reader = run_reader(readers, dead.model_copy(update={"id": "dead"}))
         time.sleep(0.2)  # the dead camera is now inside its 3 s open attempt
         good_reader = run_reader(readers, camera(rtsp_server.url("/live"), fps=None))
