@@ -182,8 +182,9 @@ def service(tmp_path_factory):
         })
         env.pop("WATCHDOG_PID", None)
         log = (tmp / "crowdwatch.log").open("w")
+        # cwd "/" as under systemd (no WorkingDirectory=).
         crowdwatch = subprocess.Popen(unit_command(config), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      cwd=tmp)
+                                      cwd="/")
         procs.append(crowdwatch)
 
         prom_config = yaml.safe_load((REPO / "configs" / "prometheus" / "prometheus.yml").read_text())
