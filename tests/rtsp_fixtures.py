@@ -1,6 +1,9 @@
 """Real-RTSP test fixtures: tiny H.264 clips made with Debian ffmpeg, served by tests/rtsp_server.py.
 
-Use from a test module with ``pytest_plugins = ["tests.rtsp_fixtures"]`` (or import the helpers).
+Use from a test module by importing the fixtures (they register under their ``name=``, so the
+imported names do not shadow the test arguments):
+``from rtsp_fixtures import fixture_rtsp_clip, fixture_rtsp_server  # noqa: F401``, or with
+``pytest_plugins = ["rtsp_fixtures"]`` in the root conftest.
 Every process started here is stopped by PID in a ``finally``.
 
 - ``make_clip(path, seconds=3, fps=10, size=(320, 240))``: an H.264 mp4 (libx264, keyframe every second);
@@ -150,23 +153,23 @@ class RtspServer:
                     stream.close()
 
 
-@pytest.fixture(scope="session")
-def rtsp_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session", name="rtsp_clip")
+def fixture_rtsp_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if ffmpeg_missing():
         pytest.skip(str(ffmpeg_missing()))
     return make_clip(tmp_path_factory.mktemp("rtsp") / "clip.mp4")
 
 
-@pytest.fixture
-def clip_factory() -> Callable[..., Path]:
+@pytest.fixture(name="clip_factory")
+def fixture_clip_factory() -> Callable[..., Path]:
     """``make_clip``, or a skip when ffmpeg is missing."""
     if ffmpeg_missing():
         pytest.skip(str(ffmpeg_missing()))
     return make_clip
 
 
-@pytest.fixture
-def rtsp_server(rtsp_clip: Path) -> Iterator[RtspServer]:
+@pytest.fixture(name="rtsp_server")
+def fixture_rtsp_server(rtsp_clip: Path) -> Iterator[RtspServer]:
     reason = gstreamer_missing()
     if reason:
         pytest.skip(reason)
@@ -184,11 +187,11 @@ def start_server(mounts: dict[str, str], port: int = 0) -> RtspServer:
 
 __all__: Sequence[str] = [
     "RtspServer",
-    "clip_factory",
+    "fixture_clip_factory",
+    "fixture_rtsp_clip",
+    "fixture_rtsp_server",
     "make_clip",
     "requires_ffmpeg",
     "requires_rtsp",
-    "rtsp_clip",
-    "rtsp_server",
     "start_server",
 ]

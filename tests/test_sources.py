@@ -9,19 +9,20 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pytest
+from rtsp_fixtures import (  # noqa: F401 - fixtures clip_factory, rtsp_clip, rtsp_server (skip without gst/ffmpeg)
+    RtspServer,
+    fixture_clip_factory,
+    fixture_rtsp_clip,
+    fixture_rtsp_server,
+)
 
 from crowdwatch.config import CameraConfig, ReconnectSettings
 from crowdwatch.frames import Frame
 from crowdwatch.sources import OPEN_LOCK, CameraReader, SourceConnectionError, backoff_delay, open_capture
-
-if TYPE_CHECKING:
-    from rtsp_fixtures import RtspServer
-
-pytest_plugins = ["rtsp_fixtures"]  # fixtures clip_factory, rtsp_clip, rtsp_server (skip without gst/ffmpeg)
 
 PASSWORD = "hunter2-Secret"
 
