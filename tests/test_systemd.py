@@ -109,6 +109,10 @@ def test_service_contract():
     # A watchdog restart cycle must never trip the start limit (a long camera outage would leave the
     # unit failed for good); a fast crash loop (RestartSec apart) must.
     assert burst * (watchdog + restart) > window >= burst * restart
+    # Frames must stop for watchdog_progress_s before pings stop; a larger default than WatchdogSec would
+    # only delay the restart of a wedged pipeline.
+    config = pytest.importorskip("crowdwatch.config")
+    assert config.SystemdSettings().watchdog_progress_s <= watchdog
     assert "AF_UNIX AF_INET AF_INET6" in s["RestrictAddressFamilies"]
     assert "@system-service" in s["SystemCallFilter"]
     assert {"char-nvidia* rw", "char-drm rw"} <= set(s["DeviceAllow"])
