@@ -204,12 +204,16 @@ def _probe(camera: CameraConfig, stop: threading.Event) -> None:
 
 
 def _ffmpeg_options(camera: CameraConfig) -> str | None:
-    if camera.kind != "stream" or not camera.url.scheme.startswith("rtsp"):  # type: ignore[union-attr]
-        return _USER_FFMPEG_OPTIONS
-    timeout_us = int(camera.read_timeout_s * 1_000_000)
-    return (
-        f"rtsp_transport;{camera.rtsp_transport}|analyzeduration;200000|probesize;32768|timeout;{timeout_us}"
-    )
+    """OPENCV_FFMPEG_CAPTURE_OPTIONS for this camera's open; None = leave the variable alone.
+
+    The same value serves files and devices (they ignore the RTSP keys), so the variable changes only
+    when cameras use different transports: setenv from one thread while another reads the
+    environment is not safe in C, so we touch it as rarely as possible. A value the user set before
+    start-up is theirs: we never change it.
+    """
+    if _USER_FFMPEG_OPTIONS is not None:
+        return None
+    return f"rtsp_transport;{camera.rtsp_transport}|analyzeduration;200000|probesize;32768"
 
 
 def _acquire_open_lock(stop: threading.Event) -> None:
@@ -227,13 +231,10 @@ def open_capture(camera: CameraConfig, stop: threading.Event) -> Capture:
         if stop.is_set():
             raise _Stopped
         options = _ffmpeg_options(camera)
-        # The variable is read by OpenCV when a capture opens; we hold the open lock, so no other
-        # reader's open can see our value. Only touched when it changes.
-        if os.environ.get(FFMPEG_OPTIONS_ENV) != options:
-            if options is None:
-                os.environ.pop(FFMPEG_OPTIONS_ENV, None)
-            else:
-                os.environ[FFMPEG_OPTIONS_ENV] = options
+        # OpenCV reads the variable when a capture opens; we hold the open lock, so no other
+        # reader's open can see our value.
+        if options is not None and os.environ.get(FFMPEG_OPTIONS_ENV) != options:
+            os.environ[FFMPEG_OPTIONS_ENV] = options
         if camera.kind == "device":
             capture = cv2.VideoCapture(int(camera.url), cv2.CAP_ANY)  # type: ignore[arg-type]
         else:
