@@ -256,7 +256,7 @@ def open_capture(camera: CameraConfig, stop: threading.Event) -> Capture:
 
 # --------------------------------------------------------------------------- reader
 
-Outcome = Literal["eof", "error", "stopped"]
+Outcome = Literal["eof", "error", "stopped", "open_failed"]
 
 
 class CameraReader:
@@ -366,7 +366,7 @@ class CameraReader:
     # -- reader thread
 
     def _run(self) -> None:
-        failures = 0
+        failures = 0  # consecutive attempts that produced no frame
         reopen_now = True
         try:
             while not self._stop.is_set():
@@ -377,20 +377,12 @@ class CameraReader:
                         break
                     self.reconnects += 1
                     self.events.reconnect(self.camera.id)
-                reopen_now = False
                 try:
-                    capture = self._factory(self.camera, self._stop)
-                except _Stopped:
-                    break
-                except SourceError as exc:
-                    failures += 1
-                    # the first failure of a streak is a warning, the repeats only debug noise
-                    logger.log(logging.WARNING if failures == 1 else logging.DEBUG, "%s", exc)
-                    self._set_up(False, str(exc))
-                    continue
-                outcome, frames = self._read_session(capture)
-                if frames:
-                    failures = 0
+                    outcome, frames, reason = self._session()
+                except Exception:  # a bug, or a failing event sink: log it (masked), retry with backoff
+                    logger.error("%s: reader error:\n%s", self.camera.id, mask_url(traceback.format_exc()))
+                    outcome, frames, reason = "error", 0, "reader error"
+                failures = 0 if frames else failures
                 if outcome == "stopped":
                     break
                 if outcome == "eof" and frames and self.camera.kind == "file":
@@ -400,12 +392,24 @@ class CameraReader:
                         break
                     reopen_now = True  # loop: start again at once, no backoff, not a reconnect
                     continue
+                reopen_now = False
                 failures += 1
-                self._set_up(False, "end of stream" if outcome == "eof" else "read failed")
-        except Exception:  # a bug or a failing event sink: log it (masked), never die silently
-            logger.error("%s: reader failed:\n%s", self.camera.id, mask_url(traceback.format_exc()))
+                if outcome == "open_failed":  # first of a streak: warning; repeats: debug noise
+                    logger.log(logging.WARNING if failures == 1 else logging.DEBUG, "%s", reason)
+                self._set_up(False, reason)
         finally:
             self._set_up(False, "reader stopped")
+
+    def _session(self) -> tuple[Outcome, int, str]:
+        """Open, read until failure/end/stop, release: (outcome, frames grabbed, reason)."""
+        try:
+            capture = self._factory(self.camera, self._stop)
+        except _Stopped:
+            return "stopped", 0, "stopped"
+        except SourceError as exc:
+            return "open_failed", 0, str(exc)
+        outcome, frames = self._read_session(capture)
+        return outcome, frames, "end of stream" if outcome == "eof" else "read failed"
 
     def _read_session(self, capture: Capture) -> tuple[Outcome, int]:
         """Read until failure, end of file or stop; release the capture. Returns (outcome, frames grabbed)."""

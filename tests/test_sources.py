@@ -22,7 +22,14 @@ from rtsp_fixtures import (  # noqa: F401 - fixtures clip_factory, rtsp_clip, rt
 
 from crowdwatch.config import CameraConfig, ReconnectSettings
 from crowdwatch.frames import Frame
-from crowdwatch.sources import OPEN_LOCK, CameraReader, SourceConnectionError, backoff_delay, open_capture
+from crowdwatch.sources import (
+    OPEN_LOCK,
+    CameraReader,
+    SourceConnectionError,
+    backoff_delay,
+    open_capture,
+    stop_readers,
+)
 
 PASSWORD = "hunter2-Secret"
 
@@ -242,6 +249,70 @@ def test_stop_is_not_stuck_behind_another_cameras_open(readers: list[CameraReade
         started = time.monotonic()
         assert reader.stop(timeout=2)
         assert time.monotonic() - started < 0.5
+
+
+def test_a_failing_event_sink_does_not_kill_the_reader(
+    readers: list[CameraReader], caplog: pytest.LogCaptureFixture
+) -> None:
+    class FlakyEvents(RecordingEvents):
+        def frame_read(self, camera: str) -> None:
+            super().frame_read(camera)
+            if self.counts["read"] == 1:
+                raise RuntimeError("sink hiccup")
+
+    events = FlakyEvents()
+    cam = camera(reconnect={"initial_s": 0.05, "max_s": 0.05, "jitter": 0.0})
+    fakes = factory_of(FakeCapture(interval_s=0.01), FakeCapture(interval_s=0.01))
+    reader = run_reader(readers, cam, events=events, capture_factory=fakes)
+    wait_for(lambda: events.counts["read"] >= 5, timeout=3)
+    assert reader.reconnects == 1 and reader.up
+    assert "sink hiccup" in caplog.text
+
+
+def test_stop_readers_stops_many_at_once() -> None:
+    many = [
+        CameraReader(camera(id=f"c{i}"), capture_factory=factory_of(FakeCapture(interval_s=0.01)))
+        for i in range(4)
+    ]
+    for reader in many:
+        reader.start()
+    started = time.monotonic()
+    assert stop_readers(many, timeout=2)
+    assert time.monotonic() - started < 0.5
+    assert not any(reader.up for reader in many)
+
+
+GOOD_IMAGE = np.zeros((4, 6, 3), np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({}, None),
+        ({"camera": ""}, "camera must be a non-empty str"),
+        ({"image": GOOD_IMAGE[..., 0]}, "shape (H, W, 3)"),
+        ({"image": np.zeros((0, 6, 3), np.uint8)}, "shape (H, W, 3)"),
+        ({"image": GOOD_IMAGE.astype(np.float32)}, "dtype uint8"),
+        ({"image": [[0, 0, 0]]}, "np.ndarray"),
+        ({"index": -1}, "index must be an int >= 0"),
+        ({"index": True}, "index must be an int >= 0"),
+        ({"captured_at": float("nan")}, "captured_at must be a finite float"),
+        ({"captured_at": 0.0}, "time.time()"),
+        ({"monotonic": "now"}, "monotonic must be a finite float"),
+    ],
+)
+def test_frame_is_validated(kwargs: dict[str, Any], error: str | None) -> None:
+    fields = {"camera": "cam", "image": GOOD_IMAGE, "index": 0, "captured_at": time.time(), "monotonic": 1.0}
+    fields.update(kwargs)
+    if error is None:
+        frame = Frame(**fields)
+        assert (frame.height, frame.width) == (4, 6) and "cam" in repr(frame)
+        with pytest.raises(AttributeError):
+            frame.index = 2  # type: ignore[misc]
+    else:
+        with pytest.raises((ValueError, TypeError)) as info:
+            Frame(**fields)
+        assert error in str(info.value)
 
 
 # --------------------------------------------------------------------------- files
