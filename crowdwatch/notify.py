@@ -157,9 +157,14 @@ class WatchdogPinger:
         self._thread.start()
 
     def _run(self) -> None:
-        self.tick()
-        while not self._stop.wait(self.interval_s):
-            self.tick()
+        assert self.interval_s is not None  # start() only runs the thread with an interval
+        interval = 0.0  # first check at once
+        while not self._stop.wait(interval):
+            interval = self.interval_s
+            try:
+                self.tick()
+            except Exception:  # a broken progress() must read as "no progress", not end the thread
+                logger.exception("watchdog progress check failed: withholding this ping")
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()

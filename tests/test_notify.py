@@ -131,7 +131,9 @@ def test_pinger_without_watchdog_env_does_not_start(monkeypatch, notify_socket):
 def test_tick_with_a_fake_clock_logs_each_stall_once(notify_socket, caplog):
     sock, value = notify_socket
     now, last = [100.0], [None]
-    pinger = WatchdogPinger(Notifier(value), lambda: last[0], max_age_s=10, interval_s=1, clock=lambda: now[0])
+    pinger = WatchdogPinger(
+        Notifier(value), lambda: last[0], max_age_s=10, interval_s=1, clock=lambda: now[0]
+    )
     caplog.set_level("INFO", logger="crowdwatch.notify")
 
     def stalls() -> list[str]:
@@ -147,3 +149,19 @@ def test_tick_with_a_fake_clock_logs_each_stall_once(notify_socket, caplog):
     assert pinger.tick() is False
     assert stalls()[-1] == "no frame processed for 14 s: withholding systemd watchdog pings"
     assert _recv_all(sock, 0.2) == ["WATCHDOG=1"]
+
+
+def test_a_failing_progress_check_withholds_pings_without_ending_the_thread(notify_socket, caplog):
+    sock, value = notify_socket
+    calls = []
+
+    def progress() -> float:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise RuntimeError("worker gone")
+        return time.monotonic()
+
+    with WatchdogPinger(Notifier(value), progress, max_age_s=1.0, interval_s=0.05) as pinger:
+        assert len(_recv_all(sock, 0.3)) >= 2
+        assert pinger.active
+    assert sum("progress check failed" in r.message for r in caplog.records) == 2

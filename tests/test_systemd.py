@@ -14,7 +14,9 @@ SYSTEMD_DIR = Path(__file__).resolve().parents[1] / "systemd"
 INSTALLED_BINARY = "/opt/crowdwatch/venv/bin/crowdwatch"
 MAX_EXPOSURE = 2.5
 
-pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed"
+)
 
 
 def _unit_lines(path: Path, section: str = "Service") -> list[str]:
@@ -48,7 +50,8 @@ def _copy_for_analysis(src: Path, dest_dir: Path) -> Path:
     text = src.read_text()
     assert f"ExecStart={INSTALLED_BINARY} " in text
     dest = dest_dir / src.name
-    dest.write_text(text.replace(f"ExecStart={INSTALLED_BINARY} ", f"ExecStart={sys.executable} -m crowdwatch "))
+    here = f"ExecStart={sys.executable} -m crowdwatch "
+    dest.write_text(text.replace(f"ExecStart={INSTALLED_BINARY} ", here))
     return dest
 
 
@@ -125,7 +128,8 @@ def test_supplementary_groups_exist_on_every_systemd_box():
     if not basic.exists():
         pytest.skip("no /usr/lib/sysusers.d/basic.conf here")
     always = {line.split()[1] for line in basic.read_text().splitlines() if line.startswith("g ")}
-    groups = {g for value in _settings(SYSTEMD_DIR / "crowdwatch.service")["SupplementaryGroups"] for g in value.split()}
+    values = _settings(SYSTEMD_DIR / "crowdwatch.service")["SupplementaryGroups"]
+    groups = {group for value in values for group in value.split()}
     assert groups and groups <= always, groups - always
 
 
@@ -143,8 +147,9 @@ def test_template_hardening_matches_service():
 
 
 @pytest.mark.xfail(
-    reason="configs/site.yaml (issue 3a) references ${credential:entrance-password}; under the unit it must "
-    "be ${credential:camera_entrance} (file /etc/crowdwatch/credentials/entrance). Remove this mark once fixed.",
+    reason="configs/site.yaml (issue 3a) references ${credential:entrance-password}; under the unit it "
+    "must be ${credential:camera_entrance} (file /etc/crowdwatch/credentials/entrance). "
+    "Remove this mark once fixed.",
     strict=False,
 )
 def test_example_config_credentials_are_what_the_unit_loads():

@@ -49,7 +49,9 @@ pytestmark = [
         reason="crowdwatch.pipeline (`crowdwatch run`, issue 3b) is not in this checkout yet",
     ),
     pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed"),
-    pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="GStreamer RTSP server needs /usr/bin/python3"),
+    pytest.mark.skipif(
+        not Path("/usr/bin/python3").exists(), reason="GStreamer RTSP server needs /usr/bin/python3"
+    ),
 ]
 
 
@@ -117,7 +119,8 @@ def unit_command(config: Path) -> list[str]:
     line = next(l for l in UNIT.read_text().splitlines() if l.startswith("ExecStart="))
     argv = shlex.split(line.removeprefix("ExecStart="))
     assert argv[0] == INSTALLED_BINARY and INSTALLED_CONFIG in argv
-    return [sys.executable, "-m", "crowdwatch", *[str(config) if a == INSTALLED_CONFIG else a for a in argv[1:]]]
+    rest = [str(config) if arg == INSTALLED_CONFIG else arg for arg in argv[1:]]
+    return [sys.executable, "-m", "crowdwatch", *rest]
 
 
 def unit_environment(state: Path, cache: Path) -> dict[str, str]:

@@ -88,13 +88,18 @@ def trace(tmp_path_factory) -> dict:
         }))
         for path in (state / "crowdwatch", cache / "crowdwatch"):  # systemd creates these before start
             path.mkdir(parents=True)
-        env = {**os.environ, **unit_environment(state, cache), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-               "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"}
+        env = {**os.environ, **unit_environment(state, cache), "PYTHONPATH": str(REPO),
+               "OMP_NUM_THREADS": "1", "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"}
         log = (tmp / "crowdwatch.log").open("w")
-        traced = subprocess.Popen(["strace", "-f", "-qq", "-o", str(tmp / "trace.txt"), *unit_command(config)],
+        strace = ["strace", "-f", "-qq", "-o", str(tmp / "trace.txt")]
+        traced = subprocess.Popen([*strace, *unit_command(config)],
                                   env=env, stdout=log, stderr=subprocess.STDOUT, cwd="/")
         procs.append(traced)
-        assert listener.wait_for("READY=1", timeout=180) is not None, (tmp / "crowdwatch.log").read_text()[-2000:]
+
+        def log_tail() -> str:
+            return (tmp / "crowdwatch.log").read_text()[-2000:]
+
+        assert listener.wait_for("READY=1", timeout=180) is not None, log_tail()
         ready = next(m for _, m in listener.messages if "READY=1" in m.splitlines())
         main_pid = int(re.search(r"^MAINPID=(\d+)$", ready, re.M).group(1))
         # WATCHDOG=1 only comes once frames are processed: wait for a few.
@@ -103,7 +108,7 @@ def trace(tmp_path_factory) -> dict:
             time.sleep(0.2)
         assert len(listener.times("WATCHDOG=1")) >= 4, "no frames processed under strace"
         os.kill(main_pid, signal.SIGTERM)
-        assert traced.wait(30) == 0, (tmp / "crowdwatch.log").read_text()[-2000:]
+        assert traced.wait(30) == 0, log_tail()
         yield {"lines": (tmp / "trace.txt").read_text().splitlines(), "state": state, "cache": cache}
     finally:
         for proc in reversed(procs):
@@ -118,7 +123,8 @@ def test_every_system_call_passes_the_units_filter(trace):
 
 
 def test_sockets_stay_in_the_allowed_families(trace):
-    families = {m.group(1) for line in trace["lines"] if (m := re.match(r"^\d+\s+socket\((AF_[A-Z0-9]+),", line))}
+    pattern = re.compile(r"^\d+\s+socket\((AF_[A-Z0-9]+),")
+    families = {m.group(1) for line in trace["lines"] if (m := pattern.match(line))}
     (allowed,) = _unit_values("RestrictAddressFamilies")
     assert "AF_INET" in families and families <= set(allowed.split())
 
@@ -134,7 +140,8 @@ def test_files_are_written_only_where_protectsystem_strict_allows(trace):
     written = set()
     for line in trace["lines"]:
         match = _WRITES.match(line)
-        if match and not line.rstrip().endswith(("ENOENT (No such file or directory)", "EEXIST (File exists)")):
+        failed = line.rstrip().endswith(("ENOENT (No such file or directory)", "EEXIST (File exists)"))
+        if match and not failed:
             written.add(match.group("open") or match.group("path"))
     assert any(p.startswith(writable[0]) for p in written)  # the CSV and snapshots are seen
     # A relative path would land in / (the unit's working directory), which is read-only.
