@@ -72,7 +72,9 @@ def make_demo_clip(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crowdwatch.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH, help=f"output file (default {DEFAULT_PATH})")
+    parser.add_argument(
+        "path", nargs="?", type=Path, default=DEFAULT_PATH, help=f"output file (default {DEFAULT_PATH})"
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT (default 640x360)")
     parser.add_argument("--fps", type=float, default=10.0)

@@ -119,9 +119,10 @@ class Pipeline:
                 threshold=cfg.model.threshold, longest_side=cfg.model.longest_side,
             )
             self._set_build_info(predictor)
-            logger.info("model ready on %s (%s), %d camera(s)", predictor.device, predictor.precision, len(cfg.cameras))
+            logger.info("model ready on %s (%s), %d camera(s)",
+                        predictor.device, predictor.precision, len(cfg.cameras))
             with contextlib.ExitStack() as stack:
-                sinks = [stack.enter_context(sink) for sink in self._make_sinks()]
+                sinks = self._open_sinks(stack)
                 if cfg.metrics.enabled:
                     stack.callback(self._metrics_server().stop)
                 wake = threading.Event()
@@ -147,6 +148,13 @@ class Pipeline:
             self._restore_signal_handlers(previous)
 
     # -- steps ---------------------------------------------------------------------------------
+    def _open_sinks(self, stack: contextlib.ExitStack) -> list[Sink]:
+        try:
+            return [stack.enter_context(sink) for sink in self._make_sinks()]
+        except OSError as exc:
+            where = exc.filename or self.config.output.dir
+            raise CrowdwatchError(f"output: cannot write to {where}: {exc.strerror or exc} (output.dir)") from None
+
     def _make_sinks(self) -> list[Sink]:
         out = self.config.output
         sinks: list[Sink] = []
@@ -168,7 +176,8 @@ class Pipeline:
             return MetricsServer(self.metrics, address, port).start()
         except OSError as exc:
             raise CrowdwatchError(
-                f"metrics: cannot listen on {address}:{port}: {exc.strerror or exc} (metrics.port in the config)"
+                f"metrics: cannot listen on {address}:{port}: {exc.strerror or exc} "
+                "(metrics.port in the config)"
             ) from None
 
     def _set_build_info(self, predictor: object) -> None:
@@ -176,7 +185,8 @@ class Pipeline:
 
         self.metrics.set_build_info(
             version=__version__, torch=torch.__version__,
-            device=str(getattr(predictor, "device", "?")), precision=str(getattr(predictor, "precision", "?")),
+            device=str(getattr(predictor, "device", "?")),
+            precision=str(getattr(predictor, "precision", "?")),
         )
 
     def _notify_ready(self, worker: Worker) -> tuple[object | None, object | None]:
@@ -186,7 +196,8 @@ class Pipeline:
             return None, None
         notifier = Notifier.from_env()
         notifier.ready()
-        pinger = WatchdogPinger(notifier, worker.last_progress_monotonic, self.config.systemd.watchdog_progress_s)
+        max_age = self.config.systemd.watchdog_progress_s
+        pinger = WatchdogPinger(notifier, worker.last_progress_monotonic, max_age)
         pinger.start()
         return notifier, pinger
 
@@ -214,7 +225,9 @@ class Pipeline:
             parts.append(f"{camera} {'up' if reader.up else 'DOWN'} {processed:.0f} frames")
         return ", ".join(parts)
 
-    def _shutdown(self, notifier: object, pinger: object, readers: list, worker: Worker, stop_readers: object) -> None:
+    def _shutdown(
+        self, notifier: object, pinger: object, readers: list, worker: Worker, stop_readers: object
+    ) -> None:
         deadline = time.monotonic() + STOP_BUDGET_S
         if notifier is not None:
             notifier.stopping()  # type: ignore[attr-defined]
@@ -235,7 +248,8 @@ class Pipeline:
         for reader in readers:
             camera = reader.camera.id
             processed = value("crowdwatch_frames_processed_total", {"camera": camera}) or 0
-            overload = value("crowdwatch_frames_dropped_total", {"camera": camera, "reason": "sink_overload"}) or 0
+            labels = {"camera": camera, "reason": "sink_overload"}
+            overload = value("crowdwatch_frames_dropped_total", labels) or 0
             out[camera] = {"processed": int(processed), "sink_overload": int(overload)}
         return out
 

@@ -32,9 +32,13 @@ class Zone:
             )
         object.__setattr__(self, "polygon", polygon)
         if (self.high is None) != (self.low is None):
-            raise ValueError(f"zone {self.id!r}: alert needs both high and low, but got {self.high}/{self.low}")
+            raise ValueError(
+                f"zone {self.id!r}: alert needs both high and low, but got {self.high}/{self.low}"
+            )
         if self.high is not None and self.low is not None and not self.low < self.high:
-            raise ValueError(f"zone {self.id!r}: alert low must be < high, but got low={self.low} high={self.high}")
+            raise ValueError(
+                f"zone {self.id!r}: alert low must be < high, but got low={self.low} high={self.high}"
+            )
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Boolean mask, one entry per (x, y) row of ``points``: inside or on the boundary."""

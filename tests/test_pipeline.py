@@ -81,7 +81,8 @@ def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(
                                                                         camera=c) or 0) >= 4, timeout=60)
         samples = pipeline.scrape()
         for camera in stills:
-            assert samples[("crowdwatch_people", frozenset({("camera", camera)}))] == expected[camera]["count"]
+            people = samples[("crowdwatch_people", frozenset({("camera", camera)}))]
+            assert people == expected[camera]["count"]
             assert samples[("crowdwatch_camera_up", frozenset({("camera", camera)}))] == 1
         assert samples[("crowdwatch_camera_up", frozenset({("camera", "dead")}))] == 0
         status, health = pipeline.health()
@@ -120,7 +121,8 @@ def test_kill_9_leaves_parseable_csv_missing_at_most_about_one_second(tmp_path: 
         pipeline.start()
 
         def processed() -> float:
-            return sum(pipeline.value("crowdwatch_frames_processed_total", camera=f"cam{i}") or 0 for i in range(2))
+            return sum(pipeline.value("crowdwatch_frames_processed_total", camera=f"cam{i}") or 0
+                       for i in range(2))
 
         pipeline.wait_for("20 frames processed", lambda: processed() >= 20, timeout=60)
         started, before = time.monotonic(), processed()
@@ -141,20 +143,24 @@ def test_slow_model_keeps_latency_bounded_and_counts_drops(tmp_path: Path) -> No
     # Honest slow model: 320x240 frames take ~0.3 s each on one CPU thread in fp32, while the camera
     # delivers 15 frames/s and asks for every one of them (fps: null).
     clip = make_demo_clip(tmp_path / "busy.mp4", width=320, height=240, seconds=4, fps=15, people=20)
-    config = write_config(tmp_path / "site.yaml", [{"id": "busy", "url": str(clip), "fps": None, "loop": True}],
-                          output={"dir": str(tmp_path / "out"), "snapshots": {"enabled": False}})
+    camera = {"id": "busy", "url": str(clip), "fps": None, "loop": True}
+    output = {"dir": str(tmp_path / "out"), "snapshots": {"enabled": False}}
+    config = write_config(tmp_path / "site.yaml", [camera], output=output)
     pipeline = PipelineProcess(config, tmp_path)
     try:
         pipeline.start()
-        pipeline.wait_for("30 frames processed",
-                          lambda: (pipeline.value("crowdwatch_frames_processed_total", camera="busy") or 0) >= 30,
-                          timeout=90, interval=0.5)
+        pipeline.wait_for(
+            "30 frames processed",
+            lambda: (pipeline.value("crowdwatch_frames_processed_total", camera="busy") or 0) >= 30,
+            timeout=90, interval=0.5,
+        )
         samples = pipeline.scrape()
         rc, _ = pipeline.signal(signal.SIGTERM)
     finally:
         pipeline.close()
     assert rc == 0, pipeline.logs()
-    dropped = samples[("crowdwatch_frames_dropped_total", frozenset({("camera", "busy"), ("reason", "superseded")}))]
+    dropped = samples[("crowdwatch_frames_dropped_total",
+                       frozenset({("camera", "busy"), ("reason", "superseded")}))]
     read = samples[("crowdwatch_frames_read_total", frozenset({("camera", "busy")}))]
     processed = samples[("crowdwatch_frames_processed_total", frozenset({("camera", "busy")}))]
     assert dropped > processed  # the model is slower than the camera: most frames are dropped, counted

@@ -34,7 +34,11 @@ def write_config(path: Path, cameras: list[dict[str, Any]], **sections: Any) -> 
     config: dict[str, Any] = {
         "model": {"precision": "fp32", "device": "cpu", "threads": 1, "max_batch": 4, "max_wait_ms": 50},
         "cameras": cameras,
-        "output": {"dir": str(path.parent / "out"), "csv": {"flush_interval_s": 1.0}, "snapshots": {"interval_s": 1.0}},
+        "output": {
+            "dir": str(path.parent / "out"),
+            "csv": {"flush_interval_s": 1.0},
+            "snapshots": {"interval_s": 1.0},
+        },
         "metrics": {"address": "127.0.0.1", "port": 0},
     }
     config.update(sections)
@@ -82,7 +86,9 @@ def read_csv_rows(directory: Path) -> list[dict[str, str]]:
 class PipelineProcess:
     """``python -m crowdwatch run CONFIG`` in its own session, logs to files under ``log_dir``."""
 
-    def __init__(self, config: Path, log_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()):
+    def __init__(
+        self, config: Path, log_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.config = config
         self.stdout_path = log_dir / "pipeline.stdout"
         self.stderr_path = log_dir / "pipeline.stderr"
@@ -140,7 +146,9 @@ class PipelineProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
-    def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> float:
+    def wait_for(
+        self, what: str, predicate: Callable[[], bool], timeout: float, interval: float = 0.1
+    ) -> float:
         """Poll ``predicate`` until true; return the seconds it took (AssertionError on timeout)."""
         started = time.monotonic()
         while time.monotonic() - started < timeout:

@@ -20,6 +20,7 @@ from test_pipeline_harness import PipelineProcess, read_csv_rows, write_config
 pytestmark = [requires_rtsp, pytest.mark.rtsp, pytest.mark.slow]
 
 PASSWORD = "Zq7-s3cret-Pa55word"
+USERINFO = "viewer:${env:CAM_PASSWORD}"  # resolved from the environment when the config loads
 READ_TIMEOUT_S = 1.0
 FPS = 2.0
 WINDOW_S = 4.0
@@ -52,7 +53,7 @@ def test_three_rtsp_cameras_survive_kill_restart_and_freeze(tmp_path: Path) -> N
         for server in servers.values():
             server.start()
         cameras = [
-            {"id": camera, "url": server.url("/live", "viewer:${env:CAM_PASSWORD}" if camera == "cam1" else "")}
+            {"id": camera, "url": server.url("/live", USERINFO if camera == "cam1" else "")}
             for camera, server in servers.items()
         ]
         defaults = {
@@ -74,8 +75,7 @@ def test_three_rtsp_cameras_survive_kill_restart_and_freeze(tmp_path: Path) -> N
 
         # Killed: cam1 goes down within the read timeout; the others keep their frame rate.
         servers["cam1"].kill()
-        took = pipeline.wait_for("cam1 down", lambda: not up(pipeline, "cam1"), timeout=READ_TIMEOUT_S + SLACK_S)
-        assert took <= READ_TIMEOUT_S + SLACK_S
+        pipeline.wait_for("cam1 down", lambda: not up(pipeline, "cam1"), timeout=READ_TIMEOUT_S + SLACK_S)
         status, health = pipeline.health()
         assert status == 503 and "cam1" in health["reason"]
         during = rates(pipeline, ["cam2", "cam3"], WINDOW_S)
@@ -92,7 +92,7 @@ def test_three_rtsp_cameras_survive_kill_restart_and_freeze(tmp_path: Path) -> N
 
         # Frozen (SIGSTOP: the socket stays open, nothing arrives): detected in about 2x the read timeout.
         servers["cam2"].freeze()
-        took = pipeline.wait_for("cam2 down", lambda: not up(pipeline, "cam2"), timeout=2 * READ_TIMEOUT_S + SLACK_S)
+        pipeline.wait_for("cam2 down", lambda: not up(pipeline, "cam2"), timeout=2 * READ_TIMEOUT_S + SLACK_S)
         assert up(pipeline, "cam3") and up(pipeline, "cam1")
         servers["cam2"].thaw()
 
@@ -108,7 +108,8 @@ def test_three_rtsp_cameras_survive_kill_restart_and_freeze(tmp_path: Path) -> N
     rows = read_csv_rows(tmp_path / "out")
     final = pipeline.final_counts()
     for camera in servers:
-        assert len([r for r in rows if r["camera"] == camera]) == final[camera]["processed"] - final[camera]["sink_overload"]
+        written = final[camera]["processed"] - final[camera]["sink_overload"]
+        assert len([r for r in rows if r["camera"] == camera]) == written
     # The password is in no output: logs, every /metrics scrape, CSV, snapshot names.
     outputs = [pipeline.logs(), *pipeline.scraped]
     outputs += [path.read_text(errors="replace") for path in (tmp_path / "out").glob("*.csv")]

@@ -23,10 +23,13 @@ class FakeClock:
         return self.now
 
 
-def result(camera: str = "cam1", index: int = 0, captured_at: float = DAY1, count: int = 3, **kw: object) -> Result:
+def result(
+    camera: str = "cam1", index: int = 0, captured_at: float = DAY1, count: int = 3, **kw: object
+) -> Result:
     return Result(
         camera=camera, index=index, captured_at=captured_at, image=np.zeros((4, 4, 3), np.uint8),
-        points=np.zeros((count, 2), np.float32), count=count, latency_s=0.1234567, **kw,  # type: ignore[arg-type]
+        points=np.zeros((count, 2), np.float32), count=count, latency_s=0.1234567,
+        **kw,  # type: ignore[arg-type]
     )
 
 

@@ -54,7 +54,8 @@ def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
 
 
 def test_annotated_video_per_camera(tmp_path: Path) -> None:
-    with OverlaySink(tmp_path / "snap", snapshots=False, video_directory=tmp_path / "video", video_fps=5) as sink:
+    sink = OverlaySink(tmp_path / "snap", snapshots=False, video_directory=tmp_path / "video", video_fps=5)
+    with sink:
         for i in range(6):
             sink.write(result("cam1", 40 * (i % 3)))
     videos = list((tmp_path / "video").glob("cam1-*.mp4"))

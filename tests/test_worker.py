@@ -196,7 +196,8 @@ def test_a_failing_sink_does_not_stop_the_others() -> None:
             raise OSError("disk full")
 
     good = Recorder()
-    worker = Worker(FakePredictor(), [ListSource("a", [frame("a", i) for i in range(3)])], sinks=[Broken(), good])
+    source = ListSource("a", [frame("a", i) for i in range(3)])
+    worker = Worker(FakePredictor(), [source], sinks=[Broken(), good])
     worker.start()
     time.sleep(0.5)
     assert worker.stop(timeout=5)

@@ -32,7 +32,8 @@ def test_empty_points_give_zero_counts() -> None:
 
 
 def test_per_zone_counts_overlap() -> None:
-    zones = CameraZones([Zone("a", np.array(SQUARE)), Zone("b", np.array([[0, 0], [100, 0], [100, 100], [0, 100]]))])
+    big = np.array([[0, 0], [100, 0], [100, 100], [0, 100]])
+    zones = CameraZones([Zone("a", np.array(SQUARE)), Zone("b", big)])
     reading = zones.update(pts((30, 30), (70, 70), (200, 200)))
     assert reading.counts == {"a": 1, "b": 2}
     assert reading.alerts == {}

@@ -14,7 +14,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from crowdwatch.sinks.base import Result
 
@@ -57,21 +64,26 @@ class PipelineMetrics:
             return Gauge(name, doc, labels, registry=registry)
 
         cam = ("camera",)
-        self.people = gauge("crowdwatch_people", "People counted in the camera's latest processed frame.", cam)
+        self.people = gauge("crowdwatch_people", "People in the camera's latest processed frame.", cam)
         self.zone_people = gauge("crowdwatch_zone_people", "People counted in a zone.", ("camera", "zone"))
-        self.zone_alert = gauge("crowdwatch_zone_alert", "1 while a zone's occupancy alert is raised.", ("camera", "zone"))
+        self.zone_alert = gauge(
+            "crowdwatch_zone_alert", "1 while a zone's occupancy alert is raised.", ("camera", "zone")
+        )
         self.frames_read = counter("crowdwatch_frames_read_total", "Frames decoded from the camera.", cam)
-        self.frames_processed = counter("crowdwatch_frames_processed_total", "Frames run through the model.", cam)
+        self.frames_processed = counter(
+            "crowdwatch_frames_processed_total", "Frames run through the model.", cam
+        )
         self.frames_dropped = counter(
             "crowdwatch_frames_dropped_total", "Frames or results dropped, by reason.", ("camera", "reason")
         )
         self.reconnects = counter("crowdwatch_reconnects_total", "Reconnection attempts to the camera.", cam)
         self.camera_up_gauge = gauge("crowdwatch_camera_up", "1 while the camera delivers frames.", cam)
         self.last_frame_ts = gauge(
-            "crowdwatch_last_frame_timestamp_seconds", "Wall-clock capture time of the camera's last frame.", cam
+            "crowdwatch_last_frame_timestamp_seconds", "Wall-clock capture time of the last frame.", cam
         )
         self.inference_seconds = Histogram(
-            "crowdwatch_inference_seconds", "Model time per batch.", buckets=LATENCY_BUCKETS, registry=registry
+            "crowdwatch_inference_seconds", "Model time per batch.",
+            buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.latency = Histogram(
             "crowdwatch_end_to_end_latency_seconds",
@@ -84,12 +96,15 @@ class PipelineMetrics:
             "crowdwatch_batch_size", "Frames per model batch.", buckets=BATCH_BUCKETS, registry=registry
         )
         self.build_info = gauge(
-            "crowdwatch_build_info", "Always 1; labels describe the build.", ("version", "torch", "device", "precision")
+            "crowdwatch_build_info",
+            "Always 1; labels describe the build.",
+            ("version", "torch", "device", "precision"),
         )
         # Create every camera's series now, so dashboards see 0 rather than nothing.
         for camera in cameras:
-            for metric in (self.people, self.frames_read, self.frames_processed, self.reconnects, self.camera_up_gauge):
+            for metric in (self.people, self.frames_read, self.frames_processed, self.reconnects):
                 metric.labels(camera)
+            self.camera_up_gauge.labels(camera)
             self.latency.labels(camera)
             for reason in DROP_REASONS:
                 self.frames_dropped.labels(camera, reason)
