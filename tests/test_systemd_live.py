@@ -260,7 +260,7 @@ def test_prometheus_evaluates_the_alert_rules_without_error(service):
         if evaluated or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert len(rules) == 5 and {r["health"] for r in rules} == {"ok"}, rules
+    assert len(rules) == 6 and {r["health"] for r in rules} == {"ok"}, rules
     firing = {r["name"] for r in rules if r["state"] == "firing"}
     assert not firing & {"CrowdwatchDown", "CrowdwatchCameraDown"}
 
