@@ -248,6 +248,9 @@ def test_every_dashboard_query_returns_series(service):
     assert not pending, f"no series for: {sorted(pending)}"
     assert _prom_query(port, 'crowdwatch_camera_up{camera="lobby"} == 1')
     assert _prom_query(port, 'rate(crowdwatch_frames_processed_total{camera="lobby"}[10s]) > 0')
+    # CrowdwatchRestarting and CrowdwatchDown rely on these two, which come from outside the dashboard.
+    assert _prom_query(port, 'process_start_time_seconds{job="crowdwatch"}')
+    assert _prom_query(port, 'up{job="crowdwatch"} == 1')
 
 
 def test_prometheus_evaluates_the_alert_rules_without_error(service):
