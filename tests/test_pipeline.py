@@ -69,7 +69,8 @@ def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(
     # A camera that never comes up must not stop the others.
     cameras.append({"id": "dead", "url": f"rtsp://127.0.0.1:{free_port()}/none", "open_timeout_s": 1,
                     "reconnect": {"initial_s": 0.5, "max_s": 1}})
-    config = write_config(tmp_path / "site.yaml", cameras)
+    output = {"dir": str(tmp_path / "out"), "snapshots": {"interval_s": 1.0}, "video": {"enabled": True}}
+    config = write_config(tmp_path / "site.yaml", cameras, output=output)
     expected = count_cli([tmp_path / f"{camera}.png" for camera in stills], cli_env)
 
     pipeline = PipelineProcess(config, tmp_path)
@@ -109,6 +110,11 @@ def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(
     for camera, image in stills.items():
         snapshot = cv2.imread(str(tmp_path / "out" / "snapshots" / f"{camera}.jpg"))
         assert snapshot is not None and snapshot.shape == image.shape
+        (video,) = (tmp_path / "out" / "video").glob(f"{camera}-*.mp4")
+        capture = cv2.VideoCapture(str(video))
+        ok, first = capture.read()
+        capture.release()
+        assert ok and first.shape == image.shape  # closed properly on SIGTERM: decodable
     assert "Traceback" not in pipeline.logs()
 
 
@@ -137,6 +143,17 @@ def test_kill_9_leaves_parseable_csv_missing_at_most_about_one_second(tmp_path: 
     lost = at_kill - len(rows)
     # The CSV is fsynced every second: lost rows are those of the last second (+ one batch in flight).
     assert -4 <= lost <= rate * 1.25 + 4, f"lost {lost} rows at {rate:.1f} rows/s"
+
+    # A restart appends to the same file under the one header.
+    again = PipelineProcess(config, tmp_path, args=("--duration", "4"))
+    try:
+        again.start()
+        assert again.process is not None and again.process.wait(timeout=60) == 0, again.logs()
+    finally:
+        again.close()
+    assert len(list((tmp_path / "out").glob("counts-*.csv"))) == 1
+    after = read_csv_rows(tmp_path / "out")  # still one header, no half row
+    assert after[: len(rows)] == rows and len(after) > len(rows)
 
 
 def test_slow_model_keeps_latency_bounded_and_counts_drops(tmp_path: Path) -> None:
