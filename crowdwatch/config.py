@@ -166,11 +166,14 @@ class CameraConfig(CameraSettings):
     def _check_url(cls, url: Any, info: ValidationInfo) -> int | SecretUrl:
         if isinstance(url, bool) or not isinstance(url, (int, str, SecretUrl)):
             raise ValueError("expected an rtsp:// URL, a video file path or a device index (int)")
+        if isinstance(url, str) and url.isascii() and url.isdigit():
+            url = int(url)  # "0", e.g. from ${env:CAMERA_INDEX}: a device index, not a file named 0
         if isinstance(url, int):
             if not 0 <= url <= 255:
                 raise ValueError("device index must be between 0 and 255")
             return url
-        url = url if isinstance(url, SecretUrl) else SecretUrl(url)
+        secrets = (info.context or {}).get("secrets")
+        url = url if isinstance(url, SecretUrl) else SecretUrl(url, secrets)
         text = url.reveal()
         if not text or text.strip() != text:
             raise ValueError("URL is empty or has leading or trailing spaces")
@@ -183,7 +186,7 @@ class CameraConfig(CameraSettings):
             if not host or host[0] in "/:?#":
                 raise ValueError(f"{url.scheme}:// URL has no host")
             return url
-        return SecretUrl(str(_resolve_path(Path(text), info)))
+        return SecretUrl(str(_resolve_path(Path(text), info)), secrets)
 
     @property
     def kind(self) -> Literal["stream", "file", "device"]:
@@ -424,7 +427,7 @@ def load_config(path: str | Path) -> Config:
     data = _substitute_all(raw, (), secrets, errors)
     config = None
     try:
-        config = Config.model_validate(data, context={"base_dir": path.resolve().parent})
+        config = Config.model_validate(data, context={"base_dir": path.resolve().parent, "secrets": secrets})
     except ValidationError as exc:
         errors.extend(_pydantic_errors(exc, secrets))
     errors.extend(_duplicate_ids(data))

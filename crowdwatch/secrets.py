@@ -43,6 +43,10 @@ _CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]*$")
 # scheme://userinfo@rest ; userinfo runs to the LAST "@" so that a password containing "@" or "/"
 # (common in hand-written camera URLs) is hidden entirely rather than half-shown.
 _URL_WITH_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s'\"]*)@")
+# Some cameras take credentials in the query string (?user=admin&password=...).
+_SECRET_QUERY = re.compile(
+    r"(?P<key>[?&;](?:password|passwd|pass|pwd|token|auth|key|secret|signature)=)[^&#;\s'\"]*", re.IGNORECASE
+)
 
 
 class SecretReferenceError(ValueError):
@@ -50,12 +54,14 @@ class SecretReferenceError(ValueError):
 
 
 def mask_url(url: object) -> str:
-    """Return ``url`` as text with any ``user:password@`` replaced by ``***@``.
+    """Return ``url`` as text with any ``user:password@`` replaced by ``***@``, and the values of
+    query parameters such as ``password=`` or ``token=`` replaced by ``***``.
 
     Works on any text: every ``scheme://...@`` occurrence is masked, so it is also safe on a log
     message or an exception text that embeds a URL. Non-URL text is returned unchanged.
     """
-    return _URL_WITH_USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", str(url))
+    text = _URL_WITH_USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", str(url))
+    return _SECRET_QUERY.sub(lambda m: f"{m.group('key')}{MASK}", text)
 
 
 class SecretValues:
@@ -136,22 +142,24 @@ class SecretUrl:
     """A camera URL that prints masked. ``reveal()`` returns the real URL for the capture library.
 
     Equality and hashing use the real URL; ``str``, ``repr``, f-strings, pydantic dumps and logging
-    all see the masked form.
+    all see the masked form: :func:`mask_url`, and with ``secrets`` also every substituted secret
+    value wherever it sits in the URL (a host, a path, a query parameter).
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("_masked", "_value")
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, secrets: SecretValues | None = None) -> None:
         if not isinstance(value, str):
             raise TypeError(f"SecretUrl needs a str, got {type(value).__name__}")
         self._value = value
+        self._masked = secrets.scrub(value) if secrets is not None else mask_url(value)
 
     def reveal(self) -> str:
         return self._value
 
     @property
     def masked(self) -> str:
-        return mask_url(self._value)
+        return self._masked
 
     @property
     def scheme(self) -> str:
@@ -171,8 +179,8 @@ class SecretUrl:
     def __hash__(self) -> int:
         return hash(("SecretUrl", self._value))
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (SecretUrl, (self._value,))
+    def __reduce__(self) -> tuple[Any, ...]:  # pickling keeps the masked form as it was built
+        return (_restore_secret_url, (self._value, self._masked))
 
     @classmethod
     def __get_pydantic_core_schema__(
@@ -184,6 +192,12 @@ class SecretUrl:
             python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_str]),
             serialization=core_schema.plain_serializer_function_ser_schema(lambda v: v.masked),
         )
+
+
+def _restore_secret_url(value: str, masked: str) -> SecretUrl:
+    url = SecretUrl.__new__(SecretUrl)
+    url._value, url._masked = value, masked
+    return url
 
 
 class RedactingFilter(logging.Filter):

@@ -270,7 +270,7 @@ def test_secrets_from_env_and_credentials_dir(tmp_path: Path, monkeypatch: pytes
         repr(config.secrets),
     ]
     assert all(SECRET not in text for text in shown)
-    assert str(a.url) == "rtsp://***@192.0.2.5/a"
+    assert str(a.url) == "rtsp://***@***/a"  # every substituted value is hidden, the host too
     assert pickle.loads(pickle.dumps(a.url)) == a.url
 
 
@@ -312,3 +312,9 @@ def test_missing_credential_names_key_and_credential_not_values(
     monkeypatch.delenv("CREDENTIALS_DIRECTORY")
     with pytest.raises(ConfigError, match=r"CREDENTIALS_DIRECTORY is not set"):
         load_config(write(tmp_path, text))
+
+
+def test_a_digit_string_is_a_device_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CW_CAMERA_INDEX", "2")
+    config = load_config(write(tmp_path, "cameras:\n  - {id: a, url: '${env:CW_CAMERA_INDEX}'}\n"))
+    assert config.cameras[0].url == 2 and config.cameras[0].kind == "device"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,8 @@ PASSWORD = "s3cr3t-Horse"
         ("/var/video/a@b.mp4", "/var/video/a@b.mp4"),
         ("open failed for rtsp://u:pw@h/x (timeout)", "open failed for rtsp://***@h/x (timeout)"),
         (3, "3"),
+        ("http://cam/snap.cgi?user=admin&password=pw&x=1", "http://cam/snap.cgi?user=admin&password=***&x=1"),
+        ("rtsp://cam/live?token=abc", "rtsp://cam/live?token=***"),
     ],
 )
 def test_mask_url(text: object, masked: str) -> None:
@@ -88,3 +91,11 @@ def test_redacting_filter_scrubs_messages_args_and_tracebacks(caplog: pytest.Log
     assert "rtsp://***@h/x" in caplog.text
     assert "RuntimeError" in caplog.text
     assert PASSWORD not in caplog.text
+
+
+def test_secret_url_scrubs_substituted_values_anywhere() -> None:
+    secrets = SecretValues([PASSWORD, "10.1.2.3"])
+    url = SecretUrl(f"rtsp://10.1.2.3/live?session={PASSWORD}", secrets)
+    assert str(url) == "rtsp://***/live?session=***"
+    copy = pickle.loads(pickle.dumps(url))
+    assert copy == url and str(copy) == str(url)
