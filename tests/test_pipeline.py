@@ -198,3 +198,13 @@ def test_bad_usage_exits_2(argv: list[str], tmp_path: Path, cli_env: dict[str, s
     out = subprocess.run([sys.executable, "-m", "crowdwatch", "run", *args], cwd=REPO, env=cli_env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
+
+
+def test_invalid_config_exits_2_naming_the_key(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    config = write_config(tmp_path / "site.yaml", [{"id": "a", "url": "rtsp://u:hunter22@127.0.0.1:1/x"}],
+                          model={"max_batch": 0})
+    out = subprocess.run([sys.executable, "-m", "crowdwatch", "run", str(config)], cwd=REPO, env=cli_env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "model.max_batch" in out.stderr and "Traceback" not in out.stderr
+    assert "hunter22" not in out.stderr + out.stdout
