@@ -279,7 +279,8 @@ class CameraReader:
         self._factory = capture_factory or open_capture
         self._on_frame = on_frame
         self._stop = threading.Event()
-        self._lock = threading.Lock()  # slot and up/last-frame state
+        self._lock = threading.Lock()  # the slot and the last-frame times
+        self._up_lock = threading.Lock()  # up/down transitions and their events
         self._slot: Frame | None = None
         self._up = False
         self._last_monotonic: float | None = None
@@ -345,16 +346,18 @@ class CameraReader:
     # -- state
 
     def _set_up(self, up: bool, reason: str = "") -> None:
-        with self._lock:
+        # One lock around the change *and* its event: the reader and the watchdog may race, and the
+        # camera_up events must arrive in the order of the changes (the gauge keeps the last one).
+        with self._up_lock:
             if up == self._up:
                 return
             self._up = up
-        if up:
-            logger.info("%s: camera up (%s)", self.camera.id, self.camera.display_url)
-        else:  # an asked-for stop or the end of a file is no trouble
-            level = logging.INFO if self._stop.is_set() or self._ended else logging.WARNING
-            logger.log(level, "%s: camera down: %s", self.camera.id, mask_url(reason))
-        self.events.camera_up(self.camera.id, up)
+            if up:
+                logger.info("%s: camera up (%s)", self.camera.id, self.camera.display_url)
+            else:  # an asked-for stop or the end of a file is no trouble
+                level = logging.INFO if self._stop.is_set() or self._ended else logging.WARNING
+                logger.log(level, "%s: camera down: %s", self.camera.id, mask_url(reason))
+            self.events.camera_up(self.camera.id, up)
 
     def _watch(self) -> None:
         stale = self.camera.stale_after_s
