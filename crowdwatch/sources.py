@@ -20,9 +20,11 @@ rate so that a file behaves like a live camera (and are optionally looped).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
+import select
 import socket
 import threading
 import time
@@ -166,6 +168,35 @@ def _host_port(url: str, scheme: str) -> tuple[str, int, str]:
     return host, port, path
 
 
+def _connect(host: str, port: int, deadline: float, stop: threading.Event) -> socket.socket:
+    """TCP connect that gives up at ``deadline`` and checks ``stop`` every slice (a blocking connect to
+    a host that drops SYNs could not be interrupted). Name resolution itself may still block."""
+    error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            code = sock.connect_ex(address)
+            while code == errno.EINPROGRESS:
+                if stop.is_set():
+                    raise _Stopped
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(errno.ETIMEDOUT, "timed out")
+                if select.select([], [sock], [], min(remaining, _LOCK_SLICE_S))[1]:
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise OSError(code, os.strerror(code))
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+        except BaseException:
+            sock.close()
+            raise
+    raise error
+
+
 def _probe(camera: CameraConfig, stop: threading.Event) -> None:
     """Fail fast, outside OpenCV's open lock, when the server does not answer RTSP (or TCP)."""
     url = camera.url.reveal()  # type: ignore[union-attr]
@@ -173,19 +204,20 @@ def _probe(camera: CameraConfig, stop: threading.Event) -> None:
     host, port, path = _host_port(url, scheme)
     deadline = time.monotonic() + camera.open_timeout_s
     try:
-        with socket.create_connection((host, port), timeout=camera.open_timeout_s) as sock:
+        with _connect(host, port, deadline, stop) as sock:
             if scheme != "rtsp":
                 return
             target = f"rtsp://{host if ':' not in host else f'[{host}]'}:{port}/{path}"
+            sock.settimeout(_LOCK_SLICE_S)
             sock.sendall(f"OPTIONS {target} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: crowdwatch\r\n\r\n".encode())
             reply = b""
             while len(reply) < 5:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or stop.is_set():
+                if stop.is_set():
+                    raise _Stopped
+                if time.monotonic() > deadline:
                     raise SourceConnectionError(
                         camera.id, f"{host}:{port} accepted TCP but did not answer RTSP"
                     )
-                sock.settimeout(min(remaining, _LOCK_SLICE_S * 5))
                 try:
                     chunk = sock.recv(64)
                 except TimeoutError:
@@ -195,12 +227,9 @@ def _probe(camera: CameraConfig, stop: threading.Event) -> None:
                 reply += chunk
             if not reply.startswith(b"RTSP/"):
                 raise SourceConnectionError(camera.id, f"{host}:{port} is not an RTSP server")
-    except SourceConnectionError:
-        raise
     except OSError as exc:
-        raise SourceConnectionError(
-            camera.id, f"cannot connect to {host}:{port}: {exc.strerror or exc}"
-        ) from None
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise SourceConnectionError(camera.id, f"cannot connect to {host}:{port}: {reason}") from None
 
 
 def _ffmpeg_options(camera: CameraConfig) -> str | None:
