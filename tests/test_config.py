@@ -169,7 +169,7 @@ def test_valid_config_exit_0_with_a_masked_summary(
     assert SECRET not in result.stdout + result.stderr
 
 
-def test_example_configs_are_valid(cli_env: dict[str, str], python: str) -> None:
+def test_example_configs_are_valid(tmp_path: Path, cli_env: dict[str, str], python: str) -> None:
     assert check_config(REPO / "configs" / "demo.yaml", cli_env, python).returncode == 0
     cli_env["HALL_CAMERA_HOST"] = "192.0.2.11"
     cli_env.pop("CREDENTIALS_DIRECTORY", None)
@@ -177,6 +177,12 @@ def test_example_configs_are_valid(cli_env: dict[str, str], python: str) -> None
     # site.yaml references a systemd credential on purpose: without one it must say which, by key path
     assert result.returncode == 2
     assert "cameras[0].url: credential entrance-password is referenced" in result.stderr
+    (tmp_path / "entrance-password").write_text(SECRET + "\n", encoding="utf-8")
+    cli_env["CREDENTIALS_DIRECTORY"] = str(tmp_path)
+    result = check_config(REPO / "configs" / "site.yaml", cli_env, python)
+    assert result.returncode == 0, result.stderr
+    assert "entrance: stream rtsp://***@192.0.2.10:554/stream1" in result.stdout
+    assert SECRET not in result.stdout + result.stderr
 
 
 def test_defaults_merge_into_each_camera(tmp_path: Path) -> None:
