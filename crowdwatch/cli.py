@@ -6,6 +6,7 @@ input file. Errors meant for the user print as ``crowdwatch: error: ...`` with n
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import logging
 import sys
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crowdwatch: error: command {name!r} is not available in this build ({exc})", file=sys.stderr)
         return 1
     setup_logging()
+    # A hung process killed by systemd's watchdog (SIGABRT) prints every thread's stack to the journal.
+    faulthandler.enable()
     try:
         return int(command(rest))
     except CrowdwatchError as exc:

@@ -22,6 +22,7 @@ APT_TEST_PACKAGES=(
   gstreamer1.0-plugins-ugly gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0  # RTSP test server
   prometheus                               # prometheus + promtool for the scrape/alert tests
   systemd                                  # systemd-analyze verify/security for the unit tests
+  strace                                   # the sandbox test checks the syscalls the pipeline makes
 )
 
 say() { printf '\n==> %s\n' "$*"; }
