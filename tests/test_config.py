@@ -176,8 +176,8 @@ def test_example_configs_are_valid(tmp_path: Path, cli_env: dict[str, str], pyth
     result = check_config(REPO / "configs" / "site.yaml", cli_env, python)
     # site.yaml references a systemd credential on purpose: without one it must say which, by key path
     assert result.returncode == 2
-    assert "cameras[0].url: credential entrance-password is referenced" in result.stderr
-    (tmp_path / "entrance-password").write_text(SECRET + "\n", encoding="utf-8")
+    assert "cameras[0].url: credential camera_entrance is referenced" in result.stderr
+    (tmp_path / "camera_entrance").write_text(SECRET + "\n", encoding="utf-8")
     cli_env["CREDENTIALS_DIRECTORY"] = str(tmp_path)
     result = check_config(REPO / "configs" / "site.yaml", cli_env, python)
     assert result.returncode == 0, result.stderr
