@@ -7,7 +7,6 @@ padding, which is what these tests compare.
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import statistics
@@ -25,6 +24,7 @@ from crowdwatch.zones import Zone
 from test_pipeline_harness import (
     REPO,
     PipelineProcess,
+    count_cli,
     decode_first_frame,
     read_csv_rows,
     write_config,
@@ -38,16 +38,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def count_cli(images: list[Path], env: dict[str, str]) -> dict[str, dict]:
-    """`python -m crowdwatch count --json` on ``images`` (same weights, precision and device)."""
-    out = subprocess.run(
-        [sys.executable, "-m", "crowdwatch", "count", "--precision", "fp32", "--device", "cpu", "--json",
-         *map(str, images)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True,
-    )
-    return {Path(item["image"]).stem: item for item in json.loads(out.stdout)["images"]}
 
 
 def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(

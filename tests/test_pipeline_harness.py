@@ -83,6 +83,35 @@ def read_csv_rows(directory: Path) -> list[dict[str, str]]:
     return rows
 
 
+def count_cli(images: list[Path], env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """`python -m crowdwatch count --json` on ``images`` (fp32 on the CPU, like the pipeline tests' config),
+    keyed by file stem."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    out = subprocess.run(
+        [sys.executable, "-m", "crowdwatch", "count", "--precision", "fp32", "--device", "cpu", "--json",
+         *map(str, images)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True,
+    )
+    return {Path(item["image"]).stem: item for item in json.loads(out.stdout)["images"]}
+
+
+def write_lossless_still_h264(path: Path, image: np.ndarray, seconds: float = 120, fps: int = 10) -> Path:
+    """An H.264 mp4 (Debian ffmpeg, libx264 -qp 0: lossless) repeating ``image``. Served through the RTSP
+    server unchanged, every frame a client decodes is bit-identical to frame 0 decoded from the file."""
+    still = path.with_suffix(".src.png")
+    cv2.imwrite(str(still), image)
+    cmd = [
+        "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+        "-loop", "1", "-framerate", str(fps), "-i", str(still),
+        "-t", str(seconds), "-c:v", "libx264", "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        "-g", str(fps), "-threads", "1", str(path),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    return path
+
+
 class PipelineProcess:
     """``python -m crowdwatch run CONFIG`` in its own session, logs to files under ``log_dir``."""
 

@@ -1,8 +1,11 @@
 """`crowdwatch run` on three cameras served by a real RTSP server (GStreamer), one server per camera so
 that each camera's trouble can be made on its own: killed, restarted, frozen (SIGSTOP).
 
-Checked through the real outputs: /metrics scraped over HTTP, CSV read back, logs. One camera's URL
-carries a password (from the environment); it must appear in no output.
+Each camera streams a lossless H.264 clip of one still image (passed through unchanged), so every
+frame the pipeline decodes is bit-identical to frame 0 decoded from the file here: its count must
+equal what `crowdwatch count` says on that frame. Checked through the real outputs: /metrics scraped
+over HTTP, CSV read back, logs. One camera's URL carries a password (from the environment); it must
+appear in no output.
 """
 
 from __future__ import annotations
@@ -12,10 +15,19 @@ import signal
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from rtsp_fixtures import RtspServer, requires_rtsp
-from test_pipeline_harness import PipelineProcess, read_csv_rows, write_config
+from crowdwatch.demo import render_frames
+from test_pipeline_harness import (
+    PipelineProcess,
+    count_cli,
+    decode_first_frame,
+    read_csv_rows,
+    write_config,
+    write_lossless_still_h264,
+)
 
 pytestmark = [requires_rtsp, pytest.mark.rtsp, pytest.mark.slow]
 
@@ -47,7 +59,15 @@ def up(pipeline: PipelineProcess, camera: str) -> bool:
 
 @requires_rtsp
 def test_three_rtsp_cameras_survive_kill_restart_and_freeze(tmp_path: Path) -> None:
-    servers = {f"cam{i}": RtspServer({"/live": "pattern:160x128@10"}) for i in (1, 2, 3)}
+    stills = {}
+    for i in (1, 2, 3):
+        image = render_frames(160, 128, 1, 25, seed=10 + i)[0]
+        clip = write_lossless_still_h264(tmp_path / f"cam{i}.mp4", image)
+        stills[f"cam{i}"] = clip
+        cv2.imwrite(str(tmp_path / f"cam{i}.png"), decode_first_frame(clip))
+    counted = count_cli([tmp_path / f"{camera}.png" for camera in stills])
+    expected = {camera: item["count"] for camera, item in counted.items()}
+    servers = {camera: RtspServer({"/live": f"file:{clip}"}) for camera, clip in stills.items()}
     pipeline: PipelineProcess | None = None
     try:
         for server in servers.values():
@@ -70,6 +90,8 @@ def test_three_rtsp_cameras_survive_kill_restart_and_freeze(tmp_path: Path) -> N
             pipeline.wait_for(f"{camera} up and processing", lambda c=camera: up(pipeline, c) and
                               processed(pipeline, c) >= 2, timeout=60)
         assert pipeline.health()[0] == 200
+        for camera in servers:
+            assert pipeline.value("crowdwatch_people", camera=camera) == expected[camera]
         before = rates(pipeline, ["cam2", "cam3"], WINDOW_S)
         assert all(rate >= FPS * 0.6 for rate in before.values()), before
 
@@ -108,8 +130,9 @@ def test_three_rtsp_cameras_survive_kill_restart_and_freeze(tmp_path: Path) -> N
     rows = read_csv_rows(tmp_path / "out")
     final = pipeline.final_counts()
     for camera in servers:
-        written = final[camera]["processed"] - final[camera]["sink_overload"]
-        assert len([r for r in rows if r["camera"] == camera]) == written
+        mine = [row for row in rows if row["camera"] == camera]
+        assert len(mine) == final[camera]["processed"] - final[camera]["sink_overload"]
+        assert {int(row["count"]) for row in mine} == {expected[camera]}
     # The password is in no output: logs, every /metrics scrape, CSV, snapshot names.
     outputs = [pipeline.logs(), *pipeline.scraped]
     outputs += [path.read_text(errors="replace") for path in (tmp_path / "out").glob("*.csv")]
