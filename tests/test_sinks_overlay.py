@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 
 from crowdwatch.sinks.base import Result
-from crowdwatch.sinks.overlay import OverlaySink, write_atomic
+from crowdwatch.fileio import write_atomic
+from crowdwatch.sinks.overlay import OverlaySink
 
 
 class FakeClock:

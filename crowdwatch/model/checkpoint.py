@@ -14,9 +14,7 @@ can never run code)::
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from typing import Any
 import torch
 
 from crowdwatch.errors import CheckpointError
+from crowdwatch.fileio import atomic_file
 from crowdwatch.model.p2pnet import (
     DEFAULT_THRESHOLD,
     IMAGENET_MEAN,
@@ -95,19 +94,8 @@ def save_checkpoint(
         "state_dict": state,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; a weights file is not a secret
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh:
+        torch.save(payload, fh)
     return path
 
 

@@ -9,8 +9,6 @@ the previous or the new image, never a half-written one. Videos go to
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from crowdwatch.fileio import write_atomic
 from crowdwatch.sinks.base import Result, SinkBase
 
 logger = logging.getLogger(__name__)
@@ -30,20 +29,6 @@ def annotate(image: np.ndarray, points: np.ndarray, count: int) -> np.ndarray:
     from crowdwatch.drawing import draw_points
 
     return draw_points(image, points, count=count)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that no reader ever sees a partial file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class OverlaySink(SinkBase):
