@@ -1,0 +1,115 @@
+"""The training configuration: one YAML file -> one validated :class:`TrainConfig`.
+
+Unknown keys are errors; every error names its key path. Relative dataset paths are resolved against
+the directory of the YAML file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from crowdwatch.errors import UsageError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    path: Path = Field(description="folder of <name>.jpg + <name>.txt (and list.txt)")
+    name: str | None = Field(None, description="name in logs and metrics; default: the folder name")
+    weight: float = Field(1.0, gt=0, description="relative sampling weight")
+
+
+class DataConfig(_Strict):
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    val_every: int = Field(10, ge=0, description="every n-th image (sorted by name) is validation; 0 = none")
+
+
+class ModelConfig(_Strict):
+    num_candidates: int = Field(4, ge=1)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    backbone_init: Literal["imagenet", "kaiming"] = "imagenet"
+
+
+class OptimConfig(_Strict):
+    steps: int = Field(gt=0, description="total length of the run in optimiser steps")
+    images_per_step: int = Field(8, ge=1)
+    crops_per_image: int = Field(4, ge=1)
+    crop_size: int = Field(128, ge=16, multiple_of=16)
+    scale: tuple[float, float] = (0.7, 1.3)
+    flip: bool = True
+    lr: float = Field(1e-4, gt=0)
+    lr_backbone: float = Field(1e-5, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(0.1, gt=0)
+    lr_drop_step: int | None = Field(None, gt=0, description="multiply both lrs by 0.1 from this step on")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
+    workers: int = Field(1, ge=0, description="DataLoader worker processes")
+    checkpoint_every: int = Field(100, ge=1)
+
+    @model_validator(mode="after")
+    def _scale_order(self) -> "OptimConfig":
+        if not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"scale must be [min, max] with 0 < min <= max, but got {list(self.scale)}")
+        return self
+
+
+class ValidationConfig(_Strict):
+    every_steps: int = Field(200, ge=1, description="validate every n steps and at the end")
+    longest_side: int | None = Field(768, ge=16, description="downscale validation images to this side")
+    max_images: int | None = Field(None, ge=1, description="per dataset, the first n validation images")
+
+
+class TrainConfig(_Strict):
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    train: OptimConfig
+    validation: ValidationConfig = ValidationConfig()
+
+    def dataset_names(self) -> list[str]:
+        return [d.name or d.path.name for d in self.data.datasets]
+
+
+def _format(error: ValidationError) -> str:
+    lines = []
+    for err in error.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: object, base_dir: Path, source: str = "config") -> TrainConfig:
+    """Validate a loaded YAML document; relative dataset paths are taken from ``base_dir``."""
+    try:
+        config = TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(f"{source}: invalid training config:\n{_format(exc)}") from None
+    datasets = [
+        d.model_copy(update={"path": d.path if d.path.is_absolute() else (base_dir / d.path).resolve()})
+        for d in config.data.datasets
+    ]
+    names = [d.name or d.path.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise UsageError(f"{source}: data.datasets: names must be unique, but got {names}")
+    data = config.data.model_copy(update={"datasets": datasets})
+    return config.model_copy(update={"data": data})
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read and validate a training YAML file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read training config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML ({exc})") from None
+    return parse_config(raw, path.parent.resolve(), str(path))
