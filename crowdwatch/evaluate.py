@@ -156,13 +156,16 @@ def evaluate_command(argv: list[str]) -> int:
     report = {
         "weights": str(args.weights), "split": args.split, "val_every": args.val_every,
         "longest_side": args.longest_side, "threshold": predictor.threshold, "precision": predictor.precision,
-        "device": str(predictor.device), "rmse_note": "RMSE = root of mean squared count error ('MSE' in papers)",
+        "device": str(predictor.device),
+        "rmse_note": "RMSE = root of mean squared count error ('MSE' in papers)",
         "datasets": summary,
     }
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     for name, entry in summary.items():
         loc = ", ".join(f"F1@{k} {v['f1']:.3f}" for k, v in entry["localization"].items())
-        sys.stdout.write(f"{name}: {entry['images']} images, MAE {entry['mae']:.2f}, RMSE {entry['rmse']:.2f}, {loc}\n")
+        sys.stdout.write(
+            f"{name}: {entry['images']} images, MAE {entry['mae']:.2f}, RMSE {entry['rmse']:.2f}, {loc}\n"
+        )
     sys.stdout.write(f"wrote {out / 'summary.json'}, {out / 'per_image.csv'} and {worst_dir}/\n")
     return 0
 

@@ -63,7 +63,7 @@ def apply_crop(
         borderMode=cv2.BORDER_CONSTANT, borderValue=PAD_BGR,
     )
     mapped = points.astype(np.float32) * scale - np.asarray([x0, y0], dtype=np.float32)
-    inside = (mapped[:, 0] >= 0) & (mapped[:, 0] < crop_size) & (mapped[:, 1] >= 0) & (mapped[:, 1] < crop_size)
+    inside = ((mapped >= 0) & (mapped < crop_size)).all(axis=1)
     mapped = mapped[inside]
     if flip:
         crop = np.ascontiguousarray(crop[:, ::-1])

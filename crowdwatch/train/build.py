@@ -94,7 +94,9 @@ def build_optimizer(net: P2PNet, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=opt.lr, weight_decay=opt.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Constant learning rates, dropped by ``LR_DROP_FACTOR`` from ``lr_drop_step`` on if set."""
     drop = config.train.lr_drop_step
 

@@ -34,7 +34,9 @@ class CurveLog:
         self._file = path.open("a", newline="")
         self._writer = csv.DictWriter(self._file, self.columns)
 
-    def write(self, row: Mapping[str, float | int | str], val: Mapping[str, Mapping[str, float]] | None) -> None:
+    def write(
+        self, row: Mapping[str, float | int | str], val: Mapping[str, Mapping[str, float]] | None
+    ) -> None:
         full = {k: _fmt(v) for k, v in row.items()}
         if val is not None:
             full["val_mae"], full["val_rmse"] = _fmt(val["all"]["mae"]), _fmt(val["all"]["rmse"])

@@ -85,7 +85,9 @@ class Trainer:
         if resume and state_path.is_file():
             self._restore(load_state(state_path))
         elif not resume and state_path.is_file():
-            raise UsageError(f"{out} already holds a run ({STATE_FILE}); pass --resume or choose another --out")
+            raise UsageError(
+                f"{out} already holds a run ({STATE_FILE}); pass --resume or choose another --out"
+            )
         self.log = CurveLog(out / LOG_FILE, self.names, resume_step=self.step if resume else None)
         self._val_images: list | None = None
         self._stop_requested = False
@@ -127,7 +129,9 @@ class Trainer:
             "wall_time_s": round(self.elapsed_s, 1),
             "device": str(self.device), "precision": self.precision,
             "backbone_init": self.backbone_init,
-            "validation": {name: {"mae": m["mae"], "rmse": m["rmse"], "images": m["n"]} for name, m in val.items()},
+            "validation": {
+                name: {"mae": m["mae"], "rmse": m["rmse"], "images": m["n"]} for name, m in val.items()
+            },
             "config": cfg.model_dump(mode="json"),
         }
 
@@ -231,8 +235,9 @@ class Trainer:
                 postfix["best_mae"] = f"{self.best['mae']:.1f}"
             bar.set_postfix(postfix, refresh=False)
             if val is not None:
+                per_dataset = ", ".join(f"{k} {v['mae']:.2f}" for k, v in val.items() if k != "all")
                 logger.info("step %d: validation MAE %.2f RMSE %.2f (%s)", self.step, val["all"]["mae"],
-                            val["all"]["rmse"], ", ".join(f"{k} {v['mae']:.2f}" for k, v in val.items() if k != "all"))
+                            val["all"]["rmse"], per_dataset)
             if self.step % cfg.train.checkpoint_every == 0:
                 self.save()
             if self._stop_requested or (deadline is not None and time.monotonic() >= deadline):
@@ -241,7 +246,9 @@ class Trainer:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crowdwatch train", description="Train P2PNet on point-annotated images.")
+    parser = argparse.ArgumentParser(
+        prog="crowdwatch train", description="Train P2PNet on point-annotated images."
+    )
     parser.add_argument("config", type=Path, help="training YAML (see configs/train_example.yaml)")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")

@@ -46,7 +46,8 @@ def p2p_loss(
         labels[b, pred_t] = 1.0
         weights[b, pred_t] = 1.0
         pred_chunks.append(points[b, pred_t])
-        gt_chunks.append(targets[b].to(points.device, torch.float32)[torch.as_tensor(gt_idx, device=points.device)])
+        gt = targets[b].to(points.device, torch.float32)
+        gt_chunks.append(gt[torch.as_tensor(gt_idx, device=points.device)])
     per_candidate = F.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none")
     cls = (weights * per_candidate).sum() / weights.sum()
     num_gt = max(sum(len(t) for t in targets), 1)

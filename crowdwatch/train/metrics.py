@@ -30,7 +30,8 @@ def matched_within(pred: np.ndarray, gt: np.ndarray, radius: float) -> int:
     """Largest number of one-to-one pairs (pred, gt) at Euclidean distance <= radius."""
     if len(pred) == 0 or len(gt) == 0:
         return 0
-    distance = np.linalg.norm(pred[:, None, :].astype(np.float64) - gt[None, :, :].astype(np.float64), axis=-1)
+    pred, gt = pred.astype(np.float64), gt.astype(np.float64)
+    distance = np.linalg.norm(pred[:, None, :] - gt[None, :, :], axis=-1)
     close = distance <= radius
     rows_used = close.any(axis=1)
     cols_used = close.any(axis=0)

@@ -51,7 +51,8 @@ def count_image(
 ) -> int:
     """People counted in one image: candidates above the threshold whose points fall inside it."""
     batch, geometries = Preprocessor()([image_bgr], device=device)
-    with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+    enabled = autocast_dtype is not None
+    with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=enabled):
         out = net(batch)
     return decode(out["logits"], out["points"], geometries, threshold)[0].count
 
