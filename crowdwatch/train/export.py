@@ -1,0 +1,18 @@
+"""Exporting a trained checkpoint for shipping: float16 weights plus the evaluation that justifies them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from crowdwatch.model.checkpoint import load_checkpoint, save_checkpoint
+
+
+def export_weights(src: str | Path, dst: str | Path, *, extra_provenance: Mapping[str, Any] | None = None,
+                   half: bool = True) -> Path:
+    """Re-save ``src`` as ``dst`` (float16 by default), its provenance updated with ``extra_provenance``."""
+    net, meta = load_checkpoint(src)
+    provenance = {**meta.provenance, **dict(extra_provenance or {}), "exported_from": Path(src).name}
+    return save_checkpoint(dst, net, threshold=meta.default_threshold, provenance=provenance, half=half,
+                           mean=meta.mean, std=meta.std)
