@@ -140,3 +140,10 @@ def test_export_halves_weights_and_adds_provenance(tmp_path):
     original, _ = load_checkpoint(best)
     w, w0 = net.backbone[0].weight, original.backbone[0].weight
     assert torch.allclose(w, w0, rtol=1e-3, atol=1e-4) and not torch.equal(w, w0)
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    Trainer(tiny_config(data, steps=2), tmp_path / "run", resume=False).run(max_steps=1, progress=False)
+    with pytest.raises(UsageError, match="another config"):
+        Trainer(tiny_config(data, steps=2, lr=3e-4), tmp_path / "run", resume=True)

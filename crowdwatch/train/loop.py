@@ -94,6 +94,11 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------
     def _restore(self, state: dict[str, Any]) -> None:
+        if state["config"] != self.config.model_dump(mode="json"):
+            raise UsageError(
+                f"{self.out / STATE_FILE} was written with another config than this one; an exact resume "
+                f"needs the same config (see {self.out / 'config.yaml'}), or start a new run with another --out"
+            )
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
