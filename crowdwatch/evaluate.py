@@ -71,6 +71,20 @@ def summarize(results: Sequence[ImageResult], radii: Sequence[float] = DEFAULT_R
     return summary
 
 
+def mean_count_baseline(results: Sequence[ImageResult], train_items: Sequence[Item]) -> dict[str, dict]:
+    """Per dataset: MAE / RMSE of always predicting the mean count of that dataset's training split."""
+    baseline: dict[str, dict] = {}
+    for name in sorted({r.dataset for r in results}):
+        counts = [len(load_points(i.points)) for i in train_items if i.dataset == name]
+        if not counts:
+            continue
+        mean = float(np.mean(counts))
+        truth = [len(r.gt) for r in results if r.dataset == name]
+        baseline[name] = {"train_mean_count": mean, "train_images": len(counts),
+                          **count_errors([mean] * len(truth), truth)}
+    return baseline
+
+
 def draw_overlay(image: np.ndarray, result: ImageResult) -> np.ndarray:
     """A copy of ``image`` with ground truth (green circles) and predictions (red dots) drawn."""
     canvas = image.copy()
@@ -95,24 +109,32 @@ def write_per_image(path: Path, results: Sequence[ImageResult], tps: Sequence[di
                             + [tp[r] for r in radii])
 
 
-def collect_items(folders: Sequence[Path], split: str, every: int) -> list[Item]:
+def parse_data_arg(arg: str) -> tuple[str | None, Path]:
+    """``NAME=FOLDER`` or ``FOLDER`` (then the folder's name is the dataset's name)."""
+    name, sep, path = arg.partition("=")
+    return (name, Path(path)) if sep and name and "/" not in name else (None, Path(arg))
+
+
+def collect_items(data: Sequence[str], split: str, every: int) -> list[Item]:
     items: list[Item] = []
     names: set[str] = set()
-    for folder in folders:
-        name = folder.name
+    for arg in data:
+        given, folder = parse_data_arg(arg)
+        name = given or folder.name
         while name in names:  # two folders with the same base name: keep them apart
             name += "_"
         names.add(name)
         items += split_items(read_folder(folder, name), every=every, part=split)
     if not items:
-        raise UsageError(f"no images to evaluate in {', '.join(map(str, folders))} (split {split!r})")
+        raise UsageError(f"no images to evaluate in {', '.join(data)} (split {split!r})")
     return items
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crowdwatch evaluate",
                                      description="Measure counting (MAE, RMSE) and localization (P/R/F1).")
-    parser.add_argument("data", nargs="+", type=Path, help="folders of <name>.jpg + <name>.txt (list.txt)")
+    parser.add_argument("data", nargs="+", metavar="[NAME=]FOLDER",
+                        help="folders of <name>.jpg + <name>.txt (and list.txt); NAME labels the results")
     parser.add_argument("--weights", type=Path, required=True, help="crowdwatch checkpoint")
     parser.add_argument("--out", type=Path, help="output folder (default runs/evaluate/<weights name>)")
     parser.add_argument("--split", choices=("all", "val", "train"), default="all",
@@ -160,12 +182,18 @@ def evaluate_command(argv: list[str]) -> int:
         "rmse_note": "RMSE = root of mean squared count error ('MSE' in papers)",
         "datasets": summary,
     }
+    if args.split == "val":  # the trivial baseline any trained model must beat
+        report["baseline_mean_count"] = mean_count_baseline(
+            results, collect_items(args.data, "train", args.val_every))
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
     for name, entry in summary.items():
         loc = ", ".join(f"F1@{k} {v['f1']:.3f}" for k, v in entry["localization"].items())
         sys.stdout.write(
             f"{name}: {entry['images']} images, MAE {entry['mae']:.2f}, RMSE {entry['rmse']:.2f}, {loc}\n"
         )
+    for name, entry in report.get("baseline_mean_count", {}).items():
+        sys.stdout.write(f"{name}: baseline (training mean count {entry['train_mean_count']:.1f}): "
+                         f"MAE {entry['mae']:.2f}, RMSE {entry['rmse']:.2f}\n")
     sys.stdout.write(f"wrote {out / 'summary.json'}, {out / 'per_image.csv'} and {worst_dir}/\n")
     return 0
 

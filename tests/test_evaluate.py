@@ -65,16 +65,21 @@ def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights):
     torch.set_num_threads(1)
     data = write_blob_folder(tmp_path / "blobs", 6, size=(64, 80), max_count=5)
     out = tmp_path / "eval"
-    code = evaluate_command(["--weights", str(weights), str(data), "--out", str(out), "--worst", "2",
+    code = evaluate_command(["--weights", str(weights), f"synth={data}", "--out", str(out), "--worst", "2",
                              "--split", "val", "--val-every", "3", "--precision", "fp32", "--no-progress"])
     assert code == 0
     rows = list(csv.DictReader((out / "per_image.csv").open()))
     assert [r["image"] for r in rows] == ["img_0000.png", "img_0003.png"]
     summary = json.loads((out / "summary.json").read_text())
-    entry = summary["datasets"]["blobs"]
+    entry = summary["datasets"]["synth"]
     errors = [abs(int(r["pred_count"]) - int(r["gt_count"])) for r in rows]
     assert entry["mae"] == pytest.approx(np.mean(errors)) and "rmse" in entry and "f1" in entry["localization"]["8px"]
     assert len(list((out / "worst").glob("*.jpg"))) == 2
+    train_counts = [len((data / f"img_{i:04d}.txt").read_text().split()) // 2 for i in (1, 2, 4, 5)]
+    base = summary["baseline_mean_count"]["synth"]
+    assert base["train_mean_count"] == pytest.approx(np.mean(train_counts))
+    truth = [int(r["gt_count"]) for r in rows]
+    assert base["mae"] == pytest.approx(np.mean([abs(t - np.mean(train_counts)) for t in truth]))
 
 
 def test_unreadable_data_exits_non_zero_with_a_clear_message(tmp_path, weights, capfd):
