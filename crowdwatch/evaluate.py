@@ -85,6 +85,19 @@ def mean_count_baseline(results: Sequence[ImageResult], train_items: Sequence[It
     return baseline
 
 
+def threshold_sweep(results: Sequence[ImageResult], thresholds: Sequence[float],
+                    counts: Sequence[Sequence[int]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per threshold, per dataset and "all": count MAE / RMSE when counting at that threshold."""
+    sweep: dict[str, dict[str, dict[str, float]]] = {}
+    for j, t in enumerate(thresholds):
+        sweep[f"{t:g}"] = {}
+        for name in sorted({r.dataset for r in results}) + ["all"]:
+            idx = [i for i, r in enumerate(results) if name in ("all", r.dataset)]
+            truth = [len(results[i].gt) for i in idx]
+            sweep[f"{t:g}"][name] = count_errors([counts[i][j] for i in idx], truth)
+    return sweep
+
+
 def draw_overlay(image: np.ndarray, result: ImageResult) -> np.ndarray:
     """A copy of ``image`` with ground truth (green circles) and predictions (red dots) drawn."""
     canvas = image.copy()
@@ -146,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, help="score threshold (default: the checkpoint's)")
     parser.add_argument("--radii", type=float, nargs="+", default=list(DEFAULT_RADII),
                         help="localization radii in pixels (default 4 8)")
+    parser.add_argument("--sweep", type=float, nargs="+", metavar="T",
+                        help="also report MAE/RMSE when counting at each of these thresholds (to choose one "
+                             "on a validation split)")
     parser.add_argument("--worst", type=int, default=8, help="overlays of this many worst images")
     parser.add_argument("--no-progress", action="store_true")
     return parser
@@ -157,15 +173,21 @@ def evaluate_command(argv: list[str]) -> int:
     from crowdwatch.model.predictor import Predictor  # heavy import after argument parsing
 
     items = collect_items(args.data, args.split, args.val_every)
+    sweep = sorted(set(args.sweep or []))
     predictor = Predictor.from_checkpoint(args.weights, device=args.device, precision=args.precision,
                                           threshold=args.threshold, longest_side=args.longest_side)
+    threshold = predictor.threshold
+    if sweep:  # decode at the lowest threshold; each higher one is a filter on the scores
+        predictor.threshold = min(sweep[0], threshold)
     out = args.out or Path("runs") / "evaluate" / args.weights.stem
     out.mkdir(parents=True, exist_ok=True)
     results: list[ImageResult] = []
+    sweep_counts: list[list[int]] = []
     for item in tqdm(items, desc="evaluate", unit="img", disable=args.no_progress):
         image, gt = load_image(item.image), load_points(item.points)
         pred = predictor.predict([image])[0]
-        results.append(ImageResult(item.dataset, item.image.name, gt, pred.points))
+        sweep_counts.append([int((pred.scores > t).sum()) for t in sweep])
+        results.append(ImageResult(item.dataset, item.image.name, gt, pred.points[pred.scores > threshold]))
     tps = [true_positives(r, args.radii) for r in results]
     summary = summarize(results, args.radii, tps)
     write_per_image(out / "per_image.csv", results, tps, args.radii)
@@ -177,11 +199,13 @@ def evaluate_command(argv: list[str]) -> int:
         cv2.imwrite(str(worst_dir / f"{rank:02d}_{items[i].dataset}_{items[i].image.stem}.jpg"), overlay)
     report = {
         "weights": str(args.weights), "split": args.split, "val_every": args.val_every,
-        "longest_side": args.longest_side, "threshold": predictor.threshold, "precision": predictor.precision,
+        "longest_side": args.longest_side, "threshold": threshold, "precision": predictor.precision,
         "device": str(predictor.device),
         "rmse_note": "RMSE = root of mean squared count error ('MSE' in papers)",
         "datasets": summary,
     }
+    if sweep:
+        report["threshold_sweep"] = threshold_sweep(results, sweep, sweep_counts)
     if args.split == "val":  # the trivial baseline any trained model must beat
         report["baseline_mean_count"] = mean_count_baseline(
             results, collect_items(args.data, "train", args.val_every))

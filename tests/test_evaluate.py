@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from crowdwatch.cli import main as cli_main
-from crowdwatch.evaluate import ImageResult, evaluate_command, summarize
+from crowdwatch.evaluate import ImageResult, evaluate_command, summarize, threshold_sweep
 from crowdwatch.model.checkpoint import save_checkpoint
 from crowdwatch.model.p2pnet import P2PNet
 from crowdwatch.train.dataset import DataError
@@ -46,6 +46,13 @@ def test_metrics_equal_hand_computed_values():
     assert s["all"]["images"] == 3 and s["all"]["gt_total"] == 6 and s["all"]["pred_total"] == 4
 
 
+def test_threshold_sweep_counts_per_threshold():
+    # gt counts: 2, 1, 3; counts at thresholds 0.3 / 0.5: (4, 3), (1, 0), (3, 1)
+    sweep = threshold_sweep(HAND_MADE, [0.3, 0.5], [[4, 3], [1, 0], [3, 1]])
+    assert sweep["0.3"]["a"] == {"mae": 1.0, "rmse": pytest.approx(math.sqrt(2))}
+    assert sweep["0.5"]["all"]["mae"] == pytest.approx(4 / 3) and sweep["0.3"]["b"]["mae"] == 0.0
+
+
 def test_matching_is_one_to_one_and_maximal_not_greedy():
     gt = pts((0, 0), (6, 0))
     # (3,0) is nearest to both; a greedy nearest-first matching pairs it with (0,0) and strands (-3,0).
@@ -66,7 +73,8 @@ def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights):
     data = write_blob_folder(tmp_path / "blobs", 6, size=(64, 80), max_count=5)
     out = tmp_path / "eval"
     code = evaluate_command(["--weights", str(weights), f"synth={data}", "--out", str(out), "--worst", "2",
-                             "--split", "val", "--val-every", "3", "--precision", "fp32", "--no-progress"])
+                             "--split", "val", "--val-every", "3", "--precision", "fp32", "--no-progress",
+                             "--sweep", "0.5", "0.45"])
     assert code == 0
     rows = list(csv.DictReader((out / "per_image.csv").open()))
     assert [r["image"] for r in rows] == ["img_0000.png", "img_0003.png"]
@@ -75,6 +83,8 @@ def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights):
     errors = [abs(int(r["pred_count"]) - int(r["gt_count"])) for r in rows]
     assert entry["mae"] == pytest.approx(np.mean(errors)) and "rmse" in entry and "f1" in entry["localization"]["8px"]
     assert len(list((out / "worst").glob("*.jpg"))) == 2
+    assert summary["threshold_sweep"]["0.5"]["synth"]["mae"] == pytest.approx(entry["mae"])
+    assert summary["threshold_sweep"]["0.45"]["all"]["mae"] >= 0
     train_counts = [len((data / f"img_{i:04d}.txt").read_text().split()) // 2 for i in (1, 2, 4, 5)]
     base = summary["baseline_mean_count"]["synth"]
     assert base["train_mean_count"] == pytest.approx(np.mean(train_counts))
