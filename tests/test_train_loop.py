@@ -133,10 +133,12 @@ def test_export_halves_weights_and_adds_provenance(tmp_path):
     data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
     Trainer(tiny_config(data, steps=3), tmp_path / "run", resume=False).run(progress=False)
     best = tmp_path / "run" / "best.pt"
-    shipped = export_weights(best, tmp_path / "ship.pt", extra_provenance={"validation_full": {"mae": 1.0}})
+    shipped = export_weights(best, tmp_path / "ship.pt", extra_provenance={"validation_full": {"mae": 1.0}},
+                             threshold=0.3)
     assert shipped.stat().st_size < 0.6 * best.stat().st_size
     net, meta = load_checkpoint(shipped)
     assert meta.provenance["validation_full"] == {"mae": 1.0} and meta.provenance["steps"] == 3
+    assert meta.default_threshold == 0.3
     original, _ = load_checkpoint(best)
     w, w0 = net.backbone[0].weight, original.backbone[0].weight
     assert torch.allclose(w, w0, rtol=1e-3, atol=1e-4) and not torch.equal(w, w0)
