@@ -63,7 +63,7 @@ def test_best_checkpoint_loads_with_provenance(tmp_path):
     trainer.run(progress=False)
     net, meta = load_checkpoint(tmp_path / "run" / "best.pt")
     prov = meta.provenance
-    assert prov["datasets"][0]["name"] == "blobs" and prov["datasets"][0]["val_images"] == 2
+    assert prov["datasets"][0]["name"] == "blobs" and prov["datasets"][0]["val_images_used"] == 2
     assert prov["steps"] == 3 and "mae" in prov["validation"]["blobs"] and "rmse" in prov["validation"]["all"]
     assert prov["backbone_init"].startswith(("imagenet", "kaiming"))
 

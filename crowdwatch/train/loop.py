@@ -123,7 +123,7 @@ class Trainer:
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "datasets": [
                 {"name": n, "path": str(d.path), "weight": d.weight, "train_images": len(t),
-                 "val_images": sum(1 for v in self.val_items if v.dataset == n)}
+                 "val_images_used": sum(1 for v in self.val_items if v.dataset == n)}
                 for n, d, t in zip(self.names, cfg.data.datasets, self.train_items)
             ],
             "validation_split": f"every {cfg.data.val_every}th image by sorted file name (indices 0, "
