@@ -6,8 +6,10 @@ input file. Errors meant for the user print as ``crowdwatch: error: ...`` with n
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import importlib
+import io
 import logging
 import sys
 
@@ -70,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     setup_logging()
     # A hung process killed by systemd's watchdog (SIGABRT) prints every thread's stack to the journal.
-    faulthandler.enable()
+    # Only possible when stderr is a real file descriptor (not, say, a test's in-memory capture).
+    with contextlib.suppress(io.UnsupportedOperation, AttributeError, ValueError):
+        faulthandler.enable()
     try:
         return int(command(rest))
     except CrowdwatchError as exc:

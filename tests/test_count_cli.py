@@ -66,16 +66,43 @@ def test_plain_output_and_threshold(tmp_path: Path, weights: Path, python: str, 
     assert proc.stdout.startswith("0\t")
 
 
-def test_without_trained_weights_it_says_counts_are_meaningless(tmp_path: Path, python: str, cli_env: dict) -> None:
-    from crowdwatch.model.predictor import DEFAULT_WEIGHTS
-
-    if DEFAULT_WEIGHTS.exists():
-        pytest.skip(f"packaged default weights present at {DEFAULT_WEIGHTS}")
+def test_untrained_weights_say_counts_are_meaningless(tmp_path: Path, python: str, cli_env: dict) -> None:
+    untrained = save_checkpoint(tmp_path / "init.pt", hand_set_net([(0, 0)], [True]),
+                                provenance={"untrained": True})
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
-    proc = run_count(python, cli_env, str(image))
+    proc = run_count(python, cli_env, str(image), "--weights", str(untrained), "--json")
     assert proc.returncode == 0
     assert "NO TRAINED WEIGHTS" in proc.stderr and "MEANINGLESS" in proc.stderr
+    assert json.loads(proc.stdout)["trained"] is False
+
+
+def test_without_any_weights_file_random_weights_are_announced(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    from crowdwatch.model import predictor as predictor_module
+
+    # As on an install without packaged weights: the default path does not exist.
+    monkeypatch.setattr(predictor_module, "DEFAULT_WEIGHTS", tmp_path / "absent.pt")
+    with caplog.at_level("WARNING"):
+        predictor = predictor_module.Predictor.from_checkpoint(None, device="cpu", precision="fp32")
+    assert not predictor.trained
+    assert "MEANINGLESS" in caplog.text
+
+
+def test_packaged_default_weights_load_and_say_what_they_are(python: str, cli_env: dict, tmp_path: Path) -> None:
+    from crowdwatch.model.checkpoint import load_checkpoint
+    from crowdwatch.model.predictor import DEFAULT_WEIGHTS
+
+    if not DEFAULT_WEIGHTS.exists():
+        pytest.skip(f"no packaged weights in this checkout ({DEFAULT_WEIGHTS})")
+    assert DEFAULT_WEIGHTS.stat().st_size <= 40e6
+    _, meta = load_checkpoint(DEFAULT_WEIGHTS)
+    assert meta.trained and meta.provenance, "the default weights must say what they were trained on"
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.full((64, 64, 3), 90, np.uint8))
+    proc = run_count(python, cli_env, str(image))
+    assert proc.returncode == 0 and "MEANINGLESS" not in proc.stderr
 
 
 def test_bad_usage_exits_2(python: str, cli_env: dict) -> None:
