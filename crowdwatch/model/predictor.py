@@ -35,16 +35,16 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> the first CUDA GPU if there is one, else the CPU."""
+def resolve_device(device: str | torch.device, *, key: str = "device") -> torch.device:
+    """``"auto"`` -> the first CUDA GPU if there is one, else the CPU. ``key`` names the setting in errors."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except RuntimeError:
-        raise UsageError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got {device!r}") from None
+        raise UsageError(f"{key} must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got {device!r}") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} was asked for, but no CUDA GPU is available")
+        raise UsageError(f"{key} {str(device)!r} was asked for, but no CUDA GPU is available")
     return resolved
 
 

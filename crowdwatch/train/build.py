@@ -17,18 +17,6 @@ logger = logging.getLogger(__name__)
 LR_DROP_FACTOR = 0.1
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"train.device: unknown device {name!r} (expected auto, cpu or cuda[:i])") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"train.device: {name} requested but CUDA is not available")
-    return device
-
-
 def resolve_precision(precision: str, device: torch.device) -> str:
     """auto -> bf16 on CPU and on CUDA with bf16 support, fp16 on other GPUs."""
     if precision != "auto":

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from crowdwatch.errors import CrowdwatchError, UsageError
+from crowdwatch.model.predictor import resolve_device
 from crowdwatch.train import build
 from crowdwatch.train.augment import AugmentParams
 from crowdwatch.train.config import TrainConfig, load_train_config
@@ -57,7 +58,7 @@ class Trainer:
                  workers: int | None = None) -> None:
         self.config, self.out = config, out
         opt = config.train
-        self.device = build.resolve_device(device or opt.device)
+        self.device = resolve_device(device or opt.device, key="train.device")
         self.precision = build.resolve_precision(opt.precision, self.device)
         self.autocast_dtype = build.AUTOCAST_DTYPES[self.precision]
         self.workers = opt.workers if workers is None else workers
