@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rtsp_fixtures import RtspServer
 from tests.test_dashboard import load_dashboard, panel_queries
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,16 +148,10 @@ def service(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("service")
     procs: list[subprocess.Popen] = []
     listener = NotifyListener(tmp / "notify.sock")
+    rtsp = RtspServer({"/live": "pattern:160x120@10"})
     try:
-        rtsp = subprocess.Popen(
-            ["/usr/bin/python3", str(REPO / "tests" / "rtsp_server.py"), "--port", "0",
-             "--mount", "/live=pattern:160x120@10"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        procs.append(rtsp)
-        ready = rtsp.stdout.readline().split()
-        assert ready[:1] == ["READY"], f"RTSP server did not start: {ready}"
-        rtsp_port = int(ready[1])
+        rtsp.start()
+        rtsp_port = rtsp.port
 
         metrics_port = _free_port()
         (tmp / "credentials").mkdir()
@@ -207,6 +202,7 @@ def service(tmp_path_factory):
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        rtsp.stop()
         listener.close()
 
 
@@ -279,7 +275,7 @@ def test_metrics_exposition_passes_promtool_and_hides_the_password(service):
 
 def test_watchdog_stops_when_the_camera_freezes_and_resumes_after(service):
     notify, rtsp = service["notify"], service["rtsp"]
-    os.kill(rtsp.pid, signal.SIGSTOP)
+    rtsp.freeze()
     frozen_at = time.monotonic()
     try:
         # Pings must stop: wait for 3 s of silence (6 ping intervals) within PROGRESS_S + reads + margin.
@@ -294,7 +290,7 @@ def test_watchdog_stops_when_the_camera_freezes_and_resumes_after(service):
         assert silent_since is not None, "WATCHDOG=1 kept coming with the camera frozen"
         assert service["crowdwatch"].poll() is None, _log_tail(service)
     finally:
-        os.kill(rtsp.pid, signal.SIGCONT)
+        rtsp.thaw()
     # The reader reconnects and frames flow again: so do the pings.
     assert notify.wait_for("WATCHDOG=1", timeout=30, after=time.monotonic()) is not None, _log_tail(service)
 

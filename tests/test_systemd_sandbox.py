@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rtsp_fixtures import RtspServer
 from tests.test_systemd_live import REPO, UNIT, NotifyListener, _stop, unit_command, unit_environment
 
 pytestmark = [
@@ -68,14 +69,10 @@ def trace(tmp_path_factory) -> dict:
     state, cache = tmp / "state", tmp / "cache"
     procs: list[subprocess.Popen] = []
     listener = NotifyListener(tmp / "notify.sock")
+    rtsp = RtspServer({"/live": "pattern:160x120@10"})
     try:
-        rtsp = subprocess.Popen(
-            ["/usr/bin/python3", str(REPO / "tests" / "rtsp_server.py"), "--port", "0",
-             "--mount", "/live=pattern:160x120@10"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        procs.append(rtsp)
-        port = int(rtsp.stdout.readline().split()[1])
+        rtsp.start()
+        port = rtsp.port
         config = tmp / "site.yaml"
         config.write_text(yaml.safe_dump({
             "model": {"device": "cpu", "threads": 1, "max_batch": 2},
@@ -113,6 +110,7 @@ def trace(tmp_path_factory) -> dict:
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        rtsp.stop()
         listener.close()
 
 
