@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from crowdwatch.drawing import draw_points
+from crowdwatch.fileio import read_image
 from crowdwatch.model.predictor import PRECISIONS, Predictor
 
 logger = logging.getLogger(__name__)
@@ -37,17 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write each image with its points drawn to DIR/<name>.jpg")
     parser.add_argument("--json", action="store_true", help="print JSON with points and scores")
     return parser
-
-
-def read_image(path: Path) -> np.ndarray:
-    """The image as 3-channel BGR uint8 (grayscale is converted); raises OSError when unreadable."""
-    if not path.is_file():
-        raise OSError("no such file" if not path.exists() else "not a regular file")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise OSError("not an image OpenCV can decode (unknown format, truncated or corrupt)")
-    return image
 
 
 def count_command(argv: list[str]) -> int:

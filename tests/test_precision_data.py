@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from crowdwatch.counting import read_image
+from crowdwatch.fileio import read_image
 from crowdwatch.model import P2PNet, Predictor
 from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint
 from crowdwatch.model.predictor import DEFAULT_WEIGHTS, cpu_has_native_bf16

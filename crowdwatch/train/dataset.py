@@ -16,12 +16,12 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from crowdwatch.errors import UsageError
+from crowdwatch.fileio import read_image
 from crowdwatch.model.p2pnet import IMAGENET_MEAN, IMAGENET_STD
 from crowdwatch.train.augment import AugmentParams, random_crop
 
@@ -85,10 +85,10 @@ def split_items(items: Sequence[Item], *, every: int, part: str) -> list[Item]:
 
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 BGR; grayscale files come back with three equal channels."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(path, "cannot read image (missing, unreadable or not an image)")
-    return image
+    try:
+        return read_image(path)
+    except OSError as exc:
+        raise DataError(path, f"cannot read image ({exc})") from None
 
 
 def load_points(path: str | Path) -> np.ndarray:
