@@ -110,8 +110,9 @@ class Predictor:
             path = DEFAULT_WEIGHTS
         if path is None:
             logger.warning(UNTRAINED_WARNING)
-            torch.manual_seed(0)
-            net = P2PNet()
+            with torch.random.fork_rng(devices=[]):  # a fixed init without resetting the caller's RNG
+                torch.manual_seed(0)
+                net = P2PNet()
             meta = CheckpointMeta(num_candidates=net.num_candidates, provenance={"untrained": True})
         else:
             net, meta = load_checkpoint(path)
