@@ -83,7 +83,7 @@ def _bad_files(tmp: Path, good: Path) -> dict[str, tuple[Path, str, str]]:
     cases["missing"] = (tmp / "nope.pt", "missing", "no such file")
     put("empty", "corrupt", "empty", b"")
     put("truncated", "corrupt", "truncated or corrupt", data[: len(data) // 2])
-    put("garbage", "corrupt", "truncated or corrupt", os.urandom(4096))
+    put("garbage", "corrupt", "truncated or corrupt", np.random.default_rng(0).bytes(4096))
     put("evil", "unsafe", "refusing to load", obj={"format": "crowdwatch-p2pnet", "x": _Evil()})
     resnet_like = {"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 512)}
     put("other_arch", "architecture", "not a crowdwatch P2PNet checkpoint", obj=resnet_like)
@@ -120,6 +120,20 @@ def test_bad_checkpoint_gives_specific_error(tmp_path: Path, good: Path, case: s
     assert phrase in str(info.value)
     assert str(path) in str(info.value)
     assert not Path("/tmp/crowdwatch-pwned").exists()
+
+
+@pytest.mark.parametrize("header", [b"", b"\x80\x02", b"PK\x03\x04"], ids=["raw", "pickle", "zip"])
+def test_random_bytes_are_always_reported_as_corrupt(tmp_path: Path, header: bytes) -> None:
+    # Random bytes after a pickle header drive torch's unpickler into IndexError, KeyError and the
+    # like (CI once hit "pop from empty list"); every one must become the same corrupt-file error.
+    for seed in range(60):
+        path = tmp_path / f"garbage{seed}.pt"
+        body = np.random.default_rng(seed).bytes(2048)
+        path.write_bytes(header + body[len(header):])
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(path)
+        assert info.value.reason == "corrupt", (seed, str(info.value))
+        assert "truncated or corrupt" in str(info.value)
 
 
 def test_wrong_n_asked_for_is_refused(good: Path) -> None:

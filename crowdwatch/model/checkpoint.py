@@ -128,6 +128,15 @@ def read_checkpoint_file(path: str | Path) -> Any:
         raise CheckpointError(
             path, f"is truncated or corrupt and cannot be read ({_first_line(exc)})", reason="corrupt"
         ) from None
+    except Exception as exc:  # noqa: BLE001 - see below
+        # Arbitrary bytes that happen to start like a legacy pickle drive torch's weights-only unpickler
+        # into whatever error the next opcode causes (IndexError, KeyError, struct.error, ...). That
+        # unpickler never runs code, so every such failure means the same thing: not a checkpoint.
+        raise CheckpointError(
+            path,
+            f"is truncated or corrupt and cannot be read ({type(exc).__name__}: {_first_line(exc)})",
+            reason="corrupt",
+        ) from None
 
 
 def load_checkpoint(
