@@ -5,8 +5,9 @@ import csv
 import pytest
 import torch
 
-from crowdwatch.errors import UsageError
-from crowdwatch.model.checkpoint import load_checkpoint
+from crowdwatch.errors import CheckpointError, UsageError
+from crowdwatch.model import P2PNet
+from crowdwatch.model.checkpoint import load_checkpoint, save_checkpoint
 from crowdwatch.train.config import load_train_config, parse_config
 from crowdwatch.train.loop import Trainer, train_command
 from crowdwatch.train.synthetic import write_blob_folder
@@ -149,3 +150,49 @@ def test_resume_with_another_config_is_refused(tmp_path):
     Trainer(tiny_config(data, steps=2), tmp_path / "run", resume=False).run(max_steps=1, progress=False)
     with pytest.raises(UsageError, match="another config"):
         Trainer(tiny_config(data, steps=2, lr=3e-4), tmp_path / "run", resume=True)
+
+
+def test_init_from_checkpoint_starts_from_its_weights_and_records_them(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    first = Trainer(tiny_config(data, steps=2), tmp_path / "first", resume=False)
+    first.run(progress=False)
+    start = tmp_path / "first" / "best.pt"
+    raw = tiny_config(data, steps=2).model_dump(mode="json")
+    raw["model"]["init_from"] = "first/best.pt"  # relative to the config's folder (tmp_path)
+    config = parse_config(raw, tmp_path)
+    assert config.model.init_from == str(start)
+    tuned = Trainer(config, tmp_path / "tuned", resume=False)
+    start_net, _ = load_checkpoint(start)
+    for key, value in start_net.state_dict().items():
+        assert torch.equal(value, tuned.net.state_dict()[key].cpu()), key
+    tuned.run(progress=False)
+    _, meta = load_checkpoint(tmp_path / "tuned" / "best.pt")
+    assert meta.provenance["init_from"]["path"] == str(start)
+    assert meta.provenance["init_from"]["provenance"]["steps"] == 2
+    assert "backbone_init" not in meta.provenance
+
+
+def test_init_from_a_bad_checkpoint_is_a_clear_error(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    raw = tiny_config(data).model_dump(mode="json")
+    raw["model"]["init_from"] = str(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="no such file"):
+        Trainer(parse_config(raw, tmp_path), tmp_path / "run", resume=False)
+    other = tmp_path / "n8.pt"
+    save_checkpoint(other, P2PNet(num_candidates=8))
+    raw["model"]["init_from"] = str(other)
+    with pytest.raises(CheckpointError, match="wrong N"):
+        Trainer(parse_config(raw, tmp_path), tmp_path / "run2", resume=False)
+
+
+def test_init_from_default_uses_the_packaged_weights(tmp_path):
+    from crowdwatch.model.predictor import DEFAULT_WEIGHTS
+
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    raw = tiny_config(data).model_dump(mode="json")
+    raw["model"]["init_from"] = "default"
+    trainer = Trainer(parse_config(raw, tmp_path), tmp_path / "run", resume=False)
+    packaged, _ = load_checkpoint(DEFAULT_WEIGHTS)
+    key = "regression.body.0.weight"
+    assert torch.equal(trainer.net.state_dict()[key].cpu(), packaged.state_dict()[key])
+    assert trainer.init["path"] == str(DEFAULT_WEIGHTS)

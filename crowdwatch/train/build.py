@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,10 +62,36 @@ def init_backbone(net: P2PNet, how: str) -> str:
     return "kaiming" if how == "kaiming" else "kaiming (ImageNet weights not cached)"
 
 
-def build_net(config: TrainConfig, seed: int) -> tuple[P2PNet, str]:
-    """A fresh network, its random init fixed by ``seed``; returns (net, backbone init description)."""
+def init_from_checkpoint(net: P2PNet, source: str) -> dict[str, Any]:
+    """Load every weight of ``net`` from a crowdwatch checkpoint (fine-tuning).
+
+    ``source`` is a path or ``"default"`` (the packaged weights). Returns what the run started from,
+    for the provenance of the weights it exports: the file and that file's own provenance.
+    """
+    from crowdwatch.model.checkpoint import load_checkpoint
+    from crowdwatch.model.predictor import DEFAULT_WEIGHTS
+
+    path = DEFAULT_WEIGHTS if source == "default" else Path(source)
+    if source == "default" and not path.is_file():
+        raise UsageError(f"model.init_from: default: the packaged weights are missing ({path})")
+    # CheckpointError (missing, corrupt, wrong N, ...) carries its own clear message.
+    start, meta = load_checkpoint(path, num_candidates=net.num_candidates)
+    net.load_state_dict(start.state_dict())
+    if not meta.trained:
+        logger.warning("model.init_from: %s holds untrained weights; this is no better than a fresh start",
+                       path)
+    return {"path": str(path), "provenance": meta.provenance}
+
+
+def build_net(config: TrainConfig, seed: int) -> tuple[P2PNet, str | dict[str, Any]]:
+    """A fresh network, its random init fixed by ``seed``; returns (net, how it was initialised).
+
+    How: the backbone init's description, or for ``model.init_from`` the checkpoint it started from.
+    """
     torch.manual_seed(seed)
     net = P2PNet(num_candidates=config.model.num_candidates)
+    if config.model.init_from is not None:
+        return net, init_from_checkpoint(net, config.model.init_from)
     return net, init_backbone(net, config.model.backbone_init)
 
 

@@ -34,6 +34,11 @@ class ModelConfig(_Strict):
     num_candidates: int = Field(4, ge=1)
     threshold: float = Field(0.5, gt=0, lt=1)
     backbone_init: Literal["imagenet", "kaiming"] = "imagenet"
+    init_from: str | None = Field(
+        None,
+        description="fine-tune: start the whole network from a crowdwatch checkpoint (a path, relative "
+                    "to this file, or 'default' for the packaged weights) instead of backbone_init",
+    )
 
 
 class OptimConfig(_Strict):
@@ -100,7 +105,10 @@ def parse_config(raw: object, base_dir: Path, source: str = "config") -> TrainCo
     if len(set(names)) != len(names):
         raise UsageError(f"{source}: data.datasets: names must be unique, but got {names}")
     data = config.data.model_copy(update={"datasets": datasets})
-    return config.model_copy(update={"data": data})
+    model = config.model
+    if model.init_from not in (None, "default") and not Path(model.init_from).is_absolute():
+        model = model.model_copy(update={"init_from": str((base_dir / model.init_from).resolve())})
+    return config.model_copy(update={"data": data, "model": model})
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

@@ -25,7 +25,7 @@ from crowdwatch.fileio import read_image
 from crowdwatch.model.p2pnet import IMAGENET_MEAN, IMAGENET_STD
 from crowdwatch.train.augment import AugmentParams, random_crop
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class DataError(UsageError):

@@ -74,7 +74,7 @@ class Trainer:
             crops=opt.crops_per_image,
             params=AugmentParams(opt.crop_size, opt.scale[0], opt.scale[1], opt.flip),
         )
-        self.net, self.backbone_init = build.build_net(config, config.seed)
+        self.net, self.init = build.build_net(config, config.seed)
         self.net.to(self.device).train()
         self.optimizer = build.build_optimizer(self.net, config)
         self.scheduler = build.build_scheduler(self.optimizer, config)
@@ -134,7 +134,8 @@ class Trainer:
             "crops_seen": self.step * cfg.train.images_per_step * cfg.train.crops_per_image,
             "wall_time_s": round(self.elapsed_s, 1),
             "device": str(self.device), "precision": self.precision,
-            "backbone_init": self.backbone_init,
+            # A string for backbone inits; for model.init_from, the checkpoint it was fine-tuned from.
+            **({"init_from": self.init} if isinstance(self.init, dict) else {"backbone_init": self.init}),
             "validation": {
                 name: {"mae": m["mae"], "rmse": m["rmse"], "images": m["n"]} for name, m in val.items()
             },
