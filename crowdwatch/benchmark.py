@@ -105,18 +105,19 @@ def _worker(args: argparse.Namespace) -> None:
     frame = test_frame(height, width)
     net, meta = _load(args.weights)
     counts: list[int] = []
+    device = torch.device(args.device)
     if args.path == "naive":
-        net = net.float().eval()
+        net = net.float().eval().to(device)
         pre = Preprocessor(mean=meta.mean, std=meta.std)
 
         def step() -> None:
             batch, geos = pre([frame])  # one frame at a time, NCHW float32, autograd on
-            out = net(batch)
+            out = net(batch.to(device))
             counts.append(decode(out["logits"].detach(), out["points"].detach(), geos, meta.default_threshold)[0].count)
         frames_per_step = 1
         precision = "fp32"
     else:
-        predictor = Predictor(net, meta, device="cpu", precision=args.precision)
+        predictor = Predictor(net, meta, device=args.device, precision=args.precision)
         frames = [frame] * args.batch
 
         def step() -> None:
@@ -128,7 +129,7 @@ def _worker(args: argparse.Namespace) -> None:
     times = []
     for _ in range(args.iters):
         start = time.perf_counter()
-        step()
+        step()  # decoding reads the results back, so the GPU has finished when step() returns
         times.append(time.perf_counter() - start)
     per_step = float(np.median(times))
     result = {
@@ -136,7 +137,8 @@ def _worker(args: argparse.Namespace) -> None:
         "fps": frames_per_step / per_step, "seconds_per_frame": per_step / frames_per_step,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "loaded_rss_mib": baseline_rss,
-        "count": counts[-1], "flops_per_frame": conv_flops(net.float(), height, width),
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
+        "count": counts[-1], "flops_per_frame": conv_flops(net.float().cpu(), height, width),
     }
     print(json.dumps(result))
 
@@ -156,7 +158,9 @@ def benchmark_command(argv: list[str]) -> int:
     parser.add_argument("--batch", type=int, default=1,
                         help="frames per batch on crowdwatch's path (1: on this CPU the convolutions already "
                         "run near the bf16 peak at batch 1, and larger batches only add memory)")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda: both paths run on the GPU (auto precision = fp16 + channels_last)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--weights", default=None, help="checkpoint (default: packaged, else random)")
     parser.add_argument("--json", type=Path, default=None, help="also write all figures to this file")
@@ -168,15 +172,23 @@ def benchmark_command(argv: list[str]) -> int:
         _worker(args)
         return 0
     torch.set_num_threads(args.threads)
-    peak = measured_bf16_peak()
-    print(f"# {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}")
-    print(f"# measured bf16 GEMM peak: {peak / 1e9:.0f} GFLOP/s")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("crowdwatch benchmark: --device cuda, but torch sees no CUDA GPU", file=sys.stderr)
+        return 2
+    cpu = args.device == "cpu"
+    peak = measured_bf16_peak() if cpu else float("nan")  # the CPU's peak; not measured for a GPU
+    where = platform.processor() or platform.machine()
+    if not cpu:
+        where = torch.cuda.get_device_name(0)
+    print(f"# {where}, {args.threads} CPU threads, torch {torch.__version__}")
+    if cpu:
+        print(f"# measured bf16 GEMM peak: {peak / 1e9:.0f} GFLOP/s")
     rows = []
     for res in args.resolutions:
         for path in ("naive", "crowdwatch") * args.rounds:
             cmd = [sys.executable, "-m", "crowdwatch", "benchmark", "--worker", path, "--resolution", res,
                    "--iters", str(args.iters), "--batch", str(args.batch), "--precision", args.precision,
-                   "--threads", str(args.threads)]
+                   "--threads", str(args.threads), "--device", args.device]
             if args.weights:
                 cmd += ["--weights", args.weights]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -187,11 +199,12 @@ def benchmark_command(argv: list[str]) -> int:
             r = rows[-1]
             print(f"{res:>10} {path:>10} {r['precision']:>5} batch {r['batch']}: {r['fps']:7.3f} frames/s, "
                   f"peak RSS {r['peak_rss_mib']:7.0f} MiB, count {r['count']}", flush=True)
-    peak = max(peak, measured_bf16_peak())  # again at the end; the less disturbed one counts
-    print(f"# measured bf16 GEMM peak (best of start and end): {peak / 1e9:.0f} GFLOP/s")
+    if cpu:
+        peak = max(peak, measured_bf16_peak())  # again at the end; the less disturbed one counts
+        print(f"# measured bf16 GEMM peak (best of start and end): {peak / 1e9:.0f} GFLOP/s")
     print()
     print("MiB = peak RSS of the process; in brackets the part above the loaded model (torch alone "
-          "takes ~540 MiB)")
+          "takes ~540 MiB)" + ("" if cpu else "; GPU MiB = torch's peak allocated GPU memory"))
     print(f"{'resolution':>10} | {'naive f/s':>9} | {'cw f/s':>8} | {'speed-up':>8} | {'naive MiB':>14} | "
           f"{'cw MiB':>14} | {'counts':>11} | cw GFLOP/s (% of bf16 peak)")
     for res in args.resolutions:
@@ -200,7 +213,8 @@ def benchmark_command(argv: list[str]) -> int:
         achieved = b["flops_per_frame"] * b["fps"]
         print(f"{res:>10} | {a['fps']:9.3f} | {b['fps']:8.3f} | {b['fps'] / a['fps']:7.2f}x | "
               f"{_mem(a):>14} | {_mem(b):>14} | {a['count']:>5}/{b['count']:<5} | "
-              f"{achieved / 1e9:.0f} ({100 * achieved / peak:.0f}%)")
+              f"{achieved / 1e9:.0f}" + (f" ({100 * achieved / peak:.0f}%)" if cpu else
+                                          f"; GPU MiB naive {a['peak_gpu_mib']:.0f}, cw {b['peak_gpu_mib']:.0f}"))
     if args.json:
         args.json.write_text(json.dumps({"bf16_peak_flops": peak, "rows": rows}, indent=1))
     return 0
