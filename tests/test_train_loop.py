@@ -113,6 +113,14 @@ def test_example_config_is_valid():
     assert config.train.lr == 1e-4 and config.train.lr_backbone == 1e-5 and config.train.grad_clip == 0.1
 
 
+@pytest.mark.parametrize("name", ["train_example", "train_cpu_first", "train_cpu_finetune", "train_gpu_first"])
+def test_shipped_train_configs_are_valid(name):
+    from pathlib import Path
+
+    config = load_train_config(Path(__file__).parent.parent / "configs" / f"{name}.yaml")
+    assert config.train.steps > 0 and len(config.data.datasets) >= 2
+
+
 def test_train_command_runs_a_chunk_and_resumes(tmp_path):
     data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
     cfg = tmp_path / "train.yaml"
