@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import cv2
 import numpy as np
 
 POINT_COLOR = (0, 0, 255)  # BGR red
 TEXT_COLOR = (255, 255, 255)
 TEXT_BACKGROUND = (0, 0, 0)
+ZONE_COLOR = (0, 200, 0)  # BGR green: a zone below its alert threshold (or without one)
+ZONE_ALERT_COLOR = (0, 140, 255)  # BGR orange: a zone whose occupancy alert is raised
 
 
 def draw_points(
@@ -27,3 +31,33 @@ def draw_points(
         cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), TEXT_BACKGROUND, -1)
         cv2.putText(out, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOR, thickness, cv2.LINE_AA)
     return out
+
+
+def draw_zones(
+    image: np.ndarray,
+    zones: Sequence[tuple[str, np.ndarray]],
+    counts: Mapping[str, int],
+    alerts: Mapping[str, bool],
+) -> np.ndarray:
+    """Draw each zone's outline and "<id>: <count>" label on ``image`` in place, and return it.
+
+    ``zones`` are (id, (N, 2) polygon in image pixels) pairs; a zone whose alert is raised is drawn in
+    ``ZONE_ALERT_COLOR`` with "ALERT" in its label. Drawn before the points, so the dots stay on top.
+    """
+    height, width = image.shape[:2]
+    thickness = max(1, round(min(height, width) / 300))
+    scale = max(0.35, min(height, width) / 900)
+    for zone_id, polygon in zones:
+        alert = bool(alerts.get(zone_id, False))
+        color = ZONE_ALERT_COLOR if alert else ZONE_COLOR
+        contour = np.round(np.asarray(polygon, dtype=np.float32)).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(image, [contour], True, color, thickness, cv2.LINE_AA)
+        text = f"{zone_id}: {counts.get(zone_id, 0)}" + (" ALERT" if alert else "")
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        # Label inside the frame, at the polygon's top-left corner.
+        x = int(np.clip(contour[:, 0, 0].min() + thickness + 2, 0, max(0, width - tw - 4)))
+        y = int(np.clip(contour[:, 0, 1].min() + thickness + 2, 0, max(0, height - th - base - 4)))
+        cv2.rectangle(image, (x, y), (x + tw + 4, y + th + base + 4), color, -1)
+        cv2.putText(image, text, (x + 2, y + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_BACKGROUND, 1,
+                    cv2.LINE_AA)
+    return image

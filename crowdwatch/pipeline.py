@@ -167,6 +167,8 @@ class Pipeline:
                 out.dir / "snapshots", interval_s=out.snapshots.interval_s, snapshots=out.snapshots.enabled,
                 video_directory=out.dir / "video" if out.video.enabled else None,
                 video_fps=lambda camera: fps.get(camera, 5.0),
+                zones={camera: [(zone.id, zone.polygon) for zone in zones.zones]
+                       for camera, zones in self.zones.items()},
             ))
         return sinks
 

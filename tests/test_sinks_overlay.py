@@ -68,3 +68,31 @@ def test_annotated_video_per_camera(tmp_path: Path) -> None:
     capture.release()
     assert frames == 6
     assert not (tmp_path / "snap").exists()
+
+
+def _zone_result(camera: str, alert: bool) -> Result:
+    image = np.full((480, 640, 3), 100, np.uint8)
+    points = np.array([[150, 150], [160, 170]], np.float32)
+    return Result(camera=camera, index=0, captured_at=1e9, image=image, points=points, count=2, latency_s=0.1,
+                  zone_counts={"door": 2}, zone_alerts={"door": alert})
+
+
+def test_zones_are_outlined_with_their_count_and_alert_colour(tmp_path: Path) -> None:
+    from crowdwatch.drawing import ZONE_ALERT_COLOR, ZONE_COLOR
+
+    door = np.array([[100, 100], [500, 100], [500, 400], [100, 400]], np.float32)
+    zones = {"calm": [("door", door)], "busy": [("door", door)]}
+    with OverlaySink(tmp_path, interval_s=0.0, zones=zones) as sink:
+        sink.write(_zone_result("calm", alert=False))
+        sink.write(_zone_result("busy", alert=True))
+        sink.write(_zone_result("nozones", alert=False))  # a camera without zones: no outline
+    for camera, color in (("calm", ZONE_COLOR), ("busy", ZONE_ALERT_COLOR)):
+        snap = cv2.imread(str(tmp_path / f"{camera}.jpg")).astype(int)
+        edge = snap[250, 500]  # on the polygon's right edge, away from its label
+        assert np.abs(edge - np.array(color)).max() < 60, (camera, edge)
+        assert np.abs(snap[250, 300] - 100).max() < 20  # inside the zone the frame is untouched
+    plain = cv2.imread(str(tmp_path / "nozones.jpg")).astype(int)
+    assert np.abs(plain[250, 500] - 100).max() < 20
+    # The points stay drawn on top of the zone (red dot at the first point).
+    busy = cv2.imread(str(tmp_path / "busy.jpg")).astype(int)
+    assert busy[150, 150][2] > 180 and busy[150, 150][1] < 80

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -24,15 +24,22 @@ logger = logging.getLogger(__name__)
 JPEG_QUALITY = 90
 
 
-def annotate(image: np.ndarray, points: np.ndarray, count: int) -> np.ndarray:
-    """The frame with its points and count drawn (crowdwatch.drawing), as a new array."""
-    from crowdwatch.drawing import draw_points
+def annotate(image: np.ndarray, points: np.ndarray, count: int,
+             zones: Sequence[tuple[str, np.ndarray]] = (), zone_counts: Mapping[str, int] | None = None,
+             zone_alerts: Mapping[str, bool] | None = None) -> np.ndarray:
+    """The frame with its zones, points and count drawn (crowdwatch.drawing), as a new array."""
+    from crowdwatch.drawing import draw_points, draw_zones
 
+    if zones:  # zones first, so that the points and the total count stay on top
+        image = draw_zones(image.copy(), zones, zone_counts or {}, zone_alerts or {})
     return draw_points(image, points, count=count)
 
 
 class OverlaySink(SinkBase):
-    """Snapshots every ``interval_s`` per camera (``snapshots=False`` to disable) and optional video."""
+    """Snapshots every ``interval_s`` per camera (``snapshots=False`` to disable) and optional video.
+
+    ``zones`` (camera -> [(zone id, polygon)]) are outlined with their counts, orange while alerting.
+    """
 
     def __init__(
         self,
@@ -43,6 +50,7 @@ class OverlaySink(SinkBase):
         video_directory: str | Path | None = None,
         video_fps: Callable[[str], float] | float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        zones: Mapping[str, Sequence[tuple[str, np.ndarray]]] | None = None,
     ) -> None:
         if interval_s < 0:
             raise ValueError(f"interval_s must be >= 0, but got {interval_s}")
@@ -52,6 +60,7 @@ class OverlaySink(SinkBase):
         self.video_directory = None if video_directory is None else Path(video_directory)
         self._video_fps = video_fps
         self._clock = clock
+        self._zones = {camera: list(z) for camera, z in (zones or {}).items()}  # camera -> [(id, polygon)]
         self._last_snapshot: dict[str, float] = {}
         self._writers: dict[str, cv2.VideoWriter] = {}
         self._video_sizes: dict[str, tuple[int, int]] = {}
@@ -70,7 +79,8 @@ class OverlaySink(SinkBase):
         due = self.snapshots and now - self._last_snapshot.get(result.camera, -np.inf) >= self.interval_s
         if not due and self.video_directory is None:
             return
-        annotated = annotate(result.image, result.points, result.count)
+        annotated = annotate(result.image, result.points, result.count, self._zones.get(result.camera, ()),
+                             result.zone_counts, result.zone_alerts)
         if due:
             ok, encoded = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if not ok:
