@@ -59,6 +59,9 @@ def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(
     # A camera that never comes up must not stop the others.
     cameras.append({"id": "dead", "url": f"rtsp://127.0.0.1:{free_port()}/none", "open_timeout_s": 1,
                     "reconnect": {"initial_s": 0.5, "max_s": 1}})
+    # Nor must a USB camera (device index) that is not plugged in: this machine has no /dev/video9.
+    assert not Path("/dev/video9").exists()
+    cameras.append({"id": "usb", "url": 9, "reconnect": {"initial_s": 0.5, "max_s": 1}})
     output = {"dir": str(tmp_path / "out"), "snapshots": {"interval_s": 1.0}, "video": {"enabled": True}}
     config = write_config(tmp_path / "site.yaml", cameras, output=output)
     expected = count_cli([tmp_path / f"{camera}.png" for camera in stills], cli_env)
@@ -76,8 +79,10 @@ def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(
             assert people == expected[camera]["count"]
             assert samples[("crowdwatch_camera_up", frozenset({("camera", camera)}))] == 1
         assert samples[("crowdwatch_camera_up", frozenset({("camera", "dead")}))] == 0
+        assert samples[("crowdwatch_camera_up", frozenset({("camera", "usb")}))] == 0
         status, health = pipeline.health()
         assert status == 503 and "dead" in health["reason"] and "cam-a" not in health["reason"]
+        assert "usb" in health["reason"]
         rc, seconds = pipeline.signal(signal.SIGTERM)
     finally:
         pipeline.close()
@@ -106,6 +111,7 @@ def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(
         capture.release()
         assert ok and first.shape == image.shape  # closed properly on SIGTERM: decodable
     assert "Traceback" not in pipeline.logs()
+    assert any("usb" in line and "could not open" in line for line in pipeline.logs().splitlines())
 
 
 def test_kill_9_leaves_parseable_csv_missing_at_most_about_one_second(tmp_path: Path) -> None:
