@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import pickle
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,18 +123,13 @@ def read_checkpoint_file(path: str | Path) -> Any:
         raise CheckpointError(
             path, "is truncated or corrupt and cannot be read (not a valid PyTorch file)", reason="corrupt"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - see below
+        # Whatever else fails means the file is not a readable checkpoint: a truncated zip
+        # (RuntimeError, BadZipFile), a short read (EOFError, OSError), or arbitrary bytes that drive
+        # the weights-only unpickler into whatever error their next opcode causes (IndexError,
+        # KeyError, struct.error, ...). That unpickler never runs code, so none of these is a risk.
         raise CheckpointError(
             path, f"is truncated or corrupt and cannot be read ({_first_line(exc)})", reason="corrupt"
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - see below
-        # Arbitrary bytes that happen to start like a legacy pickle drive torch's weights-only unpickler
-        # into whatever error the next opcode causes (IndexError, KeyError, struct.error, ...). That
-        # unpickler never runs code, so every such failure means the same thing: not a checkpoint.
-        raise CheckpointError(
-            path,
-            f"is truncated or corrupt and cannot be read ({type(exc).__name__}: {_first_line(exc)})",
-            reason="corrupt",
         ) from None
 
 
