@@ -3,12 +3,11 @@
 The state holds the model, optimiser, scheduler and grad-scaler state dicts, the RNG states of
 Python, NumPy and torch (CPU and CUDA), the step, the best validation result so far and the wall
 time spent. The data order needs no state: it is a function of (seed, step) (see ``dataset``).
-Files are written to a temporary name and renamed, so a crash never leaves half a checkpoint.
+Files are written with :func:`crowdwatch.fileio.atomic_file`, so a crash never leaves half a state.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from crowdwatch.errors import UsageError
+from crowdwatch.fileio import atomic_file
 
 STATE_VERSION = 1
 
@@ -39,9 +39,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_state(path: Path, **state: Any) -> None:
     """Atomically write a training state (keyword arguments become its keys)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"version": STATE_VERSION, "rng": rng_state(), **state}, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as fh:
+        torch.save({"version": STATE_VERSION, "rng": rng_state(), **state}, fh)
 
 
 def load_state(path: Path) -> dict[str, Any]:
