@@ -21,8 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from crowdwatch.fileio import read_image
-from crowdwatch.train.dataset import read_folder
+from crowdwatch.train.dataset import load_image, load_points, read_folder
 
 
 def shrink_folder(src: Path, dst: Path, name: str, scale: float, quality: int) -> int:
@@ -30,16 +29,14 @@ def shrink_folder(src: Path, dst: Path, name: str, scale: float, quality: int) -
     dst.mkdir(parents=True, exist_ok=True)
     lines = []
     for item in tqdm(items, desc=name, unit="img"):
-        image = read_image(item.image)
+        image, points = load_image(item.image), load_points(item.points)
         h, w = image.shape[:2]
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
         stem = item.image.stem
         if not cv2.imwrite(str(dst / f"{stem}.webp"), small, [cv2.IMWRITE_WEBP_QUALITY, quality]):
             raise SystemExit(f"cannot write {dst / f'{stem}.webp'}")
-        values = item.points.read_text().split()
-        points = np.asarray(values, dtype=np.float64).reshape(-1, 2) if values else np.zeros((0, 2))
-        points *= (nw / w, nh / h)
+        points = points * np.float32((nw / w, nh / h))
         (dst / f"{stem}.txt").write_text("".join(f"{x:.2f} {y:.2f}\n" for x, y in points))
         lines.append(f"{stem}.webp {stem}.txt")
     (dst / "list.txt").write_text("\n".join(lines) + "\n")
