@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from crowdwatch.errors import CrowdwatchError, UsageError
+from crowdwatch.errors import UsageError
 from crowdwatch.train.dataset import Item, load_image, load_points, read_folder, split_items
-from crowdwatch.train.metrics import count_errors, matched_within, prf
+from crowdwatch.train.metrics import count_errors, dataset_groups, matched_within, prf
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ def summarize(results: Sequence[ImageResult], radii: Sequence[float] = DEFAULT_R
     if tps is None:
         tps = [true_positives(r, radii) for r in results]
     summary: dict[str, dict] = {}
-    for name in sorted({r.dataset for r in results}) + ["all"]:
-        idx = [i for i, r in enumerate(results) if name in ("all", r.dataset)]
+    for name, idx in dataset_groups([r.dataset for r in results]).items():
         preds = [len(results[i].pred) for i in idx]
         gts = [len(results[i].gt) for i in idx]
         entry: dict = {"images": len(idx), "gt_total": int(sum(gts)), "pred_total": int(sum(preds)),
@@ -89,10 +88,10 @@ def threshold_sweep(results: Sequence[ImageResult], thresholds: Sequence[float],
                     counts: Sequence[Sequence[int]]) -> dict[str, dict[str, dict[str, float]]]:
     """Per threshold, per dataset and "all": count MAE / RMSE when counting at that threshold."""
     sweep: dict[str, dict[str, dict[str, float]]] = {}
+    groups = dataset_groups([r.dataset for r in results])
     for j, t in enumerate(thresholds):
         sweep[f"{t:g}"] = {}
-        for name in sorted({r.dataset for r in results}) + ["all"]:
-            idx = [i for i, r in enumerate(results) if name in ("all", r.dataset)]
+        for name, idx in groups.items():
             truth = [len(results[i].gt) for i in idx]
             sweep[f"{t:g}"][name] = count_errors([counts[i][j] for i in idx], truth)
     return sweep
@@ -221,10 +220,3 @@ def evaluate_command(argv: list[str]) -> int:
     sys.stdout.write(f"wrote {out / 'summary.json'}, {out / 'per_image.csv'} and {worst_dir}/\n")
     return 0
 
-
-if __name__ == "__main__":  # python -m crowdwatch.evaluate, until the CLI wires it
-    try:
-        sys.exit(evaluate_command(sys.argv[1:]))
-    except CrowdwatchError as exc:
-        print(f"crowdwatch: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)

@@ -16,6 +16,15 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 
+def dataset_groups(datasets: Sequence[str]) -> dict[str, list[int]]:
+    """Indices per dataset name (sorted), then "all": how every report here is broken down."""
+    groups: dict[str, list[int]] = {name: [] for name in sorted(set(datasets))}
+    for i, name in enumerate(datasets):
+        groups[name].append(i)
+    groups["all"] = list(range(len(datasets)))
+    return groups
+
+
 def count_errors(predicted: Sequence[float], truth: Sequence[float]) -> dict[str, float]:
     """MAE and RMSE of counts; NaN for empty input."""
     if len(predicted) != len(truth):

@@ -18,7 +18,7 @@ import torch
 from crowdwatch.model.postprocess import decode
 from crowdwatch.model.preprocess import Preprocessor
 from crowdwatch.train.dataset import Item, load_image, load_points
-from crowdwatch.train.metrics import count_errors
+from crowdwatch.train.metrics import count_errors, dataset_groups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +70,7 @@ def validate(
     finally:
         net.train(was_training)
     results: dict[str, dict[str, float]] = {}
-    for name in sorted({v.dataset for v in images}) + ["all"]:
-        idx = [i for i, v in enumerate(images) if name in ("all", v.dataset)]
+    for name, idx in dataset_groups([v.dataset for v in images]).items():
         errors = count_errors([preds[i] for i in idx], [images[i].gt_count for i in idx])
         results[name] = {**errors, "n": len(idx)}
     return results
