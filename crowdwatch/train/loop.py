@@ -27,7 +27,7 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from crowdwatch.errors import CrowdwatchError, UsageError
+from crowdwatch.errors import UsageError
 from crowdwatch.model.predictor import resolve_device
 from crowdwatch.train import build
 from crowdwatch.train.augment import AugmentParams
@@ -298,10 +298,3 @@ def train_command(argv: list[str]) -> int:
                 f"{best['mae']:.2f}" if best["step"] is not None else "n/a", best["step"])
     return 0
 
-
-if __name__ == "__main__":  # python -m crowdwatch.train.loop, until the CLI wires it
-    try:
-        sys.exit(train_command(sys.argv[1:]))
-    except CrowdwatchError as exc:
-        print(f"crowdwatch: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
