@@ -92,22 +92,24 @@ def _format(error: ValidationError) -> str:
 
 
 def parse_config(raw: object, base_dir: Path, source: str = "config") -> TrainConfig:
-    """Validate a loaded YAML document; relative dataset paths are taken from ``base_dir``."""
+    """Validate a loaded YAML document; relative paths (datasets, init_from) are taken from ``base_dir``."""
     try:
         config = TrainConfig.model_validate(raw)
     except ValidationError as exc:
         raise UsageError(f"{source}: invalid training config:\n{_format(exc)}") from None
-    datasets = [
-        d.model_copy(update={"path": d.path if d.path.is_absolute() else (base_dir / d.path).resolve()})
-        for d in config.data.datasets
-    ]
+
+    def resolve(path: str | Path) -> Path:
+        path = Path(path)
+        return path if path.is_absolute() else (base_dir / path).resolve()
+
+    datasets = [d.model_copy(update={"path": resolve(d.path)}) for d in config.data.datasets]
     names = [d.name or d.path.name for d in datasets]
     if len(set(names)) != len(names):
         raise UsageError(f"{source}: data.datasets: names must be unique, but got {names}")
     data = config.data.model_copy(update={"datasets": datasets})
     model = config.model
-    if model.init_from not in (None, "default") and not Path(model.init_from).is_absolute():
-        model = model.model_copy(update={"init_from": str((base_dir / model.init_from).resolve())})
+    if model.init_from not in (None, "default"):
+        model = model.model_copy(update={"init_from": str(resolve(model.init_from))})
     return config.model_copy(update={"data": data, "model": model})
 
 
