@@ -216,5 +216,6 @@ def benchmark_command(argv: list[str]) -> int:
               f"{achieved / 1e9:.0f}" + (f" ({100 * achieved / peak:.0f}%)" if cpu else
                                           f"; GPU MiB naive {a['peak_gpu_mib']:.0f}, cw {b['peak_gpu_mib']:.0f}"))
     if args.json:
-        args.json.write_text(json.dumps({"bf16_peak_flops": peak, "rows": rows}, indent=1))
+        # No CPU peak on a GPU run: null, not NaN (which is not JSON).
+        args.json.write_text(json.dumps({"bf16_peak_flops": peak if cpu else None, "rows": rows}, indent=1))
     return 0
