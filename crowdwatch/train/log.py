@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from crowdwatch.fileio import write_atomic
 
 TRAIN_COLUMNS = ["step", "loss", "loss_cls", "loss_point", "grad_norm", "lr", "lr_backbone", "elapsed_s"]
 
@@ -27,10 +30,12 @@ class CurveLog:
         if resume_step is not None and path.is_file():
             with path.open(newline="") as f:
                 kept = [row for row in csv.DictReader(f) if int(row["step"]) <= resume_step]
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, self.columns)
-            writer.writeheader()
-            writer.writerows({k: row.get(k, "") for k in self.columns} for row in kept)
+        # The kept rows replace the file in one atomic step: a crash here cannot lose the curves.
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, self.columns)
+        writer.writeheader()
+        writer.writerows({k: row.get(k, "") for k in self.columns} for row in kept)
+        write_atomic(path, text.getvalue().encode())
         self._file = path.open("a", newline="")
         self._writer = csv.DictWriter(self._file, self.columns)
 
