@@ -2,6 +2,8 @@
 # Set crowdwatch up on a fresh Debian/Ubuntu machine (Python 3.11+) and run one of:
 #   scripts/bootstrap.sh demo        the pipeline on a built-in synthetic clip (no camera, no internet)
 #   scripts/bootstrap.sh test [ARGS] the whole test suite (ARGS go to pytest)
+#   scripts/bootstrap.sh test-date-shift  the tests that start no servers, under a clock moved years
+#                                    ahead (libfaketime) and a far time zone: date-bound tests fail here
 # As root, `test` also installs the system packages the tests use (GStreamer's RTSP server, ffmpeg,
 # Prometheus/promtool, systemd-analyze); without root, those tests skip with a reason.
 set -euo pipefail
@@ -10,8 +12,8 @@ cd "$(dirname "$0")/.."
 mode=${1:-}
 shift || true
 case "$mode" in
-  demo|test) ;;
-  *) echo "usage: scripts/bootstrap.sh demo | test [pytest args...]" >&2; exit 2 ;;
+  demo|test|test-date-shift) ;;
+  *) echo "usage: scripts/bootstrap.sh demo | test [pytest args...] | test-date-shift" >&2; exit 2 ;;
 esac
 
 PYTHON=${PYTHON:-python3}
@@ -23,6 +25,7 @@ APT_TEST_PACKAGES=(
   prometheus                               # prometheus + promtool for the scrape/alert tests
   systemd                                  # systemd-analyze verify/security for the unit tests
   strace                                   # the sandbox test checks the syscalls the pipeline makes
+  faketime                                 # test-date-shift: the suite under another date
 )
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -35,7 +38,7 @@ fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   packages=()
   "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
-  [ "$mode" = test ] && packages+=("${APT_TEST_PACKAGES[@]}")
+  [ "$mode" != demo ] && packages+=("${APT_TEST_PACKAGES[@]}")
   if [ ${#packages[@]} -gt 0 ]; then
     missing=()
     for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -46,7 +49,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
   fi
-elif [ "$mode" = test ]; then
+elif [ "$mode" != demo ]; then
   echo "note: not root, so system packages are not installed; tests that need them will skip" >&2
 fi
 
@@ -56,7 +59,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 say "installing crowdwatch and its dependencies into $VENV (torch is large: a few minutes the first time)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-if [ "$mode" = test ]; then
+if [ "$mode" != demo ]; then
   "$VENV/bin/python" -m pip install -q -e ".[test]"
 else
   "$VENV/bin/python" -m pip install -q -e .
@@ -69,6 +72,18 @@ if [ "$mode" = demo ]; then
   "$VENV/bin/crowdwatch" run configs/demo.yaml --duration "${DEMO_SECONDS:-30}"
   say "demo outputs (runs/demo): per-frame counts in CSV, latest annotated snapshot per camera"
   ls -l runs/demo runs/demo/* 2>/dev/null || true
+elif [ "$mode" = test-date-shift ]; then
+  if ! command -v faketime >/dev/null; then
+    echo "test-date-shift needs faketime (Debian package faketime; installed by this script as root)" >&2
+    exit 1
+  fi
+  # A leap day, one second before midnight, in UTC+14: any test that assumes today's date, the local
+  # day or UTC == local time fails. '@' starts the clock there and lets it run, so timeouts still work.
+  # Slow tests run once, in the main run; so do the RTSP/systemd tests, which start servers and
+  # processes (some statically linked, outside libfaketime's reach).
+  say "running the unit tests at 2032-02-29 23:59:59, TZ=Pacific/Kiritimati"
+  TZ=Pacific/Kiritimati exec faketime -f "@2032-02-29 23:59:59" \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not rtsp and not slow" "$@"
 else
   say "running the test suite"
   # pytest exits 5 when it collects nothing: that is a failure here too.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,6 +24,18 @@ class FakeClock:
         return self.now
 
 
+def wall_day1() -> float:
+    """The wall clock of the day the rows were captured: the sink opens that day's file first."""
+    return DAY1
+
+
+def sink_at(path: Path, zone_ids: Sequence[str] = (), clock: FakeClock | None = None) -> CsvSink:
+    """A CsvSink whose wall clock is pinned to DAY1, so the suite passes on any date and in any TZ."""
+    if clock is None:
+        return CsvSink(path, zone_ids, wall_clock=wall_day1)
+    return CsvSink(path, zone_ids, flush_interval_s=1.0, clock=clock, wall_clock=wall_day1)
+
+
 def result(
     camera: str = "cam1", index: int = 0, captured_at: float = DAY1, count: int = 3, **kw: object
 ) -> Result:
@@ -39,7 +52,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_row_content_and_zone_columns(tmp_path: Path) -> None:
-    with CsvSink(tmp_path, ["door", "hall"]) as sink:
+    with sink_at(tmp_path, ["door", "hall"]) as sink:
         sink.write(result(zone_counts={"door": 2, "hall": 1}, zone_alerts={"door": True}))
         sink.write(result(camera="cam2", index=7, count=0))
     path = tmp_path / "counts-2026-11-24.csv"
@@ -54,7 +67,7 @@ def test_row_content_and_zone_columns(tmp_path: Path) -> None:
 
 def test_rows_are_buffered_until_the_flush_interval(tmp_path: Path) -> None:
     clock = FakeClock()
-    sink = CsvSink(tmp_path, flush_interval_s=1.0, clock=clock)
+    sink = sink_at(tmp_path, clock=clock)
     sink.open()
     sink.write(result())
     path = tmp_path / "counts-2026-11-24.csv"
@@ -71,7 +84,7 @@ def test_rows_are_buffered_until_the_flush_interval(tmp_path: Path) -> None:
 
 
 def test_daily_rotation_by_capture_day_never_goes_back(tmp_path: Path) -> None:
-    with CsvSink(tmp_path) as sink:
+    with sink_at(tmp_path) as sink:
         sink.write(result(index=0, captured_at=DAY1))
         sink.write(result(index=1, captured_at=DAY2))
         sink.write(result(index=2, captured_at=DAY1))  # late row of the old day: stays in the new file
@@ -81,7 +94,7 @@ def test_daily_rotation_by_capture_day_never_goes_back(tmp_path: Path) -> None:
 
 def test_restart_appends_without_repeating_the_header(tmp_path: Path) -> None:
     for index in range(3):
-        with CsvSink(tmp_path, ["door"]) as sink:
+        with sink_at(tmp_path, ["door"]) as sink:
             sink.write(result(index=index))
     path = tmp_path / "counts-2026-11-24.csv"
     lines = path.read_text().splitlines()
@@ -90,11 +103,11 @@ def test_restart_appends_without_repeating_the_header(tmp_path: Path) -> None:
 
 
 def test_changed_header_starts_a_new_file(tmp_path: Path) -> None:
-    with CsvSink(tmp_path, ["door"]) as sink:
+    with sink_at(tmp_path, ["door"]) as sink:
         sink.write(result(index=0))
-    with CsvSink(tmp_path, ["door", "hall"]) as sink:
+    with sink_at(tmp_path, ["door", "hall"]) as sink:
         sink.write(result(index=1))
-    with CsvSink(tmp_path, ["door", "hall"]) as sink:
+    with sink_at(tmp_path, ["door", "hall"]) as sink:
         sink.write(result(index=2))
     old, new = tmp_path / "counts-2026-11-24.csv", tmp_path / "counts-2026-11-24.1.csv"
     assert [r["frame"] for r in read_rows(old)] == ["0"]
@@ -103,12 +116,12 @@ def test_changed_header_starts_a_new_file(tmp_path: Path) -> None:
 
 
 def test_partial_last_row_is_cut_on_open(tmp_path: Path) -> None:
-    with CsvSink(tmp_path) as sink:
+    with sink_at(tmp_path) as sink:
         sink.write(result(index=0))
     path = tmp_path / "counts-2026-11-24.csv"
     with open(path, "ab") as f:
         f.write(b"2026-11-24T23:59:59.900Z,cam1,1,")  # what a crash mid-write leaves
-    with CsvSink(tmp_path) as sink:
+    with sink_at(tmp_path) as sink:
         sink.write(result(index=2))
     assert path.read_bytes().endswith(b"\n")
     rows = read_rows(path)
@@ -128,7 +141,17 @@ def test_repair_partial_line_cases(tmp_path: Path) -> None:
 def test_half_written_header_is_replaced(tmp_path: Path) -> None:
     path = tmp_path / "counts-2026-11-24.csv"
     path.write_bytes(b"time_utc,cam")
-    with CsvSink(tmp_path) as sink:
+    with sink_at(tmp_path) as sink:
         sink.write(result(index=5))
     assert path.read_text().splitlines()[0] == ",".join(header_columns([]))
     assert [r["frame"] for r in read_rows(path)] == ["5"]
+
+
+def test_open_uses_the_injected_wall_clock_and_late_rows_go_to_the_open_file(tmp_path: Path) -> None:
+    """Started on DAY2 (wall clock), a row captured on DAY1 (a lagging camera clock) is appended to
+    DAY2's file with its own time: the documented rule, never reopening an earlier day."""
+    with CsvSink(tmp_path, wall_clock=lambda: DAY2) as sink:
+        sink.write(result(index=0, captured_at=DAY1))
+    assert not (tmp_path / "counts-2026-11-24.csv").exists()
+    rows = read_rows(tmp_path / "counts-2026-11-25.csv")
+    assert [(r["frame"], r["time_utc"]) for r in rows] == [("0", "2026-11-24T23:59:59.500Z")]

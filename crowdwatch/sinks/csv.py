@@ -6,6 +6,13 @@ never left half-written: a failed write is truncated back, and a trailing partia
 crash (power loss in the middle of a write) is cut off when the file is reopened. Restarts append to
 the day's file when its header matches; when the columns changed (zones edited), rows go to a new
 file ``counts-YYYY-MM-DD.N.csv`` rather than under a header that does not describe them.
+
+Which file a row goes to: the file of the row's capture day (UTC), but the sink never goes back a
+day. A row whose capture day is *earlier* than the open file's day (a camera whose clock lags, a row
+buffered across midnight) is appended to the open, later file, keeping its own ``time_utc``: files
+are only ever appended to in time order, and a closed day's file is never reopened to add a row
+after it was rotated away from. Readers that need rows by capture day should group by ``time_utc``,
+not by file name.
 """
 
 from __future__ import annotations
@@ -90,7 +97,10 @@ class CsvSink(SinkBase):
         flush_interval_s: float = 1.0,
         prefix: str = "counts",
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` paces the flushes (monotonic); ``wall_clock`` names the file opened before the first
+        row (the current UTC day). Both are injectable so tests do not depend on today's date."""
         if flush_interval_s <= 0:
             raise ValueError(f"flush_interval_s must be > 0, but got {flush_interval_s}")
         self.directory = Path(directory)
@@ -99,6 +109,7 @@ class CsvSink(SinkBase):
         self.flush_interval_s = flush_interval_s
         self.prefix = prefix
         self._clock = clock
+        self._wall_clock = wall_clock
         self._header = self._format(self.columns).encode()
         self._fd: int | None = None
         self._day: str | None = None
@@ -110,7 +121,7 @@ class CsvSink(SinkBase):
     # -- Sink protocol -------------------------------------------------------------------------
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._open_day(utc_day(time.time()))
+        self._open_day(utc_day(self._wall_clock()))
 
     def write(self, result: Result) -> None:
         day = utc_day(result.captured_at)
