@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,13 @@ def kaiming_init_backbone(net: P2PNet) -> None:
             nn.init.zeros_(module.bias)
 
 
-def init_backbone(net: P2PNet, how: str) -> str:
-    """Initialise the backbone; returns what was done ("imagenet" or "kaiming ...")."""
+def init_backbone(net: P2PNet, how: str) -> str | dict[str, str]:
+    """Initialise the backbone; returns what was done: "imagenet", "kaiming ...", or for a file the
+    record of :func:`load_backbone_file` (path, sha256, attribution)."""
+    if how not in ("imagenet", "kaiming"):
+        from crowdwatch.model.backbone import load_backbone_file
+
+        return load_backbone_file(net, how)
     if how == "imagenet":
         try:
             from crowdwatch.model.backbone import load_imagenet_backbone
@@ -88,11 +94,34 @@ def build_net(config: TrainConfig, seed: int) -> tuple[P2PNet, str | dict[str, A
 
     How: the backbone init's description, or for ``model.init_from`` the checkpoint it started from.
     """
+    from crowdwatch.model.backbone import freeze_blocks
+
     torch.manual_seed(seed)
-    net = P2PNet(num_candidates=config.model.num_candidates)
-    if config.model.init_from is not None:
-        return net, init_from_checkpoint(net, config.model.init_from)
-    return net, init_backbone(net, config.model.backbone_init)
+    model = config.model
+    net = P2PNet(num_candidates=model.num_candidates)
+    how: str | dict[str, Any]
+    if model.init_from is not None:
+        how = init_from_checkpoint(net, model.init_from)
+    else:
+        how = init_backbone(net, model.backbone_init)
+        if model.cls_prior is not None:
+            set_prior(net, model.cls_prior)
+    if model.freeze_blocks:
+        frozen = freeze_blocks(net, model.freeze_blocks)
+        logger.info("backbone: first %d block(s) frozen (%.1f M weights)", model.freeze_blocks, frozen / 1e6)
+    return net, how
+
+
+def set_prior(net: P2PNet, prior: float) -> None:
+    """Start every candidate at person probability ``prior`` (RetinaNet's prior-probability bias).
+
+    The output conv's weights are drawn small (normal, std 0.01, as RetinaNet does), so the first
+    predictions are close to ``prior`` everywhere and the first steps are not spent pushing a 50 % guess
+    down to the background rate of a crop.
+    """
+    with torch.no_grad():
+        nn.init.normal_(net.classification.output.weight, std=0.01)
+        net.classification.output.bias.fill_(-math.log((1 - prior) / prior))
 
 
 def build_optimizer(net: P2PNet, config: TrainConfig) -> torch.optim.Optimizer:

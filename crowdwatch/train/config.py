@@ -33,7 +33,20 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     num_candidates: int = Field(4, ge=1)
     threshold: float = Field(0.5, gt=0, lt=1)
-    backbone_init: Literal["imagenet", "kaiming"] = "imagenet"
+    backbone_init: str = Field(
+        "imagenet",
+        description="'imagenet' (torchvision's file from the torch hub cache), 'kaiming' (random), or a "
+                    "path (relative to this file) to VGG16 features[0:30] ImageNet weights in torchvision's "
+                    "layout, checked and recorded with its sha256",
+    )
+    freeze_blocks: int = Field(
+        0, ge=0, le=5, description="keep the first n VGG blocks (1-5) at their initial weights"
+    )
+    cls_prior: float | None = Field(
+        None, gt=0, lt=1,
+        description="start the classification head at this person probability (bias -log((1-p)/p)); "
+                    "null keeps the default init",
+    )
     init_from: str | None = Field(
         None,
         description="fine-tune: start the whole network from a crowdwatch checkpoint (a path, relative "
@@ -110,6 +123,8 @@ def parse_config(raw: object, base_dir: Path, source: str = "config") -> TrainCo
     model = config.model
     if model.init_from not in (None, "default"):
         model = model.model_copy(update={"init_from": str(resolve(model.init_from))})
+    if model.backbone_init not in ("imagenet", "kaiming"):
+        model = model.model_copy(update={"backbone_init": str(resolve(model.backbone_init))})
     return config.model_copy(update={"data": data, "model": model})
 
 

@@ -135,7 +135,8 @@ class Trainer:
             "wall_time_s": round(self.elapsed_s, 1),
             "device": str(self.device), "precision": self.precision,
             # A string for backbone inits; for model.init_from, the checkpoint it was fine-tuned from.
-            **({"init_from": self.init} if isinstance(self.init, dict) else {"backbone_init": self.init}),
+            **({"init_from": self.init} if self.config.model.init_from is not None
+               else {"backbone_init": self.init}),
             "validation": {
                 name: {"mae": m["mae"], "rmse": m["rmse"], "images": m["n"]} for name, m in val.items()
             },
