@@ -2,12 +2,12 @@
 
     python benchmarks/bench_model.py            # 640x360, 1280x720, 1920x1080; prints a table
 
-Same as ``crowdwatch benchmark``; see crowdwatch/benchmark.py for what each path does.
+Same as ``crowdwatch benchmark``; see crowdwatch/commands/benchmark.py for what each path does.
 """
 
 import sys
 
-from crowdwatch.benchmark import benchmark_command
+from crowdwatch.commands.benchmark import main
 
 if __name__ == "__main__":
-    sys.exit(benchmark_command(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

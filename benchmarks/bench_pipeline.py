@@ -1,7 +1,7 @@
 """Pipeline benchmark: N file cameras through the real readers, worker and sinks vs the bare model.
 
-    python benchmarks/bench_pipeline.py                       # 4 cameras, 640x360, 10 min, RSS at 1 and 10 min
-    python benchmarks/bench_pipeline.py --duration 120        # short run (RSS at 1 and 2 min)
+    python benchmarks/bench_pipeline.py                  # 4 cameras, 640x360, 10 min, RSS at 1 and 10 min
+    python benchmarks/bench_pipeline.py --duration 120   # short run (RSS at 1 and 2 min)
 
 In one process, on the same frames and precision:
 1. bare model: ``predictor.predict`` on one frame of each camera, as one batch, for ``--bare`` s;
@@ -27,15 +27,15 @@ import numpy as np
 import torch
 from prometheus_client import CollectorRegistry
 
+from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import CameraConfig
 from crowdwatch.demo import make_demo_clip
+from crowdwatch.inference.worker import Worker
 from crowdwatch.model.predictor import PRECISIONS, Predictor
 from crowdwatch.sinks.base import Result, SinkBase
 from crowdwatch.sinks.csv import CsvSink
-from crowdwatch.sinks.metrics import PipelineMetrics
 from crowdwatch.sinks.overlay import OverlaySink
-from crowdwatch.sources import CameraReader, stop_readers
-from crowdwatch.worker import Worker
+from crowdwatch.telemetry.metrics import PipelineMetrics
 
 logger = logging.getLogger("bench_pipeline")
 
@@ -76,12 +76,16 @@ def first_frame(path: Path) -> np.ndarray:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--duration", type=float, default=600.0, help="pipeline phase, seconds")
     parser.add_argument("--warmup", type=float, default=15.0, help="pipeline seconds not counted in frames/s")
-    parser.add_argument("--bare", type=float, default=30.0, help="bare-model phase before and after, seconds each")
+    parser.add_argument(
+        "--bare", type=float, default=30.0, help="bare-model phase before and after, seconds each"
+    )
     parser.add_argument("--camera-fps", type=float, default=2.0, help="frames/s asked of each camera")
     parser.add_argument("--clip-fps", type=float, default=10.0, help="frame rate of the clips (decode load)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
@@ -92,26 +96,43 @@ def main(argv: list[str]) -> int:
     width, height = (int(v) for v in args.size.split("x"))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_pipeline."))
 
-    clips = [make_demo_clip(workdir / f"cam{i}.mp4", width=width, height=height, seconds=10, fps=args.clip_fps,
-                            people=30, seed=i) for i in range(args.cameras)]
+    clips = [
+        make_demo_clip(
+            workdir / f"cam{i}.mp4",
+            width=width,
+            height=height,
+            seconds=10,
+            fps=args.clip_fps,
+            people=30,
+            seed=i,
+        )
+        for i in range(args.cameras)
+    ]
     frames = [first_frame(clip) for clip in clips]
     predictor = Predictor.from_checkpoint(None, device="cpu", precision=args.precision)
     bare_before = bare_fps(predictor, frames, args.bare)
     print(f"bare model before: {bare_before:.2f} frames/s", file=sys.stderr, flush=True)
     if args.camera_fps * args.cameras < 1.5 * bare_before:
-        print(f"warning: the cameras offer {args.camera_fps * args.cameras:g} frames/s, not clearly more than the "
-              "model can take: raise --camera-fps, or the fraction measures the cameras", file=sys.stderr)
+        print(
+            f"warning: the cameras offer {args.camera_fps * args.cameras:g} frames/s, not clearly more "
+            "than the model can take: raise --camera-fps, or the fraction measures the cameras",
+            file=sys.stderr,
+        )
 
-    cameras = [CameraConfig(id=f"cam{i}", url=str(clip), fps=args.camera_fps, loop=True) for i, clip in enumerate(clips)]
-    metrics = PipelineMetrics(CollectorRegistry(), {c.id: c.stale_after_s for c in cameras})
+    cameras = [
+        CameraConfig(id=f"cam{i}", url=str(clip), fps=args.camera_fps, loop=True)
+        for i, clip in enumerate(clips)
+    ]
+    metrics = PipelineMetrics(CollectorRegistry(), [c.id for c in cameras])
     recorder = LatencyRecorder()
     sinks = [CsvSink(workdir / "out"), OverlaySink(workdir / "out" / "snapshots", interval_s=5.0), recorder]
     for sink in sinks:
         sink.open()
     wake = threading.Event()
     readers = [CameraReader(camera, metrics, on_frame=wake) for camera in cameras]
-    worker = Worker(predictor, readers, sinks=sinks, events=metrics, max_batch=args.max_batch or args.cameras,
-                    wake=wake)
+    worker = Worker(
+        predictor, readers, sinks=sinks, events=metrics, max_batch=args.max_batch or args.cameras, wake=wake
+    )
     worker.start()
     for reader in readers:
         reader.start()
@@ -132,15 +153,24 @@ def main(argv: list[str]) -> int:
     bare = (bare_before + bare_after) / 2
     latencies = np.array([lat for _, lat in window])
     report = {
-        "cameras": args.cameras, "size": args.size, "precision": predictor.precision,
+        "cameras": args.cameras,
+        "size": args.size,
+        "precision": predictor.precision,
         "torch_threads": torch.get_num_threads(),
-        "duration_s": args.duration, "camera_fps": args.camera_fps, "clip_fps": args.clip_fps,
-        "bare_fps_before": round(bare_before, 3), "bare_fps_after": round(bare_after, 3),
-        "pipeline_fps": round(pipeline_fps, 3), "fraction_of_bare": round(pipeline_fps / bare, 3),
+        "duration_s": args.duration,
+        "camera_fps": args.camera_fps,
+        "clip_fps": args.clip_fps,
+        "bare_fps_before": round(bare_before, 3),
+        "bare_fps_after": round(bare_after, 3),
+        "pipeline_fps": round(pipeline_fps, 3),
+        "fraction_of_bare": round(pipeline_fps / bare, 3),
         "latency_p50_s": round(float(np.percentile(latencies, 50)), 3) if latencies.size else None,
         "latency_p95_s": round(float(np.percentile(latencies, 95)), 3) if latencies.size else None,
-        "frames_processed": len(recorder.samples), "rss_mib": rss,
-        "rss_growth": round(rss[f"{args.duration / 60:g} min"] / rss["1 min"] - 1, 4) if len(rss) == 2 else None,
+        "frames_processed": len(recorder.samples),
+        "rss_mib": rss,
+        "rss_growth": round(rss[f"{args.duration / 60:g} min"] / rss["1 min"] - 1, 4)
+        if len(rss) == 2
+        else None,
         "batches": worker.batches,
     }
     print(json.dumps(report, indent=1))

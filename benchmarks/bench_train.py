@@ -14,11 +14,12 @@ import time
 import numpy as np
 import torch
 
+from crowdwatch.data.synthetic import blob_image
 from crowdwatch.model.p2pnet import P2PNet
+from crowdwatch.model.precision import AUTOCAST_DTYPES
 from crowdwatch.train.dataset import to_tensor
 from crowdwatch.train.loss import p2p_loss
 from crowdwatch.train.matcher import match_batch
-from crowdwatch.train.synthetic import blob_image
 
 
 def main() -> None:
@@ -41,13 +42,15 @@ def main() -> None:
     net = P2PNet().to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    dtype = AUTOCAST_DTYPES[args.precision]
     times = []
     for step in range(args.warmup + args.steps):
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out = net(images)
-        loss = p2p_loss(out["logits"], out["points"], targets, match_batch(out["logits"], out["points"], targets))
+        loss = p2p_loss(
+            out["logits"], out["points"], targets, match_batch(out["logits"], out["points"], targets)
+        )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss["total"]).backward()
         scaler.unscale_(optimizer)
@@ -59,8 +62,10 @@ def main() -> None:
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
     per_step = float(np.median(times))
-    print(f"{args.crops} crops of {args.crop_size}px, {args.precision} on {device} "
-          f"({torch.get_num_threads()} threads): {per_step:.3f} s/step, {args.crops / per_step:.1f} crops/s")
+    print(
+        f"{args.crops} crops of {args.crop_size}px, {args.precision} on {device} "
+        f"({torch.get_num_threads()} threads): {per_step:.3f} s/step, {args.crops / per_step:.1f} crops/s"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The ``crowdwatch`` command: one subcommand per job, each in its own module, imported lazily.
+"""The ``crowdwatch`` command: one subcommand per job, each in its own module under
+:mod:`crowdwatch.commands`, imported lazily. This is the one place that sets up logging.
 
 Exit codes: 0 success, 1 runtime failure (e.g. some images unreadable), 2 bad usage, config or
 input file. Errors meant for the user print as ``crowdwatch: error: ...`` with no traceback.
@@ -18,13 +19,13 @@ from crowdwatch.errors import CrowdwatchError
 
 #: subcommand -> (module, function taking argv and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("crowdwatch.pipeline", "run_command", "run the pipeline on the cameras of a config file"),
-    "check-config": ("crowdwatch.config", "check_config_command", "validate a config file"),
-    "count": ("crowdwatch.counting", "count_command", "count people in image files"),
-    "train": ("crowdwatch.train.loop", "train_command", "train P2PNet on point-annotated images"),
-    "evaluate": ("crowdwatch.evaluate", "evaluate_command", "measure weights on annotated images"),
-    "convert": ("crowdwatch.convert", "convert_command", "import a published P2PNet checkpoint"),
-    "benchmark": ("crowdwatch.benchmark", "benchmark_command", "time the model on this machine"),
+    "run": ("crowdwatch.commands.run", "main", "run the pipeline on the cameras of a config file"),
+    "check-config": ("crowdwatch.commands.check_config", "main", "validate a config file"),
+    "count": ("crowdwatch.commands.count", "main", "count people in image files"),
+    "train": ("crowdwatch.commands.train", "main", "train P2PNet on point-annotated images"),
+    "evaluate": ("crowdwatch.commands.evaluate", "main", "measure weights on annotated images"),
+    "convert": ("crowdwatch.commands.convert", "main", "import a published P2PNet checkpoint"),
+    "benchmark": ("crowdwatch.commands.benchmark", "main", "time the model on this machine"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Drawing head points and the count on a frame (used by `crowdwatch count` and the overlay sink)."""
+"""Drawing head points, the count and zones on a frame (used by `crowdwatch count` and the overlay sink)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,25 @@ ZONE_COLOR = (0, 200, 0)  # BGR green: a zone below its alert threshold (or with
 ZONE_ALERT_COLOR = (0, 140, 255)  # BGR orange: a zone whose occupancy alert is raised
 
 
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (inclusive corners, as cv2.rectangle takes them)
+
+
+def _label_style(height: int, width: int) -> tuple[float, int]:
+    scale = max(0.4, min(height, width) / 600)
+    return scale, max(1, round(scale * 2))
+
+
+def count_label_rect(height: int, width: int, text: str) -> Rect:
+    """Where :func:`draw_points` puts its label (top-left corner) on a ``height`` x ``width`` frame."""
+    scale, thickness = _label_style(height, width)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    return 0, 0, tw + 8, th + base + 8
+
+
+def count_text(count: int | None, label: str | None = None) -> str:
+    return label if label is not None else f"count: {count}"
+
+
 def draw_points(
     image: np.ndarray, points: np.ndarray, count: int | None = None, *, label: str | None = None
 ) -> np.ndarray:
@@ -24,12 +43,14 @@ def draw_points(
     for x, y in np.asarray(points, dtype=np.float32).reshape(-1, 2):
         cv2.circle(out, (int(round(float(x))), int(round(float(y)))), radius, POINT_COLOR, -1, cv2.LINE_AA)
     if count is not None or label is not None:
-        text = label if label is not None else f"count: {count}"
-        scale = max(0.4, min(height, width) / 600)
-        thickness = max(1, round(scale * 2))
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), TEXT_BACKGROUND, -1)
-        cv2.putText(out, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOR, thickness, cv2.LINE_AA)
+        text = count_text(count, label)
+        scale, thickness = _label_style(height, width)
+        (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        x0, y0, x1, y1 = count_label_rect(height, width, text)
+        cv2.rectangle(out, (x0, y0), (x1, y1), TEXT_BACKGROUND, -1)
+        cv2.putText(
+            out, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOR, thickness, cv2.LINE_AA
+        )
     return out
 
 
@@ -38,11 +59,15 @@ def draw_zones(
     zones: Sequence[tuple[str, np.ndarray]],
     counts: Mapping[str, int],
     alerts: Mapping[str, bool],
+    *,
+    keep_clear: Sequence[Rect] = (),
 ) -> np.ndarray:
     """Draw each zone's outline and "<id>: <count>" label on ``image`` in place, and return it.
 
     ``zones`` are (id, (N, 2) polygon in image pixels) pairs; a zone whose alert is raised is drawn in
     ``ZONE_ALERT_COLOR`` with "ALERT" in its label. Drawn before the points, so the dots stay on top.
+    A label that would fall on one of the ``keep_clear`` rectangles (the total count's label, drawn
+    later on top) moves down below it, so it stays readable.
     """
     height, width = image.shape[:2]
     thickness = max(1, round(min(height, width) / 300))
@@ -56,8 +81,30 @@ def draw_zones(
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         # Label inside the frame, at the polygon's top-left corner.
         x = int(np.clip(contour[:, 0, 0].min() + thickness + 2, 0, max(0, width - tw - 4)))
-        y = int(np.clip(contour[:, 0, 1].min() + thickness + 2, 0, max(0, height - th - base - 4)))
+        y = int(contour[:, 0, 1].min() + thickness + 2)
+        for x0, y0, x1, y1 in keep_clear:
+            if x < x1 and x + tw + 4 > x0 and y < y1 and y + th + base + 4 > y0:
+                y = y1 + 2
+        y = int(np.clip(y, 0, max(0, height - th - base - 4)))
         cv2.rectangle(image, (x, y), (x + tw + 4, y + th + base + 4), color, -1)
-        cv2.putText(image, text, (x + 2, y + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_BACKGROUND, 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            image, text, (x + 2, y + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_BACKGROUND, 1, cv2.LINE_AA
+        )
     return image
+
+
+def draw_annotations(
+    image: np.ndarray,
+    points: np.ndarray,
+    count: int,
+    zones: Sequence[tuple[str, np.ndarray]] = (),
+    zone_counts: Mapping[str, int] | None = None,
+    zone_alerts: Mapping[str, bool] | None = None,
+) -> np.ndarray:
+    """A copy of the frame with its zones, points and count drawn: zones first, so that the points and
+    the total count stay on top, and zone labels placed clear of the count's label."""
+    if zones:
+        height, width = image.shape[:2]
+        count_rect = count_label_rect(height, width, count_text(count))
+        image = draw_zones(image.copy(), zones, zone_counts or {}, zone_alerts or {}, keep_clear=[count_rect])
+    return draw_points(image, points, count=count)

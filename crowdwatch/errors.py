@@ -31,6 +31,14 @@ class CheckpointError(UsageError):
         super().__init__(f"{self.path}: {message}")
 
 
+class DataError(UsageError):
+    """An image or annotation file that cannot be read. ``path`` is the offending file."""
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {message}")
+
+
 class BackboneWeightsMissing(CrowdwatchError):
     """The ImageNet VGG16 weights are not in the torch hub cache (and downloading was not allowed)."""
 

@@ -1,4 +1,4 @@
-"""File I/O: images read the same way everywhere, and writes that a reader or a crash never sees half of."""
+"""Writes that a reader or a crash never sees half of."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
-
-import cv2
-import numpy as np
 
 
 @contextlib.contextmanager
@@ -40,15 +37,3 @@ def write_atomic(path: str | Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that no reader ever sees a partial file."""
     with atomic_file(path) as fh:
         fh.write(data)
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """The image as 3-channel BGR uint8 (grayscale is converted); raises OSError when unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise OSError("no such file" if not path.exists() else "not a regular file")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise OSError("not an image OpenCV can decode (unknown format, truncated or corrupt)")
-    return image

@@ -1,4 +1,7 @@
-"""``crowdwatch run CONFIG``: cameras -> shared model -> CSV, overlays and Prometheus, until SIGTERM.
+"""The running service: cameras -> shared model -> CSV, overlays and Prometheus, until SIGTERM.
+
+:class:`Pipeline` assembles the rooms (``crowdwatch run CONFIG``, in :mod:`crowdwatch.commands.run`,
+builds one and runs it).
 
 Start-up order: config, model, sinks, metrics server, worker, readers (each opens in its own thread,
 so a camera that never comes up does not hold up the others), then READY=1 to systemd and the
@@ -9,29 +12,36 @@ all within :data:`STOP_BUDGET_S`.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from crowdwatch import __version__
-from crowdwatch.config import Config, load_config
-from crowdwatch.errors import CrowdwatchError, UsageError
-from crowdwatch.secrets import RedactingFilter
+from crowdwatch.capture.reader import CameraReader, stop_readers
+from crowdwatch.config import Config
+from crowdwatch.errors import CrowdwatchError
+from crowdwatch.inference.worker import Worker
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
-from crowdwatch.sinks.metrics import MetricsServer, PipelineMetrics
 from crowdwatch.sinks.overlay import OverlaySink
-from crowdwatch.worker import Worker
+from crowdwatch.telemetry.health import camera_health
+from crowdwatch.telemetry.metrics import PipelineMetrics
+from crowdwatch.telemetry.notify import Notifier, WatchdogPinger
+from crowdwatch.telemetry.server import MetricsServer
 from crowdwatch.zones import CameraZones, zones_from_config
+
+if TYPE_CHECKING:  # loaded in Pipeline.run, after the config is checked (torch is slow to import)
+    from crowdwatch.model.predictor import Predictor
+
+__all__ = ["READER_STOP_S", "STATUS_INTERVAL_S", "STOP_BUDGET_S", "Pipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,44 +51,8 @@ READER_STOP_S = 3.0
 #: How often a one-line status goes to the log and to systemd (STATUS=).
 STATUS_INTERVAL_S = 60.0
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="crowdwatch run",
-        description="Run the pipeline on the cameras of a config file until SIGTERM/SIGINT: counts go "
-        "to CSV, overlay snapshots and Prometheus (/metrics, /healthz).",
-    )
-    parser.add_argument("config", type=Path, help="YAML config file (see configs/site.yaml)")
-    parser.add_argument("--duration", type=float, default=None, metavar="S",
-                        help="stop by itself after S seconds (demos, benchmarks)")
-    return parser
-
-
-def run_command(argv: list[str]) -> int:
-    """Entry point of ``crowdwatch run``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.duration is not None and args.duration <= 0:
-        raise UsageError("--duration must be > 0 seconds")
-    config = load_config(args.config)
-    with _redacted_logs(config):
-        return Pipeline(config).run(duration=args.duration)
-
-
-@contextlib.contextmanager
-def _redacted_logs(config: Config) -> Iterator[None]:
-    """Mask URL credentials and every substituted secret in every log line while running."""
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    redactor = RedactingFilter(config.secrets)
-    handlers = list(root.handlers)
-    for handler in handlers:
-        handler.addFilter(redactor)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(redactor)
+#: What ``signal.signal`` returns and takes.
+_SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 class Pipeline:
@@ -94,7 +68,7 @@ class Pipeline:
         self.zones: dict[str, CameraZones] = {cam.id: zones_from_config(cam.zones) for cam in config.cameras}
         self.metrics = PipelineMetrics(
             self.registry,
-            {cam.id: cam.stale_after_s for cam in config.cameras},
+            [cam.id for cam in config.cameras],
             {cam.id: [zone.id for zone in cam.zones] for cam in config.cameras},
         )
 
@@ -105,7 +79,6 @@ class Pipeline:
 
     def run(self, duration: float | None = None) -> int:
         from crowdwatch.model.predictor import Predictor
-        from crowdwatch.sources import CameraReader, stop_readers
 
         cfg = self.config
         previous = self._install_signal_handlers()
@@ -115,21 +88,34 @@ class Pipeline:
 
                 torch.set_num_threads(cfg.model.threads)
             predictor = Predictor.from_checkpoint(
-                cfg.model.weights, device=cfg.model.device, precision=cfg.model.precision,
-                threshold=cfg.model.threshold, longest_side=cfg.model.longest_side,
+                cfg.model.weights,
+                device=cfg.model.device,
+                precision=cfg.model.precision,
+                threshold=cfg.model.threshold,
+                longest_side=cfg.model.longest_side,
             )
             self._set_build_info(predictor)
-            logger.info("model ready on %s (%s), %d camera(s)",
-                        predictor.device, predictor.precision, len(cfg.cameras))
+            logger.info(
+                "model ready on %s (%s), %d camera(s)",
+                predictor.device,
+                predictor.precision,
+                len(cfg.cameras),
+            )
             with contextlib.ExitStack() as stack:
                 sinks = self._open_sinks(stack)
-                if cfg.metrics.enabled:
-                    stack.callback(self._metrics_server().stop)
                 wake = threading.Event()
                 readers = [CameraReader(cam, self.metrics, on_frame=wake) for cam in cfg.cameras]
+                if cfg.metrics.enabled:
+                    stack.callback(self._metrics_server(readers).stop)
                 worker = Worker(
-                    predictor, readers, sinks=sinks, events=self.metrics, zones=self.zones,
-                    max_batch=cfg.model.max_batch, max_wait_ms=cfg.model.max_wait_ms, wake=wake,
+                    predictor,
+                    readers,
+                    sinks=sinks,
+                    events=self.metrics,
+                    zones=self.zones,
+                    max_batch=cfg.model.max_batch,
+                    max_wait_ms=cfg.model.max_wait_ms,
+                    wake=wake,
                 )
                 worker.start()
                 for reader in readers:
@@ -141,7 +127,7 @@ class Pipeline:
                 try:
                     self._wait(duration, readers, worker)
                 finally:
-                    self._shutdown(notifier, pinger, readers, worker, stop_readers)
+                    self._shutdown(notifier, pinger, readers, worker)
             logger.info("stopped cleanly")
             return 0
         finally:
@@ -149,53 +135,67 @@ class Pipeline:
 
     # -- steps ---------------------------------------------------------------------------------
     def _open_sinks(self, stack: contextlib.ExitStack) -> list[Sink]:
+        sinks: list[Sink] = []
         try:
-            return [stack.enter_context(sink) for sink in self._make_sinks()]
+            for sink in self._make_sinks():
+                stack.enter_context(sink)  # opened now, closed when the stack unwinds
+                sinks.append(sink)
+            return sinks
         except OSError as exc:
             where = exc.filename or self.config.output.dir
-            raise CrowdwatchError(f"output: cannot write to {where}: {exc.strerror or exc} (output.dir)") from None
+            raise CrowdwatchError(
+                f"output: cannot write to {where}: {exc.strerror or exc} (output.dir)"
+            ) from None
 
-    def _make_sinks(self) -> list[Sink]:
+    def _make_sinks(self) -> list[CsvSink | OverlaySink]:
         out = self.config.output
-        sinks: list[Sink] = []
+        sinks: list[CsvSink | OverlaySink] = []
         if out.csv.enabled:
             zone_ids = [zone.id for cam in self.config.cameras for zone in cam.zones]
             sinks.append(CsvSink(out.dir, zone_ids, flush_interval_s=out.csv.flush_interval_s))
         if out.snapshots.enabled or out.video.enabled:
             fps = {cam.id: cam.fps or 5.0 for cam in self.config.cameras}
-            sinks.append(OverlaySink(
-                out.dir / "snapshots", interval_s=out.snapshots.interval_s, snapshots=out.snapshots.enabled,
-                video_directory=out.dir / "video" if out.video.enabled else None,
-                video_fps=lambda camera: fps.get(camera, 5.0),
-                zones={camera: [(zone.id, zone.polygon) for zone in zones.zones]
-                       for camera, zones in self.zones.items()},
-            ))
+            sinks.append(
+                OverlaySink(
+                    out.dir / "snapshots",
+                    interval_s=out.snapshots.interval_s,
+                    snapshots=out.snapshots.enabled,
+                    video_directory=out.dir / "video" if out.video.enabled else None,
+                    video_fps=lambda camera: fps.get(camera, 5.0),
+                    zones={
+                        camera: [(zone.id, zone.polygon) for zone in zones.zones]
+                        for camera, zones in self.zones.items()
+                    },
+                )
+            )
         return sinks
 
-    def _metrics_server(self) -> MetricsServer:
+    def _metrics_server(self, readers: list[CameraReader]) -> MetricsServer:
+        """/metrics, and /healthz from the readers' own judgement of their cameras."""
         address, port = self.config.metrics.address, self.config.metrics.port
+
+        def health() -> tuple[bool, dict[str, object]]:
+            return camera_health(reader.state() for reader in readers)
+
         try:
-            return MetricsServer(self.metrics, address, port).start()
+            return MetricsServer(self.registry, health, address, port).start()
         except OSError as exc:
             raise CrowdwatchError(
                 f"metrics: cannot listen on {address}:{port}: {exc.strerror or exc} "
                 "(metrics.port in the config)"
             ) from None
 
-    def _set_build_info(self, predictor: object) -> None:
+    def _set_build_info(self, predictor: Predictor) -> None:
         import torch
 
         self.metrics.set_build_info(
-            version=__version__, torch=torch.__version__,
-            device=str(getattr(predictor, "device", "?")),
-            precision=str(getattr(predictor, "precision", "?")),
+            version=__version__,
+            torch=torch.__version__,
+            device=str(predictor.device),
+            precision=str(predictor.precision),
         )
 
-    def _notify_ready(self, worker: Worker) -> tuple[object | None, object | None]:
-        try:
-            from crowdwatch.notify import Notifier, WatchdogPinger
-        except ImportError:
-            return None, None
+    def _notify_ready(self, worker: Worker) -> tuple[Notifier, WatchdogPinger]:
         notifier = Notifier.from_env()
         notifier.ready()
         max_age = self.config.systemd.watchdog_progress_s
@@ -203,7 +203,7 @@ class Pipeline:
         pinger.start()
         return notifier, pinger
 
-    def _wait(self, duration: float | None, readers: list, worker: Worker) -> None:
+    def _wait(self, duration: float | None, readers: list[CameraReader], worker: Worker) -> None:
         started = time.monotonic()
         next_status = started + STATUS_INTERVAL_S
         while not self.stop_event.wait(0.2):
@@ -211,56 +211,51 @@ class Pipeline:
             if duration is not None and now - started >= duration:
                 logger.info("--duration %.1f s reached: stopping", duration)
                 return
-            if readers and all(getattr(reader, "ended", False) for reader in readers):
+            if readers and all(reader.ended for reader in readers):
                 logger.info("every camera is a file that has ended: stopping")
                 return
             if now >= next_status:
                 next_status = now + STATUS_INTERVAL_S
                 logger.info("status: %s", self._status(readers))
 
-    def _status(self, readers: list) -> str:
-        value = self.registry.get_sample_value
+    def _status(self, readers: list[CameraReader]) -> str:
         parts = []
         for reader in readers:
-            camera = reader.camera.id
-            processed = value("crowdwatch_frames_processed_total", {"camera": camera}) or 0
+            camera = reader.camera_id
+            processed = self.metrics.counts.get(camera).processed
             parts.append(f"{camera} {'up' if reader.up else 'DOWN'} {processed:.0f} frames")
         return ", ".join(parts)
 
     def _shutdown(
-        self, notifier: object, pinger: object, readers: list, worker: Worker, stop_readers: object
+        self, notifier: Notifier, pinger: WatchdogPinger, readers: list[CameraReader], worker: Worker
     ) -> None:
         deadline = time.monotonic() + STOP_BUDGET_S
-        if notifier is not None:
-            notifier.stopping()  # type: ignore[attr-defined]
-        if pinger is not None:
-            pinger.stop()  # type: ignore[attr-defined]
-        if not stop_readers(readers, timeout=READER_STOP_S):  # type: ignore[operator]
+        notifier.stopping()
+        pinger.stop()
+        if not stop_readers(readers, timeout=READER_STOP_S):
             logger.warning("some readers are still blocked in the capture library; not waiting for them")
         if not worker.stop(timeout=max(0.5, deadline - time.monotonic() - 0.5)):
             logger.warning("the worker did not finish within the stop budget; closing the sinks anyway")
         logger.info("final counts: %s", json.dumps(self._final_counts(readers)))
-        if notifier is not None:
-            notifier.close()  # type: ignore[attr-defined]
+        notifier.close()
 
-    def _final_counts(self, readers: list) -> dict[str, dict[str, int]]:
+    def _final_counts(self, readers: list[CameraReader]) -> dict[str, dict[str, int]]:
         """Per camera: frames processed and results dropped on sink overload (CSV rows = the difference)."""
-        value = self.registry.get_sample_value
         out = {}
         for reader in readers:
-            camera = reader.camera.id
-            processed = value("crowdwatch_frames_processed_total", {"camera": camera}) or 0
-            labels = {"camera": camera, "reason": "sink_overload"}
-            overload = value("crowdwatch_frames_dropped_total", labels) or 0
-            out[camera] = {"processed": int(processed), "sink_overload": int(overload)}
+            counts = self.metrics.counts.get(reader.camera_id)
+            out[reader.camera_id] = {
+                "processed": counts.processed,
+                "sink_overload": counts.dropped["sink_overload"],
+            }
         return out
 
-    def _install_signal_handlers(self) -> dict[int, object]:
+    def _install_signal_handlers(self) -> dict[int, _SignalHandler]:
         if threading.current_thread() is not threading.main_thread():
             return {}
         return {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     @staticmethod
-    def _restore_signal_handlers(previous: dict[int, object]) -> None:
+    def _restore_signal_handlers(previous: dict[int, _SignalHandler]) -> None:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+            signal.signal(sig, handler)

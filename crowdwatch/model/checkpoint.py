@@ -24,15 +24,17 @@ import torch
 
 from crowdwatch.errors import CheckpointError
 from crowdwatch.fileio import atomic_file
+from crowdwatch.model.anchors import STRIDE
 from crowdwatch.model.p2pnet import (
     DEFAULT_THRESHOLD,
     IMAGENET_MEAN,
     IMAGENET_STD,
     REGRESSION_SCALE,
-    STRIDE,
     P2PNet,
 )
 
+#: Where the packaged default weights live (shipped with the wheel, loaded with no download).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "p2pnet_default.pt"
 FORMAT = "crowdwatch-p2pnet"
 FORMAT_VERSION = 1
 BACKBONE = "vgg16"
@@ -58,6 +60,11 @@ class CheckpointMeta:
         return not self.provenance.get("untrained", False)
 
 
+def packaged_weights() -> Path | None:
+    """The packaged default weights (:data:`DEFAULT_WEIGHTS`), or None on an install that ships none."""
+    return DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.exists() else None
+
+
 def save_checkpoint(
     path: str | Path,
     net: P2PNet,
@@ -74,10 +81,12 @@ def save_checkpoint(
     """
     path = Path(path)
     dtype = torch.float16 if half else torch.float32
-    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
-             for k, v in net.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in net.state_dict().items()
+    }
     prov = dict(provenance or {})
-    prov.setdefault("saved_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    prov.setdefault("saved_at", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -133,9 +142,7 @@ def read_checkpoint_file(path: str | Path) -> Any:
         ) from None
 
 
-def load_checkpoint(
-    path: str | Path, *, num_candidates: int | None = None
-) -> tuple[P2PNet, CheckpointMeta]:
+def load_checkpoint(path: str | Path, *, num_candidates: int | None = None) -> tuple[P2PNet, CheckpointMeta]:
     """Load a crowdwatch checkpoint into a fresh float32 :class:`P2PNet` on the CPU.
 
     Args:
@@ -184,8 +191,10 @@ def load_state_dict_checked(path: str | Path, net: P2PNet, state: Any) -> None:
             hint = ""
             if key.startswith(("regression.output", "classification.output")):
                 per_cand = 2 if key.startswith("regression") else 1
-                hint = (f" (the metadata says N={n}, so {per_cand * n} output channels were expected; "
-                        f"the tensor has {got.shape[0]}: wrong N)")
+                hint = (
+                    f" (the metadata says N={n}, so {per_cand * n} output channels were expected; "
+                    f"the tensor has {got.shape[0]}: wrong N)"
+                )
             raise CheckpointError(
                 path,
                 f"tensor {key} has shape {tuple(got.shape)}, expected {tuple(tensor.shape)}{hint}",

@@ -1,21 +1,20 @@
 """P2PNet at stride 8: VGG16 backbone, a two-level FPN neck and two point heads.
 
 The network maps a normalised image batch to per-candidate logits and points. Preprocessing
-(:mod:`crowdwatch.model.preprocess`) and decoding (:mod:`crowdwatch.model.postprocess`) sit beside it.
+(:mod:`crowdwatch.model.preprocess`) and decoding (:mod:`crowdwatch.model.postprocess`) sit beside it;
+the backbone is built in :mod:`crowdwatch.model.backbone`, the candidate layout and cell centres in
+:mod:`crowdwatch.model.anchors`.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchvision.models.vgg import cfgs, make_layers
 
-#: Feature stride of the point grid: one cell per 8x8 input pixels.
-STRIDE = 8
+from crowdwatch.model.anchors import candidate_layout, cell_centres
+from crowdwatch.model.backbone import build_backbone
+
 #: Input sides must be multiples of this so that C5 (stride 16) upsampled by 2 matches C4.
 SIZE_DIVISOR = 16
 #: Raw regression outputs are multiplied by this to give pixel offsets (the published code's x100).
@@ -28,55 +27,9 @@ DEFAULT_THRESHOLD = 0.5
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: Backbone = torchvision vgg16().features[0:30]; C4 is the output of index 22, C5 of index 29.
-BACKBONE_LAYERS = 30
+#: The backbone is torchvision's vgg16().features[0:30]: C4 is the output of index 22, C5 of index 29.
 C4_INDEX = 22
 NECK_CHANNELS = 256
-
-
-def candidate_layout(num_candidates: int, stride: int = STRIDE) -> torch.Tensor:
-    """Initial (dx, dy) shift of each candidate from its cell centre, shape (N, 2).
-
-    The N candidates tile the cell on a grid of ``rows = floor(sqrt(N))`` rows and
-    ``cols = ceil(N / rows)`` columns, x fastest, each at the centre of its sub-cell; surplus grid
-    positions are left out. For N = 4 this is the published (-2,-2), (+2,-2), (-2,+2), (+2,+2).
-    """
-    if num_candidates < 1:
-        raise ValueError(f"num_candidates must be at least 1, but got {num_candidates}")
-    rows = math.isqrt(num_candidates)
-    cols = math.ceil(num_candidates / rows)
-    xs = (torch.arange(cols, dtype=torch.float64) + 0.5) * (stride / cols) - stride / 2
-    ys = (torch.arange(rows, dtype=torch.float64) + 0.5) * (stride / rows) - stride / 2
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    layout = torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)
-    return layout[:num_candidates].float()
-
-
-@functools.lru_cache(maxsize=64)
-def cell_centres(
-    feat_h: int, feat_w: int, num_candidates: int, device: torch.device, dtype: torch.dtype
-) -> torch.Tensor:
-    """Centres of every candidate's cell in input pixels, shape (feat_h * feat_w * N, 2).
-
-    Order: cells row-major (row i, then column j), then candidate k, the same order as the heads'
-    flattened outputs. Cached per (size, N, device, dtype); callers must not modify the result.
-    """
-    ys = (torch.arange(feat_h, device=device, dtype=dtype) + 0.5) * STRIDE
-    xs = (torch.arange(feat_w, device=device, dtype=dtype) + 0.5) * STRIDE
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    centres = torch.stack([grid_x, grid_y], dim=-1).reshape(-1, 1, 2)
-    return centres.expand(-1, num_candidates, 2).reshape(-1, 2)
-
-
-def build_backbone() -> nn.Sequential:
-    """torchvision's ``vgg16().features[0:30]`` with VGG's own initialisation, built without the
-    classifier (vgg16() would allocate and initialise ~120 M classifier weights only to drop them)."""
-    features = make_layers(cfgs["D"], batch_norm=False)[:BACKBONE_LAYERS]
-    for module in features.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
-    return features
 
 
 class Neck(nn.Module):
@@ -90,7 +43,8 @@ class Neck(nn.Module):
 
     def forward(self, c4: torch.Tensor, c5: torch.Tensor) -> torch.Tensor:
         top_down = F.interpolate(self.lateral5(c5), scale_factor=2.0, mode="nearest")
-        return self.smooth(self.lateral4(c4) + top_down)
+        out: torch.Tensor = self.smooth(self.lateral4(c4) + top_down)
+        return out
 
 
 class Head(nn.Module):
@@ -105,7 +59,8 @@ class Head(nn.Module):
         self.output = nn.Conv2d(channels, out_channels, kernel_size=3, padding=1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.output(self.body(features))
+        out: torch.Tensor = self.output(self.body(features))
+        return out
 
 
 class P2PNet(nn.Module):
@@ -132,7 +87,9 @@ class P2PNet(nn.Module):
         # the head's output stays "offset from the cell centre" exactly.
         with torch.no_grad():
             shift = candidate_layout(num_candidates).reshape(-1)
-            self.regression.output.bias.copy_(shift / self.regression_scale)
+            bias = self.regression.output.bias
+            assert bias is not None  # nn.Conv2d has a bias unless built with bias=False
+            bias.copy_(shift / self.regression_scale)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Run the network.

@@ -26,9 +26,7 @@ class Prediction:
         if self.points.ndim != 2 or self.points.shape[1] != 2:
             raise ValueError(f"points must have shape (K, 2), but got {self.points.shape}")
         if self.scores.shape != (self.points.shape[0],):
-            raise ValueError(
-                f"scores must have shape ({self.points.shape[0]},), but got {self.scores.shape}"
-            )
+            raise ValueError(f"scores must have shape ({self.points.shape[0]},), but got {self.scores.shape}")
 
     @property
     def count(self) -> int:

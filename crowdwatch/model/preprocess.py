@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 
+from crowdwatch.images import as_bgr
 from crowdwatch.model.p2pnet import IMAGENET_MEAN, IMAGENET_STD, SIZE_DIVISOR
 
 
@@ -35,21 +36,6 @@ class InputGeometry:
 def padded_size(height: int, width: int, divisor: int = SIZE_DIVISOR) -> tuple[int, int]:
     """Smallest (H, W) at least as large as the input whose sides are multiples of ``divisor``."""
     return -(-height // divisor) * divisor, -(-width // divisor) * divisor
-
-
-def as_bgr(image: np.ndarray) -> np.ndarray:
-    """A 3-channel uint8 BGR view of a grayscale (H, W), (H, W, 1), BGR or BGRA image."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, but got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, but got dtype {image.dtype}")
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    raise ValueError(f"image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), but got {image.shape}")
 
 
 class Preprocessor:
@@ -112,12 +98,15 @@ class Preprocessor:
                 bgr = cv2.resize(bgr, (geo.resized_hw[1], geo.resized_hw[0]), interpolation=cv2.INTER_AREA)
             prepared.append(bgr)
             geometries.append(geo)
-        height, width = padded_size(max(g.resized_hw[0] for g in geometries),
-                                    max(g.resized_hw[1] for g in geometries))
+        height, width = padded_size(
+            max(g.resized_hw[0] for g in geometries), max(g.resized_hw[1] for g in geometries)
+        )
         batch = torch.zeros((len(prepared), 3, height, width), dtype=torch.float32, device=device)
         # Scale to [0, 1] and normalise in one multiply-add: x * (1 / (255 std)) - mean / std.
         mul = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=device).view(3, 1, 1)
-        add = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=device).view(3, 1, 1)
+        add = torch.tensor([-m / s for m, s in zip(self.mean, self.std, strict=True)], device=device).view(
+            3, 1, 1
+        )
         for i, bgr in enumerate(prepared):
             h, w = bgr.shape[:2]
             # (H, W, 3) BGR uint8 -> (3, H, W) RGB float.

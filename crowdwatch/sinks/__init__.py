@@ -1,7 +1,8 @@
-"""Destinations for the worker's results: CSV rows, overlay snapshots/video, Prometheus metrics.
+"""Destinations for the worker's results (CSV rows, overlay snapshots/video) and the thread that feeds them.
 
 Import the concrete sinks from their modules (``crowdwatch.sinks.csv.CsvSink``,
-``crowdwatch.sinks.overlay.OverlaySink``, ``crowdwatch.sinks.metrics.PipelineMetrics``).
+``crowdwatch.sinks.overlay.OverlaySink``); :mod:`crowdwatch.sinks.runner` runs them behind a bounded
+queue. Prometheus metrics are not a sink: they are in :mod:`crowdwatch.telemetry`.
 """
 
 from crowdwatch.sinks.base import Result, Sink, SinkBase

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class SinkBase:
     def close(self) -> None:
         """Release files; the default has nothing to release."""
 
-    def __enter__(self) -> SinkBase:
+    def __enter__(self) -> Self:
         self.open()
         return self
 

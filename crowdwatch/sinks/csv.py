@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from crowdwatch.sinks.base import Result, SinkBase
@@ -38,12 +38,12 @@ _TAIL_CHUNK = 64 * 1024
 
 def utc_iso(timestamp: float) -> str:
     """``2026-11-24T09:14:40.123Z`` for a ``time.time()`` value."""
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def utc_day(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
 
 
 def header_columns(zone_ids: Sequence[str]) -> list[str]:
@@ -116,7 +116,6 @@ class CsvSink(SinkBase):
         self.path: Path | None = None
         self._pending: list[str] = []
         self._last_flush = clock()
-        self.rows_lost = 0
 
     # -- Sink protocol -------------------------------------------------------------------------
     def open(self) -> None:
@@ -158,7 +157,6 @@ class CsvSink(SinkBase):
                 view = view[written:]
             os.fsync(self._fd)
         except OSError as exc:
-            self.rows_lost += rows
             logger.error("csv %s: lost %d rows: %s", self.path, rows, exc.strerror or exc)
             try:
                 os.ftruncate(self._fd, before)

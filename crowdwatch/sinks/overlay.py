@@ -16,23 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from crowdwatch.drawing import draw_annotations
 from crowdwatch.fileio import write_atomic
 from crowdwatch.sinks.base import Result, SinkBase
 
 logger = logging.getLogger(__name__)
 
 JPEG_QUALITY = 90
-
-
-def annotate(image: np.ndarray, points: np.ndarray, count: int,
-             zones: Sequence[tuple[str, np.ndarray]] = (), zone_counts: Mapping[str, int] | None = None,
-             zone_alerts: Mapping[str, bool] | None = None) -> np.ndarray:
-    """The frame with its zones, points and count drawn (crowdwatch.drawing), as a new array."""
-    from crowdwatch.drawing import draw_points, draw_zones
-
-    if zones:  # zones first, so that the points and the total count stay on top
-        image = draw_zones(image.copy(), zones, zone_counts or {}, zone_alerts or {})
-    return draw_points(image, points, count=count)
 
 
 class OverlaySink(SinkBase):
@@ -79,8 +69,14 @@ class OverlaySink(SinkBase):
         due = self.snapshots and now - self._last_snapshot.get(result.camera, -np.inf) >= self.interval_s
         if not due and self.video_directory is None:
             return
-        annotated = annotate(result.image, result.points, result.count, self._zones.get(result.camera, ()),
-                             result.zone_counts, result.zone_alerts)
+        annotated = draw_annotations(
+            result.image,
+            result.points,
+            result.count,
+            self._zones.get(result.camera, ()),
+            result.zone_counts,
+            result.zone_alerts,
+        )
         if due:
             ok, encoded = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if not ok:
@@ -107,7 +103,7 @@ class OverlaySink(SinkBase):
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             path = self.video_directory / f"{camera}-{stamp}.mp4"
             fps = self._video_fps(camera) if callable(self._video_fps) else self._video_fps
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (width, height))
             if not writer.isOpened():
                 raise RuntimeError(f"{camera}: cannot open video writer for {path}")
             logger.info("%s: writing annotated video to %s", camera, path)

@@ -1,4 +1,5 @@
-"""Training and measuring P2PNet: datasets, augmentation, matcher, loss and the training loop.
+"""Training P2PNet: augmentation, the step-keyed crop dataset, matcher, loss, the Trainer and what it
+records. Data reading and scoring shared with evaluation live in :mod:`crowdwatch.data`.
 
-``crowdwatch train CONFIG`` is :func:`crowdwatch.train.loop.train_command`.
+``crowdwatch train CONFIG`` is :mod:`crowdwatch.commands.train`.
 """

@@ -59,8 +59,12 @@ def apply_crop(
     shift = 0.5 * scale - 0.5
     matrix = np.array([[scale, 0.0, shift - x0], [0.0, scale, shift - y0]], dtype=np.float64)
     crop = cv2.warpAffine(
-        image, matrix, (crop_size, crop_size), flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=PAD_BGR,
+        image,
+        matrix,
+        (crop_size, crop_size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=PAD_BGR,
     )
     mapped = points.astype(np.float32) * scale - np.asarray([x0, y0], dtype=np.float32)
     inside = ((mapped >= 0) & (mapped < crop_size)).all(axis=1)

@@ -1,4 +1,4 @@
-"""Building what a run needs from its config: device, precision, network, optimiser, scheduler."""
+"""Building what a run needs from its config: network (initialised), optimiser, scheduler."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from crowdwatch.errors import BackboneWeightsMissing, UsageError
+from crowdwatch.model.backbone import freeze_blocks, kaiming_init, load_backbone_file, load_imagenet_backbone
+from crowdwatch.model.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
 from crowdwatch.model.p2pnet import P2PNet
 from crowdwatch.train.config import TrainConfig
 
@@ -20,51 +22,22 @@ logger = logging.getLogger(__name__)
 LR_DROP_FACTOR = 0.1
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto -> bf16 on CPU and on CUDA with bf16 support, fp16 on other GPUs."""
-    if precision != "auto":
-        if precision == "fp16" and device.type == "cpu":
-            raise UsageError("train.precision: fp16 training is only supported on CUDA (use bf16 on CPU)")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16"
-
-
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def kaiming_init_backbone(net: P2PNet) -> None:
-    """He-normal (fan_out, ReLU) weights and zero biases for every backbone conv."""
-    for module in net.backbone.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
-
-
 def init_backbone(net: P2PNet, how: str) -> str | dict[str, str]:
     """Initialise the backbone; returns what was done: "imagenet", "kaiming ...", or for a file the
     record of :func:`load_backbone_file` (path, sha256, attribution)."""
     if how not in ("imagenet", "kaiming"):
-        from crowdwatch.model.backbone import load_backbone_file
-
         return load_backbone_file(net, how)
     if how == "imagenet":
-        try:
-            from crowdwatch.model.backbone import load_imagenet_backbone
-        except ImportError:  # the model package without its backbone helper
-            logger.warning("ImageNet backbone loader unavailable; training the backbone from Kaiming init")
-            kaiming_init_backbone(net)
-            return "kaiming (no ImageNet loader)"
         try:
             load_imagenet_backbone(net, download=False)
             return "imagenet"
         except BackboneWeightsMissing as exc:
             logger.warning(
                 "%s. Training from a Kaiming-initialised backbone instead: expect much slower "
-                "convergence and worse accuracy than the published recipe", exc,
+                "convergence and worse accuracy than the published recipe",
+                exc,
             )
-    kaiming_init_backbone(net)
+    kaiming_init(net.backbone)
     return "kaiming" if how == "kaiming" else "kaiming (ImageNet weights not cached)"
 
 
@@ -74,9 +47,6 @@ def init_from_checkpoint(net: P2PNet, source: str) -> dict[str, Any]:
     ``source`` is a path or ``"default"`` (the packaged weights). Returns what the run started from,
     for the provenance of the weights it exports: the file and that file's own provenance.
     """
-    from crowdwatch.model.checkpoint import load_checkpoint
-    from crowdwatch.model.predictor import DEFAULT_WEIGHTS
-
     path = DEFAULT_WEIGHTS if source == "default" else Path(source)
     if source == "default" and not path.is_file():
         raise UsageError(f"model.init_from: default: the packaged weights are missing ({path})")
@@ -84,8 +54,9 @@ def init_from_checkpoint(net: P2PNet, source: str) -> dict[str, Any]:
     start, meta = load_checkpoint(path, num_candidates=net.num_candidates)
     net.load_state_dict(start.state_dict())
     if not meta.trained:
-        logger.warning("model.init_from: %s holds untrained weights; this is no better than a fresh start",
-                       path)
+        logger.warning(
+            "model.init_from: %s holds untrained weights; this is no better than a fresh start", path
+        )
     return {"path": str(path), "provenance": meta.provenance}
 
 
@@ -94,8 +65,6 @@ def build_net(config: TrainConfig, seed: int) -> tuple[P2PNet, str | dict[str, A
 
     How: the backbone init's description, or for ``model.init_from`` the checkpoint it started from.
     """
-    from crowdwatch.model.backbone import freeze_blocks
-
     torch.manual_seed(seed)
     model = config.model
     net = P2PNet(num_candidates=model.num_candidates)
@@ -121,7 +90,9 @@ def set_prior(net: P2PNet, prior: float) -> None:
     """
     with torch.no_grad():
         nn.init.normal_(net.classification.output.weight, std=0.01)
-        net.classification.output.bias.fill_(-math.log((1 - prior) / prior))
+        bias = net.classification.output.bias
+        assert bias is not None  # nn.Conv2d has a bias unless built with bias=False
+        bias.fill_(-math.log((1 - prior) / prior))
 
 
 def build_optimizer(net: P2PNet, config: TrainConfig) -> torch.optim.Optimizer:

@@ -1,7 +1,8 @@
 """The training configuration: one YAML file -> one validated :class:`TrainConfig`.
 
 Unknown keys are errors; every error names its key path. Relative dataset paths are resolved against
-the directory of the YAML file.
+the directory of the YAML file. The YAML is read, and errors are reported, by the site config's loader
+(:mod:`crowdwatch.config.loader`), so both kinds of file fail the same way.
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from crowdwatch.errors import UsageError
+from crowdwatch.config.loader import ConfigError, read_yaml, validation_errors
 
 
 class _Strict(BaseModel):
@@ -35,22 +35,30 @@ class ModelConfig(_Strict):
     threshold: float = Field(0.5, gt=0, lt=1)
     backbone_init: str = Field(
         "imagenet",
-        description="'imagenet' (torchvision's file from the torch hub cache), 'kaiming' (random), or a "
-                    "path (relative to this file) to VGG16 features[0:30] ImageNet weights in torchvision's "
-                    "layout, checked and recorded with its sha256",
+        description=(
+            "'imagenet' (torchvision's file from the torch hub cache), 'kaiming' (random), or a "
+            "path (relative to this file) to VGG16 features[0:30] ImageNet weights in torchvision's "
+            "layout, checked and recorded with its sha256"
+        ),
     )
     freeze_blocks: int = Field(
         0, ge=0, le=5, description="keep the first n VGG blocks (1-5) at their initial weights"
     )
     cls_prior: float | None = Field(
-        None, gt=0, lt=1,
-        description="start the classification head at this person probability (bias -log((1-p)/p)); "
-                    "null keeps the default init",
+        None,
+        gt=0,
+        lt=1,
+        description=(
+            "start the classification head at this person probability (bias -log((1-p)/p)); "
+            "null keeps the default init"
+        ),
     )
     init_from: str | None = Field(
         None,
-        description="fine-tune: start the whole network from a crowdwatch checkpoint (a path, relative "
-                    "to this file, or 'default' for the packaged weights) instead of backbone_init",
+        description=(
+            "fine-tune: start the whole network from a crowdwatch checkpoint (a path, relative "
+            "to this file, or 'default' for the packaged weights) instead of backbone_init"
+        ),
     )
 
 
@@ -73,7 +81,7 @@ class OptimConfig(_Strict):
     checkpoint_every: int = Field(100, ge=1)
 
     @model_validator(mode="after")
-    def _scale_order(self) -> "OptimConfig":
+    def _scale_order(self) -> OptimConfig:
         if not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"scale must be [min, max] with 0 < min <= max, but got {list(self.scale)}")
         return self
@@ -96,20 +104,15 @@ class TrainConfig(_Strict):
         return [d.name or d.path.name for d in self.data.datasets]
 
 
-def _format(error: ValidationError) -> str:
-    lines = []
-    for err in error.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def parse_config(raw: object, base_dir: Path, source: str = "config") -> TrainConfig:
-    """Validate a loaded YAML document; relative paths (datasets, init_from) are taken from ``base_dir``."""
+    """Validate a loaded YAML document; relative paths (datasets, init_from) are taken from ``base_dir``.
+
+    Raises :class:`~crowdwatch.config.ConfigError` (a usage error) listing every problem by key path.
+    """
     try:
         config = TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        raise UsageError(f"{source}: invalid training config:\n{_format(exc)}") from None
+        raise ConfigError(source, validation_errors(exc)) from None
 
     def resolve(path: str | Path) -> Path:
         path = Path(path)
@@ -118,7 +121,7 @@ def parse_config(raw: object, base_dir: Path, source: str = "config") -> TrainCo
     datasets = [d.model_copy(update={"path": resolve(d.path)}) for d in config.data.datasets]
     names = [d.name or d.path.name for d in datasets]
     if len(set(names)) != len(names):
-        raise UsageError(f"{source}: data.datasets: names must be unique, but got {names}")
+        raise ConfigError(source, [("data.datasets", f"names must be unique, but got {names}")])
     data = config.data.model_copy(update={"datasets": datasets})
     model = config.model
     if model.init_from not in (None, "default"):
@@ -131,10 +134,4 @@ def parse_config(raw: object, base_dir: Path, source: str = "config") -> TrainCo
 def load_train_config(path: str | Path) -> TrainConfig:
     """Read and validate a training YAML file."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read training config ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({exc})") from None
-    return parse_config(raw, path.parent.resolve(), str(path))
+    return parse_config(read_yaml(path), path.parent.resolve(), str(path))

@@ -1,8 +1,4 @@
-"""Point-annotated image folders, the fixed validation split, and the step-keyed crop dataset.
-
-A folder holds ``<name>.jpg`` beside ``<name>.txt`` (one ``x y`` head point per line, in pixels) and a
-``list.txt`` pairing them (``image.jpg annotation.txt`` per line). Without ``list.txt`` every image
-with a ``.txt`` beside it is used.
+"""The step-keyed training crop dataset, drawn from point-annotated folders (:mod:`crowdwatch.data.folders`).
 
 The training data order is a pure function of ``(seed, step, slot)``: batch slot ``slot`` of step
 ``step`` draws its dataset, its image and its augmentation from a generator seeded with that triple.
@@ -12,102 +8,15 @@ exactly the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from crowdwatch.errors import UsageError
-from crowdwatch.fileio import read_image
+from crowdwatch.data.folders import Item, load_image, load_points
 from crowdwatch.model.p2pnet import IMAGENET_MEAN, IMAGENET_STD
 from crowdwatch.train.augment import AugmentParams, random_crop
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-class DataError(UsageError):
-    """An image or annotation file that cannot be read. ``path`` is the offending file."""
-
-    def __init__(self, path: str | Path, message: str) -> None:
-        self.path = Path(path)
-        super().__init__(f"{self.path}: {message}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Item:
-    """One annotated image: where it lives and which dataset it belongs to."""
-
-    dataset: str
-    image: Path
-    points: Path
-
-
-def read_folder(folder: str | Path, dataset: str | None = None) -> list[Item]:
-    """List a folder's annotated images, sorted by image file name."""
-    folder = Path(folder)
-    name = dataset or folder.name
-    if not folder.is_dir():
-        raise DataError(folder, "not a directory of images and point files")
-    listing = folder / "list.txt"
-    items: list[Item] = []
-    if listing.is_file():
-        for lineno, line in enumerate(listing.read_text().splitlines(), start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise DataError(listing, f"line {lineno}: expected 'image annotation', got {line!r}")
-            items.append(Item(name, folder / fields[0], folder / fields[1]))
-    else:
-        for image in folder.iterdir():
-            if image.suffix.lower() in IMAGE_SUFFIXES and image.with_suffix(".txt").is_file():
-                items.append(Item(name, image, image.with_suffix(".txt")))
-    if not items:
-        raise DataError(folder, "no annotated images (expected list.txt or <name>.jpg + <name>.txt)")
-    return sorted(items, key=lambda item: item.image.name)
-
-
-def split_items(items: Sequence[Item], *, every: int, part: str) -> list[Item]:
-    """The fixed validation split: every ``every``-th item of the sorted list (indices 0, every, ...).
-
-    ``part`` is "val" (those items), "train" (the others) or "all".
-    """
-    if part == "all" or every <= 0:
-        return list(items) if part != "val" else []
-    if part not in ("train", "val"):
-        raise ValueError(f"part must be 'train', 'val' or 'all', but got {part!r}")
-    held_out = part == "val"
-    return [item for index, item in enumerate(items) if (index % every == 0) == held_out]
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 BGR; grayscale files come back with three equal channels."""
-    try:
-        return read_image(path)
-    except OSError as exc:
-        raise DataError(path, f"cannot read image ({exc})") from None
-
-
-def load_points(path: str | Path) -> np.ndarray:
-    """Read ``x y`` lines as a (K, 2) float32 array (K may be 0)."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise DataError(path, f"cannot read point file ({exc.strerror})") from exc
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        fields = line.replace(",", " ").split()
-        if not fields:
-            continue
-        try:
-            rows.append((float(fields[0]), float(fields[1])))
-        except (ValueError, IndexError):
-            raise DataError(path, f"line {lineno}: expected 'x y', got {line!r}") from None
-    return np.asarray(rows, dtype=np.float32).reshape(-1, 2)
-
 
 _MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32)
 _STD = np.asarray(IMAGENET_STD, dtype=np.float32)
@@ -139,7 +48,7 @@ class StepSampler(Sampler[tuple[int, int]]):
         return max(0, self.stop - self.start) * self.slots
 
 
-class CropDataset(Dataset):
+class CropDataset(Dataset[tuple[torch.Tensor, list[torch.Tensor]]]):
     """Training crops keyed by ``(step, slot)``: a weighted dataset draw, an image, ``crops`` crops.
 
     Args:

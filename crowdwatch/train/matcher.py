@@ -24,7 +24,8 @@ Match = tuple[np.ndarray, np.ndarray]
 def match_cost(points: np.ndarray, probs: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """(M, G) cost matrix for M candidates (points (M, 2), probs (M,)) and G ground-truth points."""
     distance = np.linalg.norm(points[:, None, :] - gt[None, :, :], axis=-1)
-    return POINT_COST * distance - CLASS_COST * probs[:, None]
+    cost: np.ndarray = POINT_COST * distance - CLASS_COST * probs[:, None]
+    return cost
 
 
 def match_one(points: np.ndarray, probs: np.ndarray, gt: np.ndarray) -> Match:
@@ -32,8 +33,9 @@ def match_one(points: np.ndarray, probs: np.ndarray, gt: np.ndarray) -> Match:
     if len(gt) == 0 or len(points) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy()
-    rows, cols = linear_sum_assignment(match_cost(points.astype(np.float64), probs.astype(np.float64),
-                                                  gt.astype(np.float64)))
+    rows, cols = linear_sum_assignment(
+        match_cost(points.astype(np.float64), probs.astype(np.float64), gt.astype(np.float64))
+    )
     return rows.astype(np.int64), cols.astype(np.int64)
 
 

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import torch
 
+from crowdwatch.data.folders import Item, load_image, load_points
+from crowdwatch.data.scoring import count_errors, dataset_groups
 from crowdwatch.model.postprocess import decode
 from crowdwatch.model.preprocess import Preprocessor
-from crowdwatch.train.dataset import Item, load_image, load_points
-from crowdwatch.train.metrics import count_errors, dataset_groups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,11 @@ def load_val_images(items: Sequence[Item], longest_side: int | None) -> list[Val
 
 @torch.inference_mode()
 def count_image(
-    net: torch.nn.Module, image_bgr: np.ndarray, *, threshold: float, device: torch.device,
+    net: torch.nn.Module,
+    image_bgr: np.ndarray,
+    *,
+    threshold: float,
+    device: torch.device,
     autocast_dtype: torch.dtype | None,
 ) -> int:
     """People counted in one image: candidates above the threshold whose points fall inside it."""
@@ -58,15 +62,21 @@ def count_image(
 
 
 def validate(
-    net: torch.nn.Module, images: Sequence[ValImage], *, threshold: float, device: torch.device,
+    net: torch.nn.Module,
+    images: Sequence[ValImage],
+    *,
+    threshold: float,
+    device: torch.device,
     autocast_dtype: torch.dtype | None,
 ) -> dict[str, dict[str, float]]:
     """Per dataset and "all": {"mae", "rmse", "n"} of counts on the validation images."""
     was_training = net.training
     net.eval()
     try:
-        preds = [count_image(net, v.image, threshold=threshold, device=device, autocast_dtype=autocast_dtype)
-                 for v in images]
+        preds = [
+            count_image(net, v.image, threshold=threshold, device=device, autocast_dtype=autocast_dtype)
+            for v in images
+        ]
     finally:
         net.train(was_training)
     results: dict[str, dict[str, float]] = {}

@@ -1,0 +1,274 @@
+"""``crowdwatch benchmark``: frames/s and peak memory of the model, naive path vs crowdwatch's path.
+
+Each (path, resolution) runs in a fresh subprocess, so that its peak resident memory is its own.
+
+- naive: how the published inference script runs the model: fp32, NCHW, one frame at a time,
+  autograd left on (no ``inference_mode``/``no_grad``).
+- crowdwatch: the Predictor as the pipeline uses it: ``precision=auto`` (bf16 autocast on CPUs with
+  native bf16), channels_last, ``inference_mode``, batches of ``--batch`` frames (default 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from crowdwatch.model import P2PNet, Predictor, decode
+from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
+from crowdwatch.model.preprocess import Preprocessor, padded_size
+
+#: A real crowd frame, used when the shared data sits beside the checkout (../shared from the repository).
+SAMPLE_FRAME = Path(__file__).resolve().parents[3] / "shared/data/mall/train/seq_000001.jpg"
+RESOLUTIONS = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+
+
+def conv_flops(net: torch.nn.Module, height: int, width: int) -> float:
+    """Multiply-adds x 2 of every convolution for one (height, width) input, padded as the model pads it."""
+    flops = 0.0
+
+    def hook(module: torch.nn.Conv2d, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal flops
+        k = module.kernel_size[0] * module.kernel_size[1]
+        flops += 2.0 * module.in_channels * module.out_channels * k * output.shape[-2] * output.shape[-1]
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.inference_mode():
+        net(torch.zeros(1, 3, *padded_size(height, width)))
+    for handle in handles:
+        handle.remove()
+    return flops
+
+
+def measured_bf16_peak(trials: int = 5, seconds: float = 1.0) -> float:
+    """FLOP/s of a large bf16 matrix product on this CPU, best of several trials (what oneDNN
+    reaches at best; the best trial is the one least disturbed by other load)."""
+    size = 2048
+    a = torch.randn(size, size, dtype=torch.bfloat16)
+    b = torch.randn(size, size, dtype=torch.bfloat16)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(trials):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            torch.mm(a, b)
+            n += 1
+        best = max(best, n * 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def current_rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def test_frame(height: int, width: int) -> np.ndarray:
+    """A real crowd frame if the shared data is beside the checkout, else a textured synthetic one."""
+    import cv2
+
+    image = cv2.imread(str(SAMPLE_FRAME)) if SAMPLE_FRAME.exists() else None
+    if image is None:
+        rng = np.random.default_rng(0)
+        image = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (7, 7), 0)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _load(weights: str | None) -> tuple[P2PNet, CheckpointMeta]:
+    path = weights or packaged_weights()
+    if path:
+        return load_checkpoint(path)
+    torch.manual_seed(0)
+    net = P2PNet().eval()
+    with torch.no_grad():  # spread the logits so counts are not decided by rounding noise
+        net.classification.output.weight.mul_(20.0)
+    return net, CheckpointMeta(num_candidates=4)
+
+
+def _worker(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    height, width = RESOLUTIONS[args.resolution]
+    frame = test_frame(height, width)
+    net, meta = _load(args.weights)
+    counts: list[int] = []
+    device = torch.device(args.device)
+    if args.path == "naive":
+        net = net.float().eval().to(device)
+        pre = Preprocessor(mean=meta.mean, std=meta.std)
+
+        def step() -> None:
+            batch, geos = pre([frame])  # one frame at a time, NCHW float32, autograd on
+            out = net(batch.to(device))
+            counts.append(
+                decode(out["logits"].detach(), out["points"].detach(), geos, meta.default_threshold)[0].count
+            )
+
+        frames_per_step = 1
+        precision = "fp32"
+    else:
+        predictor = Predictor(net, meta, device=args.device, precision=args.precision)
+        frames = [frame] * args.batch
+
+        def step() -> None:
+            counts.append(predictor.predict(frames)[0].count)
+
+        frames_per_step = args.batch
+        precision = predictor.precision
+    baseline_rss = current_rss_mib()  # torch, OpenCV and the loaded weights
+    step()  # warm-up: kernel selection, allocator growth
+    times = []
+    for _ in range(args.iters):
+        start = time.perf_counter()
+        step()  # decoding reads the results back, so the GPU has finished when step() returns
+        times.append(time.perf_counter() - start)
+    per_step = float(np.median(times))
+    result = {
+        "path": args.path,
+        "resolution": args.resolution,
+        "precision": precision,
+        "batch": frames_per_step,
+        "fps": frames_per_step / per_step,
+        "seconds_per_frame": per_step / frames_per_step,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "loaded_rss_mib": baseline_rss,
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
+        "count": counts[-1],
+        "flops_per_frame": conv_flops(net.float().cpu(), height, width),
+    }
+    print(json.dumps(result))
+
+
+def _mem(row: dict[str, Any]) -> str:
+    return f"{row['peak_rss_mib']:.0f} (+{row['peak_rss_mib'] - row['loaded_rss_mib']:.0f})"
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``crowdwatch benchmark``; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="crowdwatch benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS))
+    parser.add_argument("--iters", type=int, default=3, help="timed steps per measurement (median kept)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="naive and crowdwatch alternate this many times per resolution; each path's "
+        "best round is kept (other load on a shared machine only ever slows a round)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="frames per batch on crowdwatch's path (1: on this CPU the convolutions already "
+        "run near the bf16 peak at batch 1, and larger batches only add memory)",
+    )
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda"],
+        help="cuda: both paths run on the GPU (auto precision = fp16 + channels_last)",
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--weights", default=None, help="checkpoint (default: packaged, else random)")
+    parser.add_argument("--json", type=Path, default=None, help="also write all figures to this file")
+    parser.add_argument("--worker", choices=["naive", "crowdwatch"], help=argparse.SUPPRESS)
+    parser.add_argument("--resolution", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.path = args.worker
+        _worker(args)
+        return 0
+    torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("crowdwatch benchmark: --device cuda, but torch sees no CUDA GPU", file=sys.stderr)
+        return 2
+    cpu = args.device == "cpu"
+    peak = measured_bf16_peak() if cpu else float("nan")  # the CPU's peak; not measured for a GPU
+    where = platform.processor() or platform.machine()
+    if not cpu:
+        where = torch.cuda.get_device_name(0)
+    print(f"# {where}, {args.threads} CPU threads, torch {torch.__version__}")
+    if cpu:
+        print(f"# measured bf16 GEMM peak: {peak / 1e9:.0f} GFLOP/s")
+    rows = []
+    for res in args.resolutions:
+        for path in ("naive", "crowdwatch") * args.rounds:
+            cmd = [
+                sys.executable,
+                "-m",
+                "crowdwatch",
+                "benchmark",
+                "--worker",
+                path,
+                "--resolution",
+                res,
+                "--iters",
+                str(args.iters),
+                "--batch",
+                str(args.batch),
+                "--precision",
+                args.precision,
+                "--threads",
+                str(args.threads),
+                "--device",
+                args.device,
+            ]
+            if args.weights:
+                cmd += ["--weights", args.weights]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                print(proc.stderr, file=sys.stderr)
+                return 1
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            r = rows[-1]
+            print(
+                f"{res:>10} {path:>10} {r['precision']:>5} batch {r['batch']}: {r['fps']:7.3f} frames/s, "
+                f"peak RSS {r['peak_rss_mib']:7.0f} MiB, count {r['count']}",
+                flush=True,
+            )
+    if cpu:
+        peak = max(peak, measured_bf16_peak())  # again at the end; the less disturbed one counts
+        print(f"# measured bf16 GEMM peak (best of start and end): {peak / 1e9:.0f} GFLOP/s")
+    print()
+    print(
+        "MiB = peak RSS of the process; in brackets the part above the loaded model (torch alone "
+        "takes ~540 MiB)" + ("" if cpu else "; GPU MiB = torch's peak allocated GPU memory")
+    )
+    print(
+        f"{'resolution':>10} | {'naive f/s':>9} | {'cw f/s':>8} | {'speed-up':>8} | {'naive MiB':>14} | "
+        f"{'cw MiB':>14} | {'counts':>11} | cw GFLOP/s (% of bf16 peak)"
+    )
+    for res in args.resolutions:
+        a, b = (
+            max((r for r in rows if r["resolution"] == res and r["path"] == path), key=lambda r: r["fps"])
+            for path in ("naive", "crowdwatch")
+        )
+        achieved = b["flops_per_frame"] * b["fps"]
+        print(
+            f"{res:>10} | {a['fps']:9.3f} | {b['fps']:8.3f} | {b['fps'] / a['fps']:7.2f}x | "
+            f"{_mem(a):>14} | {_mem(b):>14} | {a['count']:>5}/{b['count']:<5} | "
+            f"{achieved / 1e9:.0f}"
+            + (
+                f" ({100 * achieved / peak:.0f}%)"
+                if cpu
+                else f"; GPU MiB naive {a['peak_gpu_mib']:.0f}, cw {b['peak_gpu_mib']:.0f}"
+            )
+        )
+    if args.json:
+        # No CPU peak on a GPU run: null, not NaN (which is not JSON).
+        args.json.write_text(json.dumps({"bf16_peak_flops": peak if cpu else None, "rows": rows}, indent=1))
+    return 0

@@ -1,0 +1,53 @@
+"""``crowdwatch check-config FILE``: validate a site config file without starting anything.
+
+Exit 0 when valid, printing a summary of the cameras with masked URLs; exit 2 when invalid, printing
+each error with its key path on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from crowdwatch.config import Config, ConfigError, load_config
+from crowdwatch.secrets import SecretUrl, mask_url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crowdwatch check-config",
+        description="Validate a crowdwatch config file: print each error with its key path (exit 2), "
+        "or a summary of the cameras with masked URLs (exit 0).",
+    )
+    parser.add_argument("config", type=Path, help="YAML config file")
+    return parser
+
+
+def _summary(config: Config) -> list[str]:
+    lines = [f"{config.source}: OK, {len(config.cameras)} camera(s)"]
+    for camera in config.cameras:
+        rate = "every frame" if camera.fps is None else f"{camera.fps:g} fps"
+        zones = f"{len(camera.zones)} zone(s)"
+        lines.append(f"  {camera.id}: {camera.kind} {mask_url(camera.display_url)} ({rate}, {zones})")
+        if (
+            isinstance(camera.url, SecretUrl)
+            and camera.kind == "file"
+            and not Path(camera.url.reveal()).is_file()
+        ):
+            lines.append(f"    warning: {camera.id}: file does not exist (yet)")
+    lines.append(f"  output: {config.output.dir}")
+    if config.metrics.enabled:
+        lines.append(f"  metrics: http://{config.metrics.address}:{config.metrics.port}/metrics")
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"crowdwatch: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print("\n".join(_summary(config)))
+    return 0

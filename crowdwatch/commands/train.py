@@ -1,0 +1,72 @@
+"""``crowdwatch train CONFIG``: train P2PNet in a run directory, in chunks that resume exactly.
+
+The run itself is :class:`crowdwatch.train.trainer.Trainer`. This command applies the overrides,
+writes the run's ``config.yaml``, and turns SIGTERM / SIGINT into a clean stop: the first signal ends
+the run after the current step and saves it, a second interrupts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+
+import torch
+import yaml
+
+from crowdwatch.errors import UsageError
+from crowdwatch.train.config import load_train_config
+from crowdwatch.train.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crowdwatch train", description="Train P2PNet on point-annotated images."
+    )
+    parser.add_argument("config", type=Path, help="training YAML (see configs/train_example.yaml)")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    parser.add_argument("--max-steps", type=int, help="stop after this many more steps (a chunk)")
+    parser.add_argument("--max-minutes", type=float, help="stop after this many minutes (a chunk)")
+    parser.add_argument("--device", help="override train.device (auto, cpu, cuda[:i])")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (overrides train.threads)")
+    parser.add_argument("--workers", type=int, help="DataLoader workers (overrides train.workers)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``crowdwatch train``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    config = load_train_config(args.config)
+    for flag in ("max_steps", "threads", "workers"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag == "workers" else 1):
+            raise UsageError(f"--{flag.replace('_', '-')} must be positive, but got {value}")
+    threads = args.threads or config.train.threads
+    if threads:
+        torch.set_num_threads(threads)
+    out = args.out or Path("runs") / args.config.stem
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, out, resume=args.resume, device=args.device, workers=args.workers)
+    if not (out / "config.yaml").is_file():
+        (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    previous = {sig: signal.signal(sig, trainer.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        trainer.run(max_steps=args.max_steps, max_minutes=args.max_minutes, progress=not args.no_progress)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    best = trainer.best
+    logger.info(
+        "stopped at step %d/%d after %.0f s of training; best validation MAE %s (step %s)",
+        trainer.step,
+        config.train.steps,
+        trainer.elapsed_s,
+        f"{best['mae']:.2f}" if best["step"] is not None else "n/a",
+        best["step"],
+    )
+    return 0

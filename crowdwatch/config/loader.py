@@ -1,0 +1,187 @@
+"""Loading a config file: YAML in, a validated model or a :class:`ConfigError` listing every problem out.
+
+``load_config(path)`` reads the YAML (syntax errors keep their line and column, duplicate keys are
+errors), substitutes ``${env:...}``/``${credential:...}`` references (see :mod:`crowdwatch.secrets`),
+merges the global ``defaults`` into every camera (a camera may override any of them, and single keys
+of ``reconnect``), validates everything, and resolves relative paths against the config file's folder.
+Every problem is reported at once, each with its key path (``cameras[1].zones[0].polygon``); error
+texts are built from pydantic's ``loc``/``msg`` only and scrubbed, so a resolved secret never shows.
+
+:func:`read_yaml` and :func:`validation_errors` are shared with the training config
+(:mod:`crowdwatch.train.config`), so both files report errors the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from crowdwatch.config.schema import PATTERN_HELP, Config
+from crowdwatch.errors import UsageError
+from crowdwatch.secrets import SecretReferenceError, SecretValues, substitute
+
+__all__ = ["ConfigError", "key_path", "load_config", "read_yaml", "validation_errors"]
+
+
+class ConfigError(UsageError):
+    """An invalid config file. ``errors`` lists ``(key_path, message)``; ``path`` is the file."""
+
+    def __init__(self, path: str | Path, errors: Sequence[tuple[str, str]]) -> None:
+        self.path = Path(path)
+        self.errors = list(errors)
+        lines = "\n".join(f"  {key or '<top level>'}: {message}" for key, message in self.errors)
+        noun = "error" if len(self.errors) == 1 else "errors"
+        super().__init__(f"{self.path}: invalid configuration ({len(self.errors)} {noun}):\n{lines}")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path`` (None for an empty file); :class:`ConfigError` if unreadable,
+    not YAML (with line and column) or holding a duplicate key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, [("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [("", f"cannot read file ({exc.__class__.__name__})")]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(path, [("", f"YAML syntax error at {where}{problem}")]) from None
+
+
+def key_path(loc: Sequence[str | int]) -> str:
+    """``("cameras", 1, "zones", 0, "polygon")`` -> ``cameras[1].zones[0].polygon``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validation_errors(
+    exc: ValidationError,
+    secrets: SecretValues | None = None,
+    pattern_help: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """(key_path, message) from loc/msg only: pydantic's own text would echo the input value.
+
+    Messages are scrubbed of ``secrets``; ``pattern_help`` replaces a pattern mismatch's regex by a
+    sentence, by the field's name.
+    """
+    secrets = secrets if secrets is not None else SecretValues()
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (not allowed here; check the spelling)"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        elif err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+            message = "expected a mapping (key: value pairs)"
+        elif err["type"] == "string_pattern_mismatch" and pattern_help:
+            message = pattern_help.get(str(loc[-1]) if loc else "", message)
+        out.append((key_path(loc), secrets.scrub(message)))
+    return list(dict.fromkeys(out))
+
+
+def _substitute_all(
+    node: Any, loc: tuple[str | int, ...], secrets: SecretValues, errors: list[tuple[str, str]]
+) -> Any:
+    if isinstance(node, str):
+        try:
+            return substitute(node, secrets)
+        except SecretReferenceError as exc:
+            errors.append((key_path(loc), str(exc)))
+            return node
+    if isinstance(node, dict):
+        return {k: _substitute_all(v, (*loc, str(k)), secrets, errors) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute_all(v, (*loc, i), secrets, errors) for i, v in enumerate(node)]
+    return node
+
+
+def _ids(items: Any) -> list[tuple[int, str]]:
+    if not isinstance(items, list):
+        return []
+    return [
+        (i, item["id"])
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and isinstance(item.get("id"), str)
+    ]
+
+
+def _duplicate_ids(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Camera ids unique in the file, zone ids unique per camera (checked on the raw data, so they are
+    reported together with every other error)."""
+    errors = []
+    seen: dict[str, int] = {}
+    for i, camera_id in _ids(data.get("cameras")):
+        if camera_id in seen:
+            errors.append(
+                (f"cameras[{i}].id", f"duplicate camera id {camera_id!r} (also cameras[{seen[camera_id]}])")
+            )
+        seen.setdefault(camera_id, i)
+        zones_seen: dict[str, int] = {}
+        for j, zone_id in _ids(data["cameras"][i].get("zones")):
+            if zone_id in zones_seen:
+                errors.append(
+                    (f"cameras[{i}].zones[{j}].id", f"duplicate zone id {zone_id!r} in camera {camera_id!r}")
+                )
+            zones_seen.setdefault(zone_id, j)
+    return errors
+
+
+def load_config(path: str | Path) -> Config:
+    """Load, substitute secrets, merge defaults and validate.
+
+    Raises :class:`ConfigError` listing every problem, each with its key path.
+    """
+    path = Path(path)
+    raw = read_yaml(path)
+    if raw is None:
+        raise ConfigError(
+            path, [("", "the file is empty: expected a mapping with at least a 'cameras' list")]
+        )
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            path, [("", f"expected a mapping of sections at the top level, got a {type(raw).__name__}")]
+        )
+    secrets = SecretValues()
+    errors: list[tuple[str, str]] = []
+    data = _substitute_all(raw, (), secrets, errors)
+    config = None
+    try:
+        config = Config.model_validate(data, context={"base_dir": path.resolve().parent, "secrets": secrets})
+    except ValidationError as exc:
+        errors.extend(validation_errors(exc, secrets, PATTERN_HELP))
+    errors.extend(_duplicate_ids(data))
+    if errors:
+        raise ConfigError(path, errors)
+    assert config is not None
+    config._source = path
+    config._secrets = secrets
+    return config

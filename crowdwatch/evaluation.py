@@ -1,0 +1,175 @@
+"""Counting and localization accuracy of weights on annotated images (``crowdwatch evaluate`` is
+:mod:`crowdwatch.commands.evaluate`).
+
+Per image an :class:`ImageResult`; from those a summary per dataset and over all images (MAE, RMSE,
+precision / recall / F1 at each radius), a threshold sweep, the mean-count baseline, the per-image CSV
+and overlays of the worst images (ground truth in green circles, predictions in red dots).
+
+RMSE is what crowd-counting papers call "MSE" (the root of the mean squared count error). Localization
+matches predicted to ground-truth points one-to-one within a radius in source-image pixels and sums
+TP, predictions and ground truth over images before dividing (micro-average).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from crowdwatch.data.folders import Item, load_image, load_points
+from crowdwatch.data.scoring import count_errors, dataset_groups, matched_within, prf
+
+if TYPE_CHECKING:  # torch loads only when a command has parsed its arguments and builds a Predictor
+    from crowdwatch.model.predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+#: Localization radii in pixels reported by default.
+DEFAULT_RADII = (4.0, 8.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageResult:
+    """Ground truth and prediction for one image (points (K, 2) in source pixels)."""
+
+    dataset: str
+    name: str
+    gt: np.ndarray
+    pred: np.ndarray
+
+    @property
+    def abs_error(self) -> int:
+        return abs(len(self.pred) - len(self.gt))
+
+
+def predict_items(
+    predictor: Predictor, items: Sequence[Item], *, sweep: Sequence[float] = (), progress: bool = True
+) -> tuple[list[ImageResult], list[list[int]]]:
+    """Count every item with ``predictor`` at its threshold; also the count at each ``sweep`` threshold.
+
+    Returns one :class:`ImageResult` per item and, per item, its counts at the (sorted) ``sweep``
+    thresholds.
+    """
+    threshold = predictor.threshold
+    results: list[ImageResult] = []
+    sweep_counts: list[list[int]] = []
+    if sweep:  # decode at the lowest threshold; each higher one is a filter on the scores
+        predictor.threshold = min(sweep[0], threshold)
+    try:
+        for item in tqdm(items, desc="evaluate", unit="img", disable=not progress):
+            image, gt = load_image(item.image), load_points(item.points)
+            pred = predictor.predict([image])[0]
+            sweep_counts.append([int((pred.scores > t).sum()) for t in sweep])
+            results.append(
+                ImageResult(item.dataset, item.image.name, gt, pred.points[pred.scores > threshold])
+            )
+    finally:
+        predictor.threshold = threshold
+    return results, sweep_counts
+
+
+def true_positives(result: ImageResult, radii: Sequence[float]) -> dict[float, int]:
+    return {r: matched_within(result.pred, result.gt, r) for r in radii}
+
+
+def summarize(
+    results: Sequence[ImageResult],
+    radii: Sequence[float] = DEFAULT_RADII,
+    tps: Sequence[dict[float, int]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Metrics per dataset (sorted by name) and over all images ("all")."""
+    if tps is None:
+        tps = [true_positives(r, radii) for r in results]
+    summary: dict[str, dict[str, Any]] = {}
+    for name, idx in dataset_groups([r.dataset for r in results]).items():
+        preds = [len(results[i].pred) for i in idx]
+        gts = [len(results[i].gt) for i in idx]
+        entry: dict[str, Any] = {
+            "images": len(idx),
+            "gt_total": int(sum(gts)),
+            "pred_total": int(sum(preds)),
+            **count_errors(preds, gts),
+            "localization": {},
+        }
+        for radius in radii:
+            tp = sum(tps[i][radius] for i in idx)
+            entry["localization"][f"{radius:g}px"] = {"tp": tp, **prf(tp, sum(preds), sum(gts))}
+        summary[name] = entry
+    return summary
+
+
+def mean_count_baseline(
+    results: Sequence[ImageResult], train_items: Sequence[Item]
+) -> dict[str, dict[str, Any]]:
+    """Per dataset: MAE / RMSE of always predicting the mean count of that dataset's training split."""
+    baseline: dict[str, dict[str, Any]] = {}
+    for name in sorted({r.dataset for r in results}):
+        counts = [len(load_points(i.points)) for i in train_items if i.dataset == name]
+        if not counts:
+            continue
+        mean = float(np.mean(counts))
+        truth = [len(r.gt) for r in results if r.dataset == name]
+        baseline[name] = {
+            "train_mean_count": mean,
+            "train_images": len(counts),
+            **count_errors([mean] * len(truth), truth),
+        }
+    return baseline
+
+
+def threshold_sweep(
+    results: Sequence[ImageResult], thresholds: Sequence[float], counts: Sequence[Sequence[int]]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per threshold, per dataset and "all": count MAE / RMSE when counting at that threshold."""
+    sweep: dict[str, dict[str, dict[str, float]]] = {}
+    groups = dataset_groups([r.dataset for r in results])
+    for j, t in enumerate(thresholds):
+        sweep[f"{t:g}"] = {}
+        for name, idx in groups.items():
+            truth = [len(results[i].gt) for i in idx]
+            sweep[f"{t:g}"][name] = count_errors([counts[i][j] for i in idx], truth)
+    return sweep
+
+
+def draw_overlay(image: np.ndarray, result: ImageResult) -> np.ndarray:
+    """A copy of ``image`` with ground truth (green circles) and predictions (red dots) drawn."""
+    canvas = image.copy()
+    for x, y in result.gt:
+        cv2.circle(canvas, (int(round(x)), int(round(y))), 5, (0, 200, 0), 1, cv2.LINE_AA)
+    for x, y in result.pred:
+        cv2.circle(canvas, (int(round(x)), int(round(y))), 2, (0, 0, 255), -1, cv2.LINE_AA)
+    text = f"{result.name}: predicted {len(result.pred)}, true {len(result.gt)}"
+    cv2.putText(canvas, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(canvas, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas
+
+
+def write_per_image(
+    path: Path, results: Sequence[ImageResult], tps: Sequence[dict[float, int]], radii: Sequence[float]
+) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["dataset", "image", "gt_count", "pred_count", "abs_error"] + [f"tp_{r:g}px" for r in radii]
+        )
+        for result, tp in zip(results, tps, strict=True):
+            writer.writerow(
+                [result.dataset, result.name, len(result.gt), len(result.pred), result.abs_error]
+                + [tp[r] for r in radii]
+            )
+
+
+def write_worst(folder: Path, items: Sequence[Item], results: Sequence[ImageResult], count: int) -> None:
+    """Overlays of the ``count`` images with the largest count errors, as ``<rank>_<dataset>_<stem>.jpg``."""
+    folder.mkdir(exist_ok=True)
+    by_error = sorted(range(len(results)), key=lambda i: -results[i].abs_error)[: max(count, 0)]
+    for rank, i in enumerate(by_error, start=1):
+        overlay = draw_overlay(load_image(items[i].image), results[i])
+        cv2.imwrite(str(folder / f"{rank:02d}_{items[i].dataset}_{items[i].image.stem}.jpg"), overlay)

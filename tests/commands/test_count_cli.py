@@ -1,0 +1,132 @@
+"""`crowdwatch count` end to end, as a subprocess, with hand-set weights whose count is known."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from support.model_builders import hand_set_net
+
+from crowdwatch.model import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Candidate 2 positive in every cell, 3 px right and 1 px down of the centre.
+    net = hand_set_net([(-2, -2), (2, -2), (3, 1), (2, 2)], [False, False, True, False])
+    return save_checkpoint(tmp_path_factory.mktemp("w") / "hand.pt", net, provenance={"data": "hand-set"})
+
+
+def run_count(python: str, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [python, "-m", "crowdwatch", "count", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_counts_json_overlay_and_unreadable_files(
+    tmp_path: Path, weights: Path, python: str, cli_env: dict
+) -> None:
+    colour = tmp_path / "colour.jpg"
+    gray = tmp_path / "gray.png"
+    broken = tmp_path / "broken.jpg"
+    cv2.imwrite(str(colour), np.full((48, 64, 3), 120, np.uint8))
+    cv2.imwrite(str(gray), np.full((30, 41), 200, np.uint8))
+    broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    missing = tmp_path / "missing.jpg"
+    proc = run_count(
+        python,
+        cli_env,
+        str(colour),
+        str(broken),
+        str(gray),
+        str(missing),
+        "--weights",
+        str(weights),
+        "--precision",
+        "fp32",
+        "--json",
+        "--overlay",
+        str(tmp_path / "ov"),
+    )
+    assert proc.returncode == 1  # two unreadable files, reported, the rest counted
+    assert f"cannot read {broken}" in proc.stderr and f"cannot read {missing}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["trained"] is True and report["unreadable"] == 2
+    by_name = {Path(r["image"]).name: r for r in report["images"]}
+    # 48x64: 6 x 8 cells, every point (centre + (3, 1)) inside the image.
+    assert by_name["colour.jpg"]["count"] == 48
+    assert by_name["colour.jpg"]["points"][0] == [7.0, 5.0]
+    # 30x41 is padded to 32x48: cell centres x in 4..44 (+3 -> 7..47 > 41 drops x=44+3, 36+3 ok),
+    # y in 4..28 (+1 -> 5..29 <= 30): 5 columns (7, 15, 23, 31, 39) x 4 rows.
+    assert by_name["gray.png"]["count"] == 20
+    assert by_name["gray.png"]["width"] == 41
+    overlay = cv2.imread(str(tmp_path / "ov" / "colour.jpg"))
+    assert overlay is not None and overlay.shape == (48, 64, 3)
+    assert not np.array_equal(overlay, np.full((48, 64, 3), 120, np.uint8))
+
+
+def test_plain_output_and_threshold(tmp_path: Path, weights: Path, python: str, cli_env: dict) -> None:
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    proc = run_count(python, cli_env, str(image), "--weights", str(weights), "--precision", "fp32")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"16\t{image}\n"
+    # sigmoid(20) is just below 1: a threshold above it keeps nothing.
+    proc = run_count(python, cli_env, str(image), "--weights", str(weights), "--threshold", "0.9999999999")
+    assert proc.stdout.startswith("0\t")
+
+
+def test_untrained_weights_say_counts_are_meaningless(tmp_path: Path, python: str, cli_env: dict) -> None:
+    untrained = save_checkpoint(
+        tmp_path / "init.pt", hand_set_net([(0, 0)], [True]), provenance={"untrained": True}
+    )
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))
+    proc = run_count(python, cli_env, str(image), "--weights", str(untrained), "--json")
+    assert proc.returncode == 0
+    assert "NO TRAINED WEIGHTS" in proc.stderr and "MEANINGLESS" in proc.stderr
+    assert json.loads(proc.stdout)["trained"] is False
+
+
+def test_without_any_weights_file_random_weights_are_announced(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from crowdwatch.model import checkpoint
+    from crowdwatch.model.predictor import Predictor
+
+    # As on an install without packaged weights: the default path does not exist.
+    monkeypatch.setattr(checkpoint, "DEFAULT_WEIGHTS", tmp_path / "absent.pt")
+    with caplog.at_level("WARNING"):
+        predictor = Predictor.from_checkpoint(None, device="cpu", precision="fp32")
+    assert not predictor.trained
+    assert "MEANINGLESS" in caplog.text
+
+
+def test_packaged_default_weights_load_and_say_what_they_are(
+    python: str, cli_env: dict, tmp_path: Path
+) -> None:
+    from crowdwatch.model.checkpoint import DEFAULT_WEIGHTS, load_checkpoint
+
+    if not DEFAULT_WEIGHTS.exists():
+        pytest.skip(f"no packaged weights in this checkout ({DEFAULT_WEIGHTS})")
+    assert DEFAULT_WEIGHTS.stat().st_size <= 40e6
+    _, meta = load_checkpoint(DEFAULT_WEIGHTS)
+    assert meta.trained and meta.provenance, "the default weights must say what they were trained on"
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.full((64, 64, 3), 90, np.uint8))
+    proc = run_count(python, cli_env, str(image))
+    assert proc.returncode == 0 and "MEANINGLESS" not in proc.stderr
+
+
+def test_bad_usage_exits_2(python: str, cli_env: dict) -> None:
+    proc = run_count(python, cli_env, "x.jpg", "--precision", "int4")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    proc = subprocess.run(
+        [python, "-m", "crowdwatch", "frobnicate"], capture_output=True, text=True, env=cli_env
+    )
+    assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr

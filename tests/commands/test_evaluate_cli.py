@@ -1,0 +1,128 @@
+"""``crowdwatch evaluate``: the files it writes, its report, and clear errors for unreadable data."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from crowdwatch.cli import main as cli_main
+from crowdwatch.commands.evaluate import main, numbers_end_at_first_non_number
+from crowdwatch.data.synthetic import write_blob_folder
+from crowdwatch.errors import DataError
+from crowdwatch.model.checkpoint import save_checkpoint
+from crowdwatch.model.p2pnet import P2PNet
+
+
+@pytest.fixture()
+def weights(tmp_path):
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "w.pt", P2PNet(), provenance={"note": "random, for tests"})
+
+
+def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights):
+    torch.set_num_threads(1)
+    data = write_blob_folder(tmp_path / "blobs", 6, size=(64, 80), max_count=5)
+    out = tmp_path / "eval"
+    code = main(
+        [
+            "--weights",
+            str(weights),
+            f"synth={data}",
+            "--out",
+            str(out),
+            "--worst",
+            "2",
+            "--split",
+            "val",
+            "--val-every",
+            "3",
+            "--precision",
+            "fp32",
+            "--no-progress",
+            "--sweep",
+            "0.5",
+            "0.45",
+        ]
+    )
+    assert code == 0
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert [r["image"] for r in rows] == ["img_0000.png", "img_0003.png"]
+    summary = json.loads((out / "summary.json").read_text())
+    entry = summary["datasets"]["synth"]
+    errors = [abs(int(r["pred_count"]) - int(r["gt_count"])) for r in rows]
+    assert (
+        entry["mae"] == pytest.approx(np.mean(errors))
+        and "rmse" in entry
+        and "f1" in entry["localization"]["8px"]
+    )
+    assert len(list((out / "worst").glob("*.jpg"))) == 2
+    assert summary["threshold_sweep"]["0.5"]["synth"]["mae"] == pytest.approx(entry["mae"])
+    assert summary["threshold_sweep"]["0.45"]["all"]["mae"] >= 0
+    train_counts = [len((data / f"img_{i:04d}.txt").read_text().split()) // 2 for i in (1, 2, 4, 5)]
+    base = summary["baseline_mean_count"]["synth"]
+    assert base["train_mean_count"] == pytest.approx(np.mean(train_counts))
+    truth = [int(r["gt_count"]) for r in rows]
+    assert base["mae"] == pytest.approx(np.mean([abs(t - np.mean(train_counts)) for t in truth]))
+
+
+def test_unreadable_data_exits_non_zero_with_a_clear_message(tmp_path, weights, capfd):
+    data = write_blob_folder(tmp_path / "blobs", 2, size=(32, 32))
+    (data / "img_0001.png").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="img_0001.png: cannot read image") as info:
+        main(["--weights", str(weights), str(data), "--no-progress", "--out", str(tmp_path / "e")])
+    assert info.value.exit_code == 2
+    code = cli_main(
+        ["evaluate", "--weights", str(weights), str(data), "--out", str(tmp_path / "e"), "--no-progress"]
+    )
+    assert code == 2
+    assert "crowdwatch: error: " in capfd.readouterr().err
+    assert cli_main(["evaluate", "--weights", str(weights), str(tmp_path / "nowhere"), "--no-progress"]) == 2
+
+
+def test_number_lists_before_the_folders_end_at_the_first_folder(tmp_path, weights):
+    # --sweep and --radii take one or more numbers: the folders after them are folders, not numbers.
+    a = write_blob_folder(tmp_path / "a", 2, size=(32, 32), max_count=3, seed=1)
+    b = write_blob_folder(tmp_path / "b", 2, size=(32, 32), max_count=3, seed=2)
+    out = tmp_path / "eval"
+    code = main(
+        [
+            "--weights",
+            str(weights),
+            "--sweep",
+            "0.4",
+            "0.5",
+            f"first={a}",
+            "--radii",
+            "4",
+            "6",
+            f"second={b}",
+            "--out",
+            str(out),
+            "--worst",
+            "0",
+            "--precision",
+            "fp32",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["threshold_sweep"]) == {"0.4", "0.5"}
+    assert summary["datasets"]["first"]["images"] == 2 and summary["datasets"]["second"]["images"] == 2
+    assert set(summary["datasets"]["all"]["localization"]) == {"4px", "6px"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--sweep", "0.4", "0.5", "d"], ["d", "--sweep", "0.4", "0.5"]),
+        (["d", "--sweep", "0.4", "--out", "o"], ["d", "--out", "o", "--sweep", "0.4"]),
+        (["--sweep", "d"], ["--sweep", "d"]),  # no number: left for argparse to refuse
+        (["--sweep", "0.4", "--", "-d"], ["--sweep", "0.4", "--", "-d"]),
+        (["--radii", "-1", "2e1", "d"], ["d", "--radii", "-1", "2e1"]),
+    ],
+)
+def test_number_lists_are_moved_after_the_other_arguments(argv, expected):
+    assert numbers_end_at_first_non_number(argv) == expected

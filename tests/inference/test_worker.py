@@ -1,0 +1,191 @@
+"""Worker: batching across cameras, sink isolation and overload accounting (via the sink runner)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from crowdwatch.frames import Frame
+from crowdwatch.inference.worker import Worker
+from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.zones import CameraZones, Zone
+
+
+def frame(camera: str, index: int = 0, size: tuple[int, int] = (32, 48)) -> Frame:
+    image = np.full((*size, 3), index % 256, np.uint8)
+    return Frame(camera=camera, image=image, index=index, captured_at=time.time(), monotonic=time.monotonic())
+
+
+@dataclass
+class FakePrediction:
+    points: np.ndarray
+    count: int
+
+
+class FakePredictor:
+    """Counts = the image's first pixel value / 10 points at (1, 1); records every batch."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.batches: list[list[tuple[int, int]]] = []
+        self.delay_s = delay_s
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[FakePrediction]:
+        self.batches.append([img.shape[:2] for img in images])
+        time.sleep(self.delay_s)
+        out = []
+        for img in images:
+            n = int(img[0, 0, 0]) // 10
+            out.append(FakePrediction(np.ones((n, 2), np.float32), n))
+        return out
+
+
+class ListSource:
+    def __init__(self, camera: str, frames: list[Frame] | None = None) -> None:
+        self.camera_id = camera
+        self.frames = list(frames or [])
+        self.lock = threading.Lock()
+
+    def take(self) -> Frame | None:
+        with self.lock:
+            return self.frames.pop(0) if self.frames else None
+
+
+class Recorder(SinkBase):
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.rows: list[Result] = []
+        self.delay_s = delay_s
+        self.ticks = 0
+
+    def write(self, result: Result) -> None:
+        time.sleep(self.delay_s)
+        self.rows.append(result)
+
+    def tick(self) -> None:
+        self.ticks += 1
+
+
+class Events:
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.published: list[Result] = []
+        self.dropped: dict[tuple[str, str], int] = {}
+
+    def batch_done(self, size: int, seconds: float) -> None:
+        self.batches.append(size)
+
+    def result_published(self, result: Result) -> None:
+        self.published.append(result)
+
+    def frame_dropped(self, camera: str, reason: str, n: int = 1) -> None:
+        self.dropped[(camera, reason)] = self.dropped.get((camera, reason), 0) + n
+
+
+# -- Worker --------------------------------------------------------------------------------------
+def test_process_applies_zones_and_publishes() -> None:
+    events, sink = Events(), Recorder()
+    zones = {"a": CameraZones([Zone("all", np.array([[0, 0], [10, 0], [10, 10], [0, 10]]), high=3, low=1)])}
+    worker = Worker(FakePredictor(), [], sinks=[sink], events=events, zones=zones)
+    assert worker.last_progress_monotonic() is None
+    results = worker.process([frame("a", 50), frame("b", 20)])
+    assert [r.count for r in results] == [5, 2]
+    assert results[0].zone_counts == {"all": 5} and results[0].zone_alerts == {"all": True}
+    assert results[1].zone_counts == {}
+    assert events.batches == [2] and len(events.published) == 2
+    assert worker.last_progress_monotonic() is not None
+    assert all(r.latency_s >= 0 for r in results)
+
+
+def test_worker_batches_cameras_and_delivers_every_frame_to_sinks() -> None:
+    sources = [ListSource(c, [frame(c, i) for i in range(5)]) for c in "abc"]
+    predictor, sink, events = FakePredictor(), Recorder(), Events()
+    worker = Worker(predictor, sources, sinks=[sink], events=events, max_batch=4, max_wait_ms=20)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while len(events.published) < 15 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.stop(timeout=5)
+    assert len(sink.rows) == 15
+    for camera in "abc":
+        assert [r.index for r in sink.rows if r.camera == camera] == list(range(5))
+    # Three cameras, each with a frame waiting: batches of 3 rather than a max_wait per frame.
+    assert max(len(batch) for batch in predictor.batches) == 3
+    assert all(len(batch) <= 3 for batch in predictor.batches)
+
+
+def test_slow_sink_never_stalls_inference_and_overload_is_counted() -> None:
+    source = ListSource("a", [frame("a", i) for i in range(60)])
+    sink, events = Recorder(delay_s=0.05), Events()
+    worker = Worker(FakePredictor(), [source], sinks=[sink], events=events, queue_size=4, max_wait_ms=0)
+    started = time.monotonic()
+    worker.start()
+    while len(events.published) < 60 and time.monotonic() - started < 10:
+        time.sleep(0.005)
+    inference_done = time.monotonic() - started
+    assert worker.stop(timeout=5)
+    assert len(events.published) == 60
+    assert inference_done < 60 * 0.05 / 2  # inference did not wait for the sink
+    dropped = events.dropped.get(("a", "sink_overload"), 0)
+    assert dropped > 0 and dropped + len(sink.rows) == 60
+
+
+def test_a_failing_sink_does_not_stop_the_others() -> None:
+    class Broken(SinkBase):
+        def write(self, result: Result) -> None:
+            raise OSError("disk full")
+
+    good = Recorder()
+    source = ListSource("a", [frame("a", i) for i in range(3)])
+    worker = Worker(FakePredictor(), [source], sinks=[Broken(), good])
+    worker.start()
+    time.sleep(0.5)
+    assert worker.stop(timeout=5)
+    assert len(good.rows) == 3
+
+
+def test_failing_batch_is_logged_and_worker_continues() -> None:
+    class Flaky(FakePredictor):
+        def predict(self, images: Sequence[np.ndarray]) -> list[FakePrediction]:
+            if not self.batches:
+                self.batches.append([])
+                raise RuntimeError("boom")
+            return super().predict(images)
+
+    source = ListSource("a", [frame("a", 0)])
+    events = Events()
+    worker = Worker(Flaky(), [source], events=events, max_wait_ms=0)
+    worker.start()
+    time.sleep(0.2)
+    source.frames.append(frame("a", 1))
+    worker.wake.set()
+    deadline = time.monotonic() + 5
+    while not events.published and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.stop(timeout=5)
+    assert [r.index for r in events.published] == [1]
+
+
+def test_stop_finishes_frames_already_taken() -> None:
+    sink = Recorder()
+    # Camera c never delivers, so a and b wait for max_wait (10 s) until stop() runs them.
+    sources = [ListSource(c, [frame(c, 0)] if c != "c" else []) for c in "abc"]
+    predictor = FakePredictor(delay_s=0.2)
+    worker = Worker(predictor, sources, sinks=[sink], max_batch=4, max_wait_ms=10_000)
+    worker.start()
+    time.sleep(0.2)
+    assert predictor.batches == []
+    assert worker.stop(timeout=5)
+    assert predictor.batches == [[(32, 48), (32, 48)]]
+    assert sorted(r.camera for r in sink.rows) == ["a", "b"]
+
+
+def test_sinks_tick_without_results() -> None:
+    sink = Recorder()
+    worker = Worker(FakePredictor(), [], sinks=[sink])
+    worker.start()
+    time.sleep(0.5)
+    assert worker.stop(timeout=5)
+    assert sink.ticks >= 2

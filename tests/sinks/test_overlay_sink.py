@@ -1,0 +1,114 @@
+"""Overlay sink: atomic snapshots at an interval, decodable JPEGs, annotated video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from crowdwatch.fileio import write_atomic
+from crowdwatch.sinks.base import Result
+from crowdwatch.sinks.overlay import OverlaySink
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def result(camera: str, value: int, count: int = 2) -> Result:
+    points = np.array([[20, 20], [60, 40]], np.float32)[:count]
+    return Result(
+        camera=camera,
+        index=value,
+        captured_at=1e9,
+        image=np.full((96, 128, 3), value, np.uint8),
+        points=points,
+        count=count,
+        latency_s=0.1,
+    )
+
+
+def test_snapshot_per_camera_at_interval(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with OverlaySink(tmp_path, interval_s=1.0, clock=clock) as sink:
+        sink.write(result("cam1", 50))
+        sink.write(result("cam2", 200))
+        clock.now = 0.5
+        sink.write(result("cam1", 120))  # too soon: the snapshot keeps the first frame
+        first = cv2.imread(str(tmp_path / "cam1.jpg"))
+        assert first is not None and first.shape == (96, 128, 3)
+        assert abs(int(np.median(first)) - 50) <= 3
+        clock.now = 1.0
+        sink.write(result("cam1", 120))
+    second = cv2.imread(str(tmp_path / "cam1.jpg"))
+    assert abs(int(np.median(second)) - 120) <= 3
+    assert abs(int(np.median(cv2.imread(str(tmp_path / "cam2.jpg")))) - 200) <= 3
+    # Points are drawn: the pixel at a point is no longer the flat background.
+    assert not np.array_equal(second[40, 60], np.array([120, 120, 120], np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam1.jpg", "cam2.jpg"]  # no temp files left
+
+
+def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.bin"
+    write_atomic(path, b"old" * 1000)
+    write_atomic(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+def test_annotated_video_per_camera(tmp_path: Path) -> None:
+    sink = OverlaySink(tmp_path / "snap", snapshots=False, video_directory=tmp_path / "video", video_fps=5)
+    with sink:
+        for i in range(6):
+            sink.write(result("cam1", 40 * (i % 3)))
+    videos = list((tmp_path / "video").glob("cam1-*.mp4"))
+    assert len(videos) == 1
+    capture = cv2.VideoCapture(str(videos[0]))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    assert frames == 6
+    assert not (tmp_path / "snap").exists()
+
+
+def _zone_result(camera: str, alert: bool) -> Result:
+    image = np.full((480, 640, 3), 100, np.uint8)
+    points = np.array([[150, 150], [160, 170]], np.float32)
+    return Result(
+        camera=camera,
+        index=0,
+        captured_at=1e9,
+        image=image,
+        points=points,
+        count=2,
+        latency_s=0.1,
+        zone_counts={"door": 2},
+        zone_alerts={"door": alert},
+    )
+
+
+def test_zones_are_outlined_with_their_count_and_alert_colour(tmp_path: Path) -> None:
+    from crowdwatch.drawing import ZONE_ALERT_COLOR, ZONE_COLOR
+
+    door = np.array([[100, 100], [500, 100], [500, 400], [100, 400]], np.float32)
+    zones = {"calm": [("door", door)], "busy": [("door", door)]}
+    with OverlaySink(tmp_path, interval_s=0.0, zones=zones) as sink:
+        sink.write(_zone_result("calm", alert=False))
+        sink.write(_zone_result("busy", alert=True))
+        sink.write(_zone_result("nozones", alert=False))  # a camera without zones: no outline
+    for camera, color in (("calm", ZONE_COLOR), ("busy", ZONE_ALERT_COLOR)):
+        snap = cv2.imread(str(tmp_path / f"{camera}.jpg")).astype(int)
+        edge = snap[250, 500]  # on the polygon's right edge, away from its label
+        assert np.abs(edge - np.array(color)).max() < 60, (camera, edge)
+        assert np.abs(snap[250, 300] - 100).max() < 20  # inside the zone the frame is untouched
+    plain = cv2.imread(str(tmp_path / "nozones.jpg")).astype(int)
+    assert np.abs(plain[250, 500] - 100).max() < 20
+    # The points stay drawn on top of the zone (red dot at the first point).
+    busy = cv2.imread(str(tmp_path / "busy.jpg")).astype(int)
+    assert busy[150, 150][2] > 180 and busy[150, 150][1] < 80

@@ -1,0 +1,62 @@
+"""The sink runner: never blocks the caller, drains on stop, reports a failing sink once a minute."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+
+from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.sinks.runner import SinkRunner
+
+
+def result(index: int) -> Result:
+    return Result(
+        camera="a", index=index, captured_at=time.time(), image=np.zeros((2, 2, 3), np.uint8),
+        points=np.zeros((0, 2), np.float32), count=0, latency_s=0.0,
+    )  # fmt: skip
+
+
+class Recorder(SinkBase):
+    def __init__(self) -> None:
+        self.rows: list[Result] = []
+
+    def write(self, result: Result) -> None:
+        self.rows.append(result)
+
+
+def test_submit_refuses_when_the_queue_is_full_without_blocking() -> None:
+    runner = SinkRunner([Recorder()], queue_size=2)  # not started: nothing drains the queue
+    started = time.monotonic()
+    assert [runner.submit(result(i)) for i in range(3)] == [True, True, False]
+    assert time.monotonic() - started < 0.1
+
+
+def test_stop_lets_the_sinks_take_what_is_queued() -> None:
+    sink = Recorder()
+    runner = SinkRunner([sink])
+    runner.start()
+    for i in range(5):
+        assert runner.submit(result(i))
+    assert runner.stop(time.monotonic() + 5)
+    assert [r.index for r in sink.rows] == list(range(5))
+
+
+def test_a_failing_sink_is_reported_once_and_the_others_still_write(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(SinkBase):
+        def write(self, result: Result) -> None:
+            raise OSError("disk full")
+
+    good = Recorder()
+    runner = SinkRunner([Broken(), good])
+    runner.start()
+    for i in range(3):
+        runner.submit(result(i))
+    with caplog.at_level(logging.ERROR, logger="crowdwatch.sinks.runner"):
+        assert runner.stop(time.monotonic() + 5)
+    assert len(good.rows) == 3
+    assert [r.message for r in caplog.records].count(
+        "worker: sink Broken failed (reported once a minute)"
+    ) == 1

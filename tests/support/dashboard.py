@@ -1,0 +1,29 @@
+"""The Grafana dashboard JSON and its panel queries, for the dashboard test and the live Prometheus test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+GRAFANA_DIR = Path(__file__).resolve().parents[2] / "configs" / "grafana"
+DASHBOARD = GRAFANA_DIR / "crowdwatch.json"
+
+
+def load_dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+def data_panels(dashboard: dict) -> list[dict]:
+    """Every non-row panel, including those nested in collapsed rows."""
+    out = []
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            out.extend(panel.get("panels", []))
+        else:
+            out.append(panel)
+    return out
+
+
+def panel_queries(dashboard: dict) -> list[tuple[str, str]]:
+    """(panel title, PromQL expr) for every target of every panel."""
+    return [(p["title"], t["expr"]) for p in data_panels(dashboard) for t in p["targets"]]

@@ -1,0 +1,149 @@
+"""`crowdwatch run` on three cameras served by a real RTSP server (GStreamer), one server per camera so
+that each camera's trouble can be made on its own: killed, restarted, frozen (SIGSTOP).
+
+Each camera streams a lossless H.264 clip of one still image (passed through unchanged), so every
+frame the pipeline decodes is bit-identical to frame 0 decoded from the file here: its count must
+equal what `crowdwatch count` says on that frame. Checked through the real outputs: /metrics scraped
+over HTTP, CSV read back, logs. One camera's URL carries a password (from the environment); it must
+appear in no output.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from support.pipeline_harness import (
+    PipelineProcess,
+    count_cli,
+    decode_first_frame,
+    read_csv_rows,
+    write_config,
+    write_lossless_still_h264,
+)
+from support.rtsp_fixtures import RtspServer, requires_rtsp
+
+from crowdwatch.demo import render_frames
+
+pytestmark = [requires_rtsp, pytest.mark.rtsp, pytest.mark.slow]
+
+PASSWORD = "Zq7-s3cret-Pa55word"
+USERINFO = "viewer:${env:CAM_PASSWORD}"  # resolved from the environment when the config loads
+READ_TIMEOUT_S = 1.0
+FPS = 2.0
+WINDOW_S = 4.0
+#: Scrape interval plus scheduling noise on a shared 2-core machine.
+SLACK_S = 1.5
+
+
+def processed(pipeline: PipelineProcess, camera: str) -> float:
+    return pipeline.value("crowdwatch_frames_processed_total", camera=camera) or 0.0
+
+
+def rates(pipeline: PipelineProcess, cameras: list[str], seconds: float) -> dict[str, float]:
+    """Frames processed per second for each camera over ``seconds``."""
+    before = {camera: processed(pipeline, camera) for camera in cameras}
+    started = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - started
+    return {camera: (processed(pipeline, camera) - before[camera]) / elapsed for camera in cameras}
+
+
+def up(pipeline: PipelineProcess, camera: str) -> bool:
+    return pipeline.value("crowdwatch_camera_up", camera=camera) == 1
+
+
+@requires_rtsp
+def test_three_rtsp_cameras_survive_kill_restart_and_freeze(tmp_path: Path) -> None:
+    stills = {}
+    for i in (1, 2, 3):
+        image = render_frames(160, 128, 1, 25, seed=10 + i)[0]
+        clip = write_lossless_still_h264(tmp_path / f"cam{i}.mp4", image)
+        stills[f"cam{i}"] = clip
+        cv2.imwrite(str(tmp_path / f"cam{i}.png"), decode_first_frame(clip))
+    counted = count_cli([tmp_path / f"{camera}.png" for camera in stills])
+    expected = {camera: item["count"] for camera, item in counted.items()}
+    servers = {camera: RtspServer({"/live": f"file:{clip}"}) for camera, clip in stills.items()}
+    pipeline: PipelineProcess | None = None
+    try:
+        for server in servers.values():
+            server.start()
+        cameras = [
+            {"id": camera, "url": server.url("/live", USERINFO if camera == "cam1" else "")}
+            for camera, server in servers.items()
+        ]
+        defaults = {
+            "fps": FPS,
+            "open_timeout_s": 2.0,
+            "read_timeout_s": READ_TIMEOUT_S,
+            "stale_after_s": 5.0,
+            "reconnect": {"initial_s": 0.5, "max_s": 1.0, "jitter": 0.1},
+        }
+        config = write_config(tmp_path / "site.yaml", cameras, defaults=defaults)
+        assert PASSWORD not in config.read_text()
+        env = {"CAM_PASSWORD": PASSWORD}
+        pipeline = PipelineProcess(config, tmp_path, env={**os.environ, **env}).start()
+
+        # Rows and gauges for each camera.
+        for camera in servers:
+            pipeline.wait_for(
+                f"{camera} up and processing",
+                lambda c=camera: up(pipeline, c) and processed(pipeline, c) >= 2,
+                timeout=60,
+            )
+        assert pipeline.health()[0] == 200
+        for camera in servers:
+            assert pipeline.value("crowdwatch_people", camera=camera) == expected[camera]
+        before = rates(pipeline, ["cam2", "cam3"], WINDOW_S)
+        assert all(rate >= FPS * 0.6 for rate in before.values()), before
+
+        # Killed: cam1 goes down within the read timeout; the others keep their frame rate.
+        servers["cam1"].kill()
+        pipeline.wait_for("cam1 down", lambda: not up(pipeline, "cam1"), timeout=READ_TIMEOUT_S + SLACK_S)
+        status, health = pipeline.health()
+        assert status == 503 and "cam1" in health["reason"]
+        during = rates(pipeline, ["cam2", "cam3"], WINDOW_S)
+        for camera in during:
+            assert during[camera] >= before[camera] * 0.7, (before, during)
+
+        # Back: the reader reconnects and cam1 is up again, processing.
+        reconnects = pipeline.value("crowdwatch_reconnects_total", camera="cam1") or 0
+        assert reconnects >= 1
+        servers["cam1"].start()
+        pipeline.wait_for("cam1 up again", lambda: up(pipeline, "cam1"), timeout=10)
+        again = processed(pipeline, "cam1")
+        pipeline.wait_for("cam1 processing again", lambda: processed(pipeline, "cam1") > again, timeout=10)
+
+        # Frozen (SIGSTOP: the socket stays open, nothing arrives): detected in about 2x the read timeout.
+        servers["cam2"].freeze()
+        pipeline.wait_for("cam2 down", lambda: not up(pipeline, "cam2"), timeout=2 * READ_TIMEOUT_S + SLACK_S)
+        assert up(pipeline, "cam3") and up(pipeline, "cam1")
+        servers["cam2"].thaw()
+
+        rc, seconds = pipeline.signal(signal.SIGTERM)
+        assert rc == 0, pipeline.logs()[-3000:]
+        assert seconds < 10
+    finally:
+        if pipeline is not None:
+            pipeline.close()
+        for server in servers.values():
+            server.stop()
+
+    rows = read_csv_rows(tmp_path / "out")
+    final = pipeline.final_counts()
+    for camera in servers:
+        mine = [row for row in rows if row["camera"] == camera]
+        assert len(mine) == final[camera]["processed"] - final[camera]["sink_overload"]
+        assert {int(row["count"]) for row in mine} == {expected[camera]}
+    # The password is in no output: logs, every /metrics scrape, CSV, snapshot names.
+    outputs = [pipeline.logs(), *pipeline.scraped]
+    outputs += [path.read_text(errors="replace") for path in (tmp_path / "out").glob("*.csv")]
+    outputs += [str(path) for path in (tmp_path / "out").rglob("*")]
+    assert pipeline.scraped and rows
+    for text in outputs:
+        assert PASSWORD not in text
+    assert "viewer:" not in pipeline.logs()  # userinfo masked in URLs, not only the password

@@ -1,0 +1,89 @@
+"""The /metrics and /healthz server over real HTTP, on IPv4 and on the IPv6 loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from crowdwatch.capture.base import CameraState
+from crowdwatch.telemetry.health import camera_health
+from crowdwatch.telemetry.metrics import PipelineMetrics
+from crowdwatch.telemetry.server import MetricsServer
+
+
+class States:
+    """The readers' states, as a test sets them."""
+
+    def __init__(self, *cameras: str) -> None:
+        self.states = {camera: CameraState(camera, False, None) for camera in cameras}
+
+    def set_up(self, camera: str) -> None:
+        self.states[camera] = CameraState(camera, True, 0.1)
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        return camera_health(self.states.values())
+
+
+def ipv6_loopback_missing() -> str | None:
+    if not socket.has_ipv6:
+        return "Python built without IPv6"
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError as exc:
+        return f"no IPv6 loopback here: {exc}"
+    return None
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    PipelineMetrics(registry, ["cam1", "cam2"], {"cam1": ["door"]})
+    return registry
+
+
+def test_http_server_serves_metrics_and_health_and_stops(registry: CollectorRegistry) -> None:
+    states = States("cam1", "cam2")
+    server = MetricsServer(registry, states.health, "127.0.0.1", 0).start()
+    host, port = server.address
+    try:
+        text = urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5).read().decode()
+        assert 'crowdwatch_camera_up{camera="cam1"} 0.0' in text
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5)
+        assert info.value.code == 503
+        assert json.loads(info.value.read())["status"] == "stale"
+        for camera in ("cam1", "cam2"):
+            states.set_up(camera)
+        reply = urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5)
+        assert reply.status == 200 and json.loads(reply.read())["status"] == "ok"
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://{host}:{port}/other", timeout=5)
+        assert info.value.code == 404
+    finally:
+        server.stop()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=2)
+
+
+def test_binds_the_ipv6_loopback_the_config_suggests(registry: CollectorRegistry) -> None:
+    missing = ipv6_loopback_missing()
+    if missing:
+        pytest.skip(missing)
+    states = States("cam1", "cam2")
+    server = MetricsServer(registry, states.health, "::1", 0).start()  # socket.gaierror before the fix
+    try:
+        assert server.address[0] == "::1" and server.url.startswith("http://[::1]:")
+        text = urllib.request.urlopen(f"{server.url}/metrics", timeout=5).read().decode()
+        assert 'crowdwatch_camera_up{camera="cam1"} 0.0' in text
+        states.set_up("cam1")
+        states.set_up("cam2")
+        reply = urllib.request.urlopen(f"{server.url}/healthz", timeout=5)
+        assert reply.status == 200 and json.loads(reply.read())["status"] == "ok"
+    finally:
+        server.stop()

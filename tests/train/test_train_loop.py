@@ -1,0 +1,202 @@
+"""Training runs in chunks: stop-and-resume reproduces one uninterrupted run exactly."""
+
+import csv
+
+import pytest
+import torch
+
+from crowdwatch.commands.train import main as train_command
+from crowdwatch.data.synthetic import write_blob_folder
+from crowdwatch.errors import CheckpointError, UsageError
+from crowdwatch.model import P2PNet
+from crowdwatch.model.checkpoint import load_checkpoint, save_checkpoint
+from crowdwatch.train.config import load_train_config, parse_config
+from crowdwatch.train.trainer import Trainer
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(data, steps=6, **train):
+    raw = {
+        "seed": 3,
+        "data": {"datasets": [{"path": str(data), "name": "blobs"}], "val_every": 4},
+        "train": {
+            "steps": steps,
+            "images_per_step": 2,
+            "crops_per_image": 1,
+            "crop_size": 32,
+            "lr_backbone": 1e-4,
+            "workers": 0,
+            "checkpoint_every": 2,
+            **train,
+        },
+        "validation": {"every_steps": 3, "longest_side": None},
+    }
+    return parse_config(raw, data.parent)
+
+
+def read_log(path):
+    with path.open() as f:
+        return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in csv.DictReader(f)]
+
+
+def test_stop_and_resume_reproduces_uninterrupted_run_exactly(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 12, size=(48, 48), max_count=6)
+    config = tiny_config(data)
+    whole = Trainer(config, tmp_path / "whole", resume=False)
+    whole_rows = whole.run(progress=False)
+
+    chunked_rows = Trainer(config, tmp_path / "chunks", resume=False).run(max_steps=2, progress=False)
+    # Chunk boundaries fall before and after a validation step; one chunk loads data in a worker.
+    chunked_rows += Trainer(config, tmp_path / "chunks", resume=True, workers=1).run(
+        max_steps=2, progress=False
+    )
+    last = Trainer(config, tmp_path / "chunks", resume=True)
+    chunked_rows += last.run(progress=False)
+
+    assert [r["step"] for r in chunked_rows] == list(range(1, 7))
+    assert [r["loss"] for r in chunked_rows] == [r["loss"] for r in whole_rows]
+    assert [r["loss_point"] for r in chunked_rows] == [r["loss_point"] for r in whole_rows]
+    assert read_log(tmp_path / "chunks" / "log.csv") == read_log(tmp_path / "whole" / "log.csv")
+    for key, value in whole.net.state_dict().items():
+        assert torch.equal(value, last.net.state_dict()[key]), key
+    assert last.best["step"] == whole.best["step"] and last.best["mae"] == whole.best["mae"]
+
+
+def test_best_checkpoint_loads_with_provenance(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    trainer = Trainer(tiny_config(data, steps=3), tmp_path / "run", resume=False)
+    trainer.run(progress=False)
+    net, meta = load_checkpoint(tmp_path / "run" / "best.pt")
+    prov = meta.provenance
+    assert prov["datasets"][0]["name"] == "blobs" and prov["datasets"][0]["val_images_used"] == 2
+    assert prov["steps"] == 3 and "mae" in prov["validation"]["blobs"] and "rmse" in prov["validation"]["all"]
+    assert prov["backbone_init"].startswith(("imagenet", "kaiming"))
+
+
+def test_resume_after_crash_drops_log_rows_past_the_checkpoint(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    config = tiny_config(data, checkpoint_every=100)
+    Trainer(config, tmp_path / "run", resume=False).run(max_steps=2, progress=False)  # saves at stop
+    log = tmp_path / "run" / "log.csv"
+    log.write_text(log.read_text() + "3,9,9,9,9,9,9,9,,,,\n")  # a row written after the last save
+    Trainer(config, tmp_path / "run", resume=True).run(max_steps=1, progress=False)
+    steps = [row["step"] for row in read_log(log)]
+    assert steps == ["1", "2", "3"] and read_log(log)[2]["loss"] != "9"
+
+
+def test_existing_run_needs_resume(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    config = tiny_config(data, steps=1)
+    Trainer(config, tmp_path / "run", resume=False).run(progress=False)
+    with pytest.raises(UsageError, match="--resume"):
+        Trainer(config, tmp_path / "run", resume=False)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("data: {datasets: [{path: x}]}\ntrain: {steps: 1, bogus: 2}\n", "train.bogus"),
+        ("data: {datasets: []}\ntrain: {steps: 1}\n", "data.datasets"),
+        ("data: {datasets: [{path: x}]}\ntrain: {steps: 1, crop_size: 100}\n", "train.crop_size"),
+        ("data: {datasets: [{path: x}]}\ntrain: {steps: 1, scale: [1.3, 0.7]}\n", "scale"),
+        ("data: {datasets: [{path: x}, {path: y/x}]}\ntrain: {steps: 1}\n", "unique"),
+        ("data: [\n", "YAML syntax error"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, yaml_text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(UsageError, match=message):
+        load_train_config(path)
+
+
+def test_example_config_is_valid():
+    from pathlib import Path
+
+    config = load_train_config(Path(__file__).parents[2] / "configs" / "train_example.yaml")
+    assert config.train.lr == 1e-4 and config.train.lr_backbone == 1e-5 and config.train.grad_clip == 0.1
+
+
+@pytest.mark.parametrize(
+    "name", ["train_example", "train_cpu_first", "train_cpu_finetune", "train_gpu_first"]
+)
+def test_shipped_train_configs_are_valid(name):
+    from pathlib import Path
+
+    config = load_train_config(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
+    assert config.train.steps > 0 and len(config.data.datasets) >= 2
+
+
+def test_train_command_runs_a_chunk_and_resumes(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(
+        f"data: {{datasets: [{{path: {data}}}], val_every: 4}}\n"
+        "train: {steps: 3, images_per_step: 1, crops_per_image: 1, crop_size: 32, workers: 0}\n"
+        "validation: {every_steps: 2, longest_side: null}\n"
+    )
+    out = tmp_path / "run"
+    assert train_command([str(cfg), "--out", str(out), "--max-steps", "2", "--no-progress"]) == 0
+    assert train_command([str(cfg), "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert [row["step"] for row in read_log(out / "log.csv")] == ["1", "2", "3"]
+    assert (out / "best.pt").is_file() and (out / "config.yaml").is_file()
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    Trainer(tiny_config(data, steps=2), tmp_path / "run", resume=False).run(max_steps=1, progress=False)
+    with pytest.raises(UsageError, match="another config"):
+        Trainer(tiny_config(data, steps=2, lr=3e-4), tmp_path / "run", resume=True)
+
+
+def test_init_from_checkpoint_starts_from_its_weights_and_records_them(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    first = Trainer(tiny_config(data, steps=2), tmp_path / "first", resume=False)
+    first.run(progress=False)
+    start = tmp_path / "first" / "best.pt"
+    raw = tiny_config(data, steps=2).model_dump(mode="json")
+    raw["model"]["init_from"] = "first/best.pt"  # relative to the config's folder (tmp_path)
+    config = parse_config(raw, tmp_path)
+    assert config.model.init_from == str(start)
+    tuned = Trainer(config, tmp_path / "tuned", resume=False)
+    start_net, _ = load_checkpoint(start)
+    for key, value in start_net.state_dict().items():
+        assert torch.equal(value, tuned.net.state_dict()[key].cpu()), key
+    tuned.run(progress=False)
+    _, meta = load_checkpoint(tmp_path / "tuned" / "best.pt")
+    assert meta.provenance["init_from"]["path"] == str(start)
+    assert meta.provenance["init_from"]["provenance"]["steps"] == 2
+    assert "backbone_init" not in meta.provenance
+
+
+def test_init_from_a_bad_checkpoint_is_a_clear_error(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    raw = tiny_config(data).model_dump(mode="json")
+    raw["model"]["init_from"] = str(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="no such file"):
+        Trainer(parse_config(raw, tmp_path), tmp_path / "run", resume=False)
+    other = tmp_path / "n8.pt"
+    save_checkpoint(other, P2PNet(num_candidates=8))
+    raw["model"]["init_from"] = str(other)
+    with pytest.raises(CheckpointError, match="wrong N"):
+        Trainer(parse_config(raw, tmp_path), tmp_path / "run2", resume=False)
+
+
+def test_init_from_default_uses_the_packaged_weights(tmp_path):
+    from crowdwatch.model.checkpoint import DEFAULT_WEIGHTS
+
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    raw = tiny_config(data).model_dump(mode="json")
+    raw["model"]["init_from"] = "default"
+    trainer = Trainer(parse_config(raw, tmp_path), tmp_path / "run", resume=False)
+    packaged, _ = load_checkpoint(DEFAULT_WEIGHTS)
+    key = "regression.body.0.weight"
+    assert torch.equal(trainer.net.state_dict()[key].cpu(), packaged.state_dict()[key])
+    assert trainer.init["path"] == str(DEFAULT_WEIGHTS)
