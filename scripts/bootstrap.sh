@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set crowdwatch up on a fresh Debian/Ubuntu machine (Python 3.11+) and run one of:
 #   scripts/bootstrap.sh demo        the pipeline on a built-in synthetic clip (no camera, no internet)
-#   scripts/bootstrap.sh test [ARGS] the whole test suite (ARGS go to pytest)
+#   scripts/bootstrap.sh test [ARGS] lint, format and type checks, then the whole test suite (ARGS go to pytest)
 #   scripts/bootstrap.sh test-date-shift  the tests that start no servers, under a clock moved years
 #                                    ahead (libfaketime) and a far time zone: date-bound tests fail here
 # As root, `test` also installs the system packages the tests use (GStreamer's RTSP server, ffmpeg,
@@ -85,6 +85,11 @@ elif [ "$mode" = test-date-shift ]; then
   TZ=Pacific/Kiritimati exec faketime -f "@2032-02-29 23:59:59" \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not rtsp and not slow" "$@"
 else
+  # The project's rules, enforced: a lint, format or type error fails the test command before pytest.
+  say "checking lint and format (ruff) and types (mypy --strict on the package)"
+  "$VENV/bin/ruff" check crowdwatch tests scripts benchmarks
+  "$VENV/bin/ruff" format --check crowdwatch tests scripts benchmarks
+  "$VENV/bin/mypy"
   say "running the test suite"
   # pytest exits 5 when it collects nothing: that is a failure here too.
   exec "$VENV/bin/python" -m pytest -q "$@"
