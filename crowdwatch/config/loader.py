@@ -38,36 +38,105 @@ class ConfigError(UsageError):
         super().__init__(f"{self.path}: invalid configuration ({len(self.errors)} {noun}):\n{lines}")
 
 
+#: Configs are hand-written files of a few kilobytes; anything this large is a mistake or an attack.
+MAX_CONFIG_BYTES = 1024 * 1024
+#: Nodes the document may expand to with its aliases followed (a "billion laughs" stops here).
+MAX_EXPANDED_NODES = 100_000
+#: Nesting depth of mappings and sequences.
+MAX_DEPTH = 64
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
+    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last) and keys that are
+    not plain values, and keeps YAML merge keys (``<<: *defaults``) working."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # merged keys may be overridden by the mapping's own keys
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "mapping" if isinstance(key_node, yaml.MappingNode) else "sequence"
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"a key must be a plain value such as a name, but got a {kind}",
+                    key_node.start_mark,
+                )
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 mark = key_node.start_mark
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
             seen.add(key)
+        self.flatten_mapping(node)  # resolve << merge keys (SafeConstructor's own handling)
         return super().construct_mapping(node, deep=deep)
+
+
+def _check_size(root: yaml.Node) -> str | None:
+    """What is wrong with the composed document's size (aliases followed) or depth, if anything."""
+    visited = 0
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        visited += 1
+        if visited > MAX_EXPANDED_NODES:
+            return (
+                f"the document expands to more than {MAX_EXPANDED_NODES} values once its aliases "
+                "(*name) are followed; use fewer or smaller anchors"
+            )
+        if depth > MAX_DEPTH:
+            return f"nested more than {MAX_DEPTH} levels deep"
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in node.value for child in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+    return None
+
+
+def _decode(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            path, [("", f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, column {column}")]
+        ) from None
 
 
 def read_yaml(path: Path) -> Any:
     """The YAML document in ``path`` (None for an empty file); :class:`ConfigError` if unreadable,
-    not YAML (with line and column) or holding a duplicate key."""
+    too large, not UTF-8 (with the position), not YAML (with line and column), holding a duplicate or
+    non-scalar key, nested too deeply, or expanding through aliases beyond :data:`MAX_EXPANDED_NODES`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                path, [("", f"file is {size} bytes; a config may be at most {MAX_CONFIG_BYTES} bytes")]
+            )
+        text = _decode(path, path.read_bytes()[: MAX_CONFIG_BYTES + 1])
     except FileNotFoundError:
         raise ConfigError(path, [("", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(path, [("", f"cannot read file ({exc.__class__.__name__})")]) from None
+    loader = _UniqueKeyLoader(text)
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        problem = _check_size(root)
+        if problem is not None:
+            raise ConfigError(path, [("", problem)])
+        return loader.construct_document(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(path, [("", f"YAML syntax error at {where}{problem}")]) from None
+    except RecursionError:
+        raise ConfigError(path, [("", f"nested more than {MAX_DEPTH} levels deep")]) from None
+    finally:
+        loader.dispose()
 
 
 def key_path(loc: Sequence[str | int]) -> str:
