@@ -12,6 +12,18 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("CROWDWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 
+# `scripts/bootstrap.sh test-date-shift` sets this: the wall clock (time.time, time.time_ns) runs this many
+# days ahead for the whole session, so a test that only passes on the day it was written fails in CI
+# that day. (libfaketime was tried first: it breaks time.sleep under Python 3.11 with EINVAL.)
+_SHIFT_DAYS = float(os.environ.get("CROWDWATCH_TEST_CLOCK_SHIFT_DAYS", "0") or 0)
+if _SHIFT_DAYS:
+    import time
+
+    _real_time, _real_time_ns = time.time, time.time_ns
+    _shift_s = _SHIFT_DAYS * 86400
+    time.time = lambda: _real_time() + _shift_s
+    time.time_ns = lambda: _real_time_ns() + int(_shift_s * 1e9)
+
 # Two cores shared by the test process and the subprocesses it starts: one thread each keeps
 # them from fighting.
 torch.set_num_threads(1)
