@@ -13,23 +13,8 @@ import re
 
 import pytest
 import yaml
-from support.dashboard import GRAFANA_DIR, data_panels, load_dashboard, panel_queries
+from support.dashboard import CONTRACT_METRICS, GRAFANA_DIR, data_panels, load_dashboard, panel_queries
 
-CONTRACT_METRICS = {
-    "crowdwatch_people",
-    "crowdwatch_zone_people",
-    "crowdwatch_zone_alert",
-    "crowdwatch_frames_read_total",
-    "crowdwatch_frames_processed_total",
-    "crowdwatch_frames_dropped_total",
-    "crowdwatch_reconnects_total",
-    "crowdwatch_camera_up",
-    "crowdwatch_last_frame_timestamp_seconds",
-    "crowdwatch_inference_seconds",
-    "crowdwatch_end_to_end_latency_seconds",
-    "crowdwatch_batch_size",
-    "crowdwatch_build_info",
-}
 HISTOGRAMS = {
     "crowdwatch_inference_seconds",
     "crowdwatch_end_to_end_latency_seconds",

@@ -8,6 +8,23 @@ from pathlib import Path
 GRAFANA_DIR = Path(__file__).resolve().parents[2] / "configs" / "grafana"
 DASHBOARD = GRAFANA_DIR / "crowdwatch.json"
 
+#: The metric names the dashboard and alert rules rely on (the contract the pipeline must keep).
+CONTRACT_METRICS = {
+    "crowdwatch_people",
+    "crowdwatch_zone_people",
+    "crowdwatch_zone_alert",
+    "crowdwatch_frames_read_total",
+    "crowdwatch_frames_processed_total",
+    "crowdwatch_frames_dropped_total",
+    "crowdwatch_reconnects_total",
+    "crowdwatch_camera_up",
+    "crowdwatch_last_frame_timestamp_seconds",
+    "crowdwatch_inference_seconds",
+    "crowdwatch_end_to_end_latency_seconds",
+    "crowdwatch_batch_size",
+    "crowdwatch_build_info",
+}
+
 
 def load_dashboard() -> dict:
     return json.loads(DASHBOARD.read_text())

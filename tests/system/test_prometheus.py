@@ -9,23 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.dashboard import CONTRACT_METRICS
 
 PROM_DIR = Path(__file__).resolve().parents[2] / "configs" / "prometheus"
-CONTRACT_METRICS = {
-    "crowdwatch_people",
-    "crowdwatch_zone_people",
-    "crowdwatch_zone_alert",
-    "crowdwatch_frames_read_total",
-    "crowdwatch_frames_processed_total",
-    "crowdwatch_frames_dropped_total",
-    "crowdwatch_reconnects_total",
-    "crowdwatch_camera_up",
-    "crowdwatch_last_frame_timestamp_seconds",
-    "crowdwatch_inference_seconds",
-    "crowdwatch_end_to_end_latency_seconds",
-    "crowdwatch_batch_size",
-    "crowdwatch_build_info",
-}
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 
