@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """A zone's occupancy alert changing state on this frame (raised or cleared).
+
+    ``count`` is the (smoothed) zone count that completed the condition, ``threshold`` the bound it was
+    held against (``high`` when raised, ``low`` when cleared), ``since`` the wall-clock time the condition
+    began to hold (``for_s`` before ``at`` at least) and ``at`` the frame's capture time.
+    """
+
+    zone: str
+    state: Literal["raised", "cleared"]
+    count: float
+    threshold: float
+    since: float
+    at: float
 
 
 @dataclass(frozen=True)
@@ -16,6 +33,8 @@ class Result:
     ``image`` is the source frame (BGR uint8), ``points`` (K, 2) float32 x, y in its pixels.
     ``captured_at`` is wall-clock capture time (``time.time()``); ``latency_s`` is capture to
     publication (monotonic clocks). ``zone_counts``/``zone_alerts`` follow the camera's zone order.
+    ``smoothed_count``/``zone_smoothed`` are the counts over the camera's smoothing window (None/empty
+    where nothing smooths them); ``alert_events`` are the alert transitions this frame completed.
     """
 
     camera: str
@@ -27,6 +46,9 @@ class Result:
     latency_s: float
     zone_counts: dict[str, int] = field(default_factory=dict)
     zone_alerts: dict[str, bool] = field(default_factory=dict)
+    smoothed_count: float | None = None
+    zone_smoothed: dict[str, float] = field(default_factory=dict)
+    alert_events: tuple[AlertEvent, ...] = ()
 
     def __post_init__(self) -> None:
         if self.points.ndim != 2 or self.points.shape[1] != 2:
