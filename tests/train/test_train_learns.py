@@ -1,6 +1,7 @@
 """A short CPU run on synthetic blobs learns to count them (about a minute on one free core)."""
 
 import numpy as np
+import pytest
 import torch
 
 from crowdwatch.data.folders import load_points
@@ -10,6 +11,7 @@ from crowdwatch.train.trainer import Trainer
 from crowdwatch.train.validate import load_val_images, validate
 
 
+@pytest.mark.slow  # minutes on 2 shared cores: run once in CI, not again in the date-shift pass
 def test_short_run_lowers_count_error_well_below_start_and_baseline(tmp_path):
     torch.set_num_threads(1)
     data = write_blob_folder(tmp_path / "blobs", 40, size=(128, 128), max_count=20)
