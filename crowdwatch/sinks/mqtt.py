@@ -212,8 +212,9 @@ class MqttSink(SinkBase):
 
     def write(self, result: Result) -> None:
         dropped = 0
+        messages = list(self._messages(result))  # encoded before taking the lock the publisher shares
         with self._cond:
-            for message in self._messages(result):
+            for message in messages:
                 if len(self._outbox) >= self.settings.outbox_size:
                     self._outbox.popleft()
                     dropped += 1

@@ -119,3 +119,19 @@ def test_a_password_written_in_the_file_is_refused(tmp_path: Path) -> None:
             "write the password as ${credential:NAME} or ${env:NAME}; it must not be stored in the file",
         )
     ]
+
+
+def test_check_config_names_the_broker_and_topics_but_not_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crowdwatch.commands.check_config import main
+
+    monkeypatch.setenv("CW_MQTT_TEST_PW", SECRET)
+    text = (
+        "site: lobby\nmqtt: {enabled: true, host: 192.0.2.5, tls: {enabled: true}, username: box7, "
+        "password: '${env:CW_MQTT_TEST_PW}'}\n"
+    )
+    assert main([str(write_config(tmp_path, text + CAMERAS))]) == 0
+    out = capsys.readouterr().out
+    assert "  mqtt: mqtts://192.0.2.5:8883, user box7, topics crowdwatch/lobby/..." in out
+    assert SECRET not in out
