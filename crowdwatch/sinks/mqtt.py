@@ -61,8 +61,10 @@ logger = logging.getLogger(__name__)
 DROP_REASONS = ("outbox_full", "connection_lost", "shutdown")
 #: Most messages handed to paho and not yet sent (QoS 0) or acknowledged (QoS 1, 2).
 MAX_HANDED = 1000
-#: Of those, most QoS 1/2 messages on the wire unacknowledged at once.
-MAX_INFLIGHT = 100
+#: Of those, most QoS 1/2 messages on the wire unacknowledged at once. Brokers cap what they accept
+#: from one client (mosquitto's max_inflight_messages, 20 by default, answers the 21st QoS 2 message with
+#: "quota exceeded" and drops the connection), so stay at that common default.
+MAX_INFLIGHT = 20
 #: The longest close() takes: the outbox drains while connected, then ``offline``, then disconnect.
 CLOSE_BUDGET_S = 2.0
 #: A broker that stays away, or keeps refusing the login, is reported again at most this often.
@@ -179,7 +181,8 @@ class MqttSink(SinkBase):
         )
         client.suppress_exceptions = True  # a bug in a callback must not end paho's network thread
         paho_logger = logger.getChild("paho")
-        paho_logger.setLevel(logging.WARNING)
+        paho_logger.setLevel(logging.ERROR)  # its warnings repeat ours; errors are bugs in callbacks
+        paho_logger.addFilter(_drop_idle_loop_noise)
         client.enable_logger(paho_logger)
         if s.username is not None:
             password = s.password.get_secret_value() if s.password is not None else None
@@ -355,9 +358,19 @@ class MqttSink(SinkBase):
         if lost:
             self.events.mqtt_dropped("connection_lost", len(lost))
         self.events.mqtt_connected(True)
-        self._last_logged.clear()
-        away_text = f" after {time.monotonic() - away:.1f} s away" if away is not None else ""
-        logger.info("mqtt: connected to %s as %s%s", self.where, self.client_id, away_text)
+        for key in ("refused", "unreachable"):  # a new outage is reported at once
+            self._last_logged.pop(key, None)
+        if away is None:
+            logger.info("mqtt: connected to %s as %s", self.where, self.client_id)
+        else:  # once a minute at most for a flapping link (crowdwatch_mqtt_connections_total counts all)
+            away_s = time.monotonic() - away
+            self._log_every(
+                "reconnected",
+                logging.INFO,
+                "mqtt: connected to %s again after %.1f s away",
+                self.where,
+                away_s,
+            )
 
     def _on_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _properties: Any
@@ -372,7 +385,9 @@ class MqttSink(SinkBase):
         if was_connected:
             self.events.mqtt_connected(False)
             if not self._stopping:
-                logger.warning(
+                self._log_every(
+                    "lost",
+                    logging.WARNING,
                     "mqtt: lost the connection to %s (%s); reconnecting, backoff %g-%g s, %d message(s) "
                     "waiting (outbox holds %d)",
                     self.where,
@@ -459,6 +474,11 @@ class MqttSink(SinkBase):
         if now - self._last_logged.get(key, -math.inf) >= REPEAT_LOG_S:
             self._last_logged[key] = now
             logger.log(level, message, *args)
+
+
+def _drop_idle_loop_noise(record: logging.LogRecord) -> bool:
+    """paho logs an error when its loop turns once more after a clean disconnect: not an error."""
+    return not str(record.msg).startswith("Client is not connected")
 
 
 def _describe(error: BaseException | None) -> str:

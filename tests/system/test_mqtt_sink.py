@@ -226,3 +226,22 @@ def test_a_down_broker_or_a_refused_login_never_blocks_write_and_the_outbox_keep
     assert [m.json()["frame"] for m in sub.received()] == list(range(180, 201))
     assert registry.get_sample_value("crowdwatch_mqtt_outbox_messages") == 0
     assert registry.get_sample_value("crowdwatch_mqtt_connections_total") == 1
+
+
+def test_a_burst_at_qos_2_stays_within_the_brokers_inflight_quota(broker: Mosquitto) -> None:
+    # mosquitto accepts 20 unacknowledged QoS 2 messages per client (max_inflight_messages) and drops
+    # the connection at the 21st: a burst must flow without a single reconnect.
+    registry = CollectorRegistry()
+    metrics = MqttMetrics(registry)
+    sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/+/count"])
+    sink = MqttSink(settings(broker.port, qos=2), "lobby", events=metrics)
+    try:
+        sink.open()
+        for i in range(300):
+            sink.write(result(i, camera=f"cam{i % 20}"))
+        sub.wait_for("300 counts", lambda: len(sub.received()) == 300, timeout=30)
+    finally:
+        sink.close()
+        sub.close()
+    assert registry.get_sample_value("crowdwatch_mqtt_connections_total") == 1
+    assert "quota" not in broker.logs().lower() and "Bad socket" not in broker.logs()
