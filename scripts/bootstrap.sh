@@ -27,6 +27,7 @@ APT_TEST_PACKAGES=(
   systemd                                  # systemd-analyze verify/security for the unit tests
   strace                                   # the sandbox test checks the syscalls the pipeline makes
   mosquitto                                # the MQTT broker the MQTT sink and fleet tests start
+  openssl                                  # a throwaway CA and certificate for the MQTT TLS test
 )
 
 say() { printf '\n==> %s\n' "$*"; }

@@ -28,6 +28,7 @@ MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
 )
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
+OPENSSL = shutil.which("openssl")
 
 
 def require_mosquitto() -> None:
@@ -41,10 +42,40 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Mosquitto:
-    """mosquitto on 127.0.0.1:``port`` with ``users`` (name -> password); anonymous logins refused."""
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path  # the test CA's certificate: what a client trusts
+    cert: Path  # the broker's certificate for 127.0.0.1, signed by the CA
+    key: Path
 
-    def __init__(self, directory: Path, users: dict[str, str]) -> None:
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """A throwaway CA and a broker certificate for IP 127.0.0.1 (openssl, EC keys: fast)."""
+    if OPENSSL is None:
+        pytest.skip("needs the openssl command (Debian's openssl) to make test certificates")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, csr = directory / "broker.pem", directory / "broker.key", directory / "broker.csr"
+    san = directory / "san.cnf"
+    san.write_text("subjectAltName=IP:127.0.0.1\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (
+        [OPENSSL, "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=test CA"],
+        [OPENSSL, "req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        [OPENSSL, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+         "-days", "2", "-extfile", san],
+    ):  # fmt: skip
+        subprocess.run([str(c) for c in cmd], check=True, capture_output=True, timeout=30)
+    return TlsFiles(ca, cert, key)
+
+
+class Mosquitto:
+    """mosquitto on 127.0.0.1:``port`` with ``users`` (name -> password); anonymous logins refused.
+
+    With ``tls``, a second listener on ``tls_port`` speaks TLS with that certificate (same logins).
+    """
+
+    def __init__(self, directory: Path, users: dict[str, str], tls: TlsFiles | None = None) -> None:
         assert MOSQUITTO is not None and MOSQUITTO_PASSWD is not None
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
@@ -67,6 +98,10 @@ class Mosquitto:
             "log_type information",
             "connection_messages true",
         ]
+        self.tls_port: int | None = None
+        if tls is not None:
+            self.tls_port = free_port()
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"certfile {tls.cert}", f"keyfile {tls.key}"]
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to user mosquitto, who cannot read our tmp files
         self.config.write_text("\n".join(lines) + "\n")

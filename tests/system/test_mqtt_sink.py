@@ -7,6 +7,7 @@ pipeline); what the subscriber receives is parsed and compared field by field. T
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
-from support.mosquitto import Mosquitto, Subscriber, require_mosquitto
+from support.mosquitto import Mosquitto, Subscriber, make_tls_files, require_mosquitto
 
 from crowdwatch.config.mqtt import MqttSettings
 from crowdwatch.sinks.base import AlertEvent, Result
@@ -245,3 +246,37 @@ def test_a_burst_at_qos_2_stays_within_the_brokers_inflight_quota(broker: Mosqui
         sub.close()
     assert registry.get_sample_value("crowdwatch_mqtt_connections_total") == 1
     assert "quota" not in broker.logs().lower() and "Bad socket" not in broker.logs()
+
+
+def test_tls_with_the_sites_ca_connects_and_an_untrusted_certificate_is_a_clear_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_mosquitto()
+    tls = make_tls_files(tmp_path / "tls")
+    broker = Mosquitto(tmp_path / "broker", {BOX: BOX_PASSWORD, SUB: SUB_PASSWORD}, tls=tls).start()
+    assert broker.tls_port is not None
+    sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/+/cam-a/count"])  # plain listener
+    trusted = MqttSink(settings(broker.tls_port, tls={"enabled": True, "ca_file": str(tls.ca)}), "good")
+    # Without ca_file only the system's CAs are trusted, and they did not sign the test broker.
+    untrusted = MqttSink(settings(broker.tls_port, tls={"enabled": True}), "bad")
+    try:
+        with caplog.at_level(logging.INFO, logger="crowdwatch.sinks.mqtt"):
+            trusted.open()
+            untrusted.open()
+            trusted.write(result(1))
+            untrusted.write(result(1))
+            sub.wait_for("the trusted sink's count", lambda: len(sub.received()) >= 1)
+            deadline = time.monotonic() + 10
+            while "certificate verify failed" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            assert trusted.connected and not untrusted.connected
+    finally:
+        trusted.close()
+        untrusted.close()
+        sub.close()
+        broker.stop()
+    assert [m.topic for m in sub.received()] == ["crowdwatch/good/cam-a/count"]
+    assert f"mqtt: cannot reach broker 127.0.0.1:{broker.tls_port}: " in caplog.text
+    assert "certificate verify failed" in caplog.text and "check mqtt.tls.ca_file" in caplog.text
+    assert BOX_PASSWORD not in caplog.text
