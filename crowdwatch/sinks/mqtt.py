@@ -234,8 +234,8 @@ class MqttSink(SinkBase):
             )
 
     def close(self) -> None:
-        client, self._client = self._client, None
-        if client is None:
+        client = self._client
+        if client is None or self._stopping:
             return
         deadline = time.monotonic() + CLOSE_BUDGET_S
         with self._cond:  # let the publisher drain what is waiting while the broker is there
@@ -255,6 +255,7 @@ class MqttSink(SinkBase):
             left = len(self._outbox) + len(self._handed)
             self._outbox.clear()
             self._handed.clear()
+            self._client = None
         if left:
             self.events.mqtt_dropped("shutdown", left)
             logger.warning("mqtt: stopping with %d message(s) not delivered to %s", left, self.where)

@@ -280,3 +280,21 @@ def test_tls_with_the_sites_ca_connects_and_an_untrusted_certificate_is_a_clear_
     assert f"mqtt: cannot reach broker 127.0.0.1:{broker.tls_port}: " in caplog.text
     assert "certificate verify failed" in caplog.text and "check mqtt.tls.ca_file" in caplog.text
     assert BOX_PASSWORD not in caplog.text
+
+
+def test_close_delivers_what_is_still_waiting_then_says_offline(broker: Mosquitto) -> None:
+    registry = CollectorRegistry()
+    metrics = MqttMetrics(registry)
+    sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/#"])
+    sink = MqttSink(settings(broker.port, qos=1), "lobby", events=metrics)
+    try:
+        sink.open()
+        sub.wait_for("online", lambda: len(sub.received("crowdwatch/lobby/status")) == 1)
+        for i in range(60):
+            sink.write(result(i, camera=f"cam{i % 20}"))
+    finally:
+        sink.close()  # at once: the 60 are still in the outbox or in flight
+    sub.wait_for("offline", lambda: sub.received("crowdwatch/lobby/status")[-1].payload == b"offline")
+    sub.close()
+    assert len(sub.received("crowdwatch/lobby/+/count")) == 60
+    assert registry.get_sample_value("crowdwatch_mqtt_dropped_messages_total", {"reason": "shutdown"}) == 0
