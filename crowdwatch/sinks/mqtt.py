@@ -318,20 +318,25 @@ class MqttSink(SinkBase):
             info = client.publish(
                 message.topic, message.payload, qos=self.settings.qos, retain=message.retain
             )
+            qos = self.settings.qos
             with self._cond:
-                if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                # Not connected after all (the connection dropped a moment ago): paho keeps a QoS 1/2
+                # message and sends it after the reconnect, a QoS 0 one comes back to the front here.
+                kept = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+                    info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0
+                )
+                if kept:
                     if info.mid in self._early:
                         self._early.discard(info.mid)
                     else:
-                        self._handed[info.mid] = self.settings.qos
-                    continue
-                # Not connected after all (the connection dropped a moment ago): back to the front,
-                # and wait for paho to say so rather than spin.
-                if len(self._outbox) < self.settings.outbox_size:
+                        self._handed[info.mid] = qos
+                    if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        continue
+                elif len(self._outbox) < self.settings.outbox_size:
                     self._outbox.appendleft(message)
                 else:
                     self.events.mqtt_dropped("outbox_full")
-                self._cond.wait(0.1)
+                self._cond.wait(0.1)  # for paho to report the disconnection, rather than spin
 
     # -- paho callbacks (paho's network thread) ---------------------------------------------------
     def _on_connect(
