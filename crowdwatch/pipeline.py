@@ -31,9 +31,11 @@ from crowdwatch.errors import CrowdwatchError
 from crowdwatch.inference.worker import Worker
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
+from crowdwatch.sinks.mqtt import MqttSink
 from crowdwatch.sinks.overlay import OverlaySink
 from crowdwatch.telemetry.health import camera_health
 from crowdwatch.telemetry.metrics import PipelineMetrics
+from crowdwatch.telemetry.mqtt_metrics import MqttMetrics
 from crowdwatch.telemetry.notify import Notifier, WatchdogPinger
 from crowdwatch.telemetry.server import MetricsServer
 from crowdwatch.zones import CameraZones, zones_from_config
@@ -147,9 +149,9 @@ class Pipeline:
                 f"output: cannot write to {where}: {exc.strerror or exc} (output.dir)"
             ) from None
 
-    def _make_sinks(self) -> list[CsvSink | OverlaySink]:
+    def _make_sinks(self) -> list[CsvSink | OverlaySink | MqttSink]:
         out = self.config.output
-        sinks: list[CsvSink | OverlaySink] = []
+        sinks: list[CsvSink | OverlaySink | MqttSink] = []
         if out.csv.enabled:
             zone_ids = [zone.id for cam in self.config.cameras for zone in cam.zones]
             sinks.append(CsvSink(out.dir, zone_ids, flush_interval_s=out.csv.flush_interval_s))
@@ -168,7 +170,16 @@ class Pipeline:
                     },
                 )
             )
+        if self.config.mqtt.enabled:
+            sinks.append(self._mqtt_sink())
         return sinks
+
+    def _mqtt_sink(self) -> MqttSink:
+        """The MQTT sink, its metrics registered beside the pipeline's (only when MQTT is on)."""
+        metrics = MqttMetrics(self.registry)
+        sink = MqttSink(self.config.mqtt, self.config.site, events=metrics)
+        metrics.watch_outbox(sink.outbox_length)
+        return sink
 
     def _metrics_server(self, readers: list[CameraReader]) -> MetricsServer:
         """/metrics, and /healthz from the readers' own judgement of their cameras."""

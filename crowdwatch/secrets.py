@@ -77,6 +77,10 @@ class SecretValues:
     def __len__(self) -> int:
         return len(self._values)
 
+    def __contains__(self, value: object) -> bool:
+        """Whether ``value`` is one of the substituted secrets (a config key can insist on a reference)."""
+        return value in self._values
+
     def __repr__(self) -> str:  # never show the values themselves
         return f"SecretValues(<{len(self._values)} hidden>)"
 

@@ -5,7 +5,8 @@
 #   scripts/bootstrap.sh test-date-shift  the tests that start no servers, with the wall clock moved
 #                                    years ahead and a far time zone: date-bound tests fail here
 # As root, `test` also installs the system packages the tests use (GStreamer's RTSP server, ffmpeg,
-# Prometheus/promtool, systemd-analyze); without root, those tests skip with a reason.
+# Prometheus/promtool, systemd-analyze, the mosquitto MQTT broker); without root, those tests skip with a
+# reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,8 @@ APT_TEST_PACKAGES=(
   prometheus                               # prometheus + promtool for the scrape/alert tests
   systemd                                  # systemd-analyze verify/security for the unit tests
   strace                                   # the sandbox test checks the syscalls the pipeline makes
+  mosquitto                                # the MQTT broker the MQTT sink and fleet tests start
+  openssl                                  # a throwaway CA and certificate for the MQTT TLS test
 )
 
 say() { printf '\n==> %s\n' "$*"; }

@@ -109,7 +109,7 @@ def test_camera_variable_filters_every_per_camera_query():
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     camera = variables["camera"]
     assert camera["type"] == "query" and camera["multi"] and camera["includeAll"]
-    assert "label_values(crowdwatch_camera_up, camera)" in camera["query"]["query"]
+    assert re.search(r"label_values\(crowdwatch_camera_up(\{[^}]*\})?, camera\)", camera["query"]["query"])
     assert variables["datasource"]["query"] == "prometheus"
     per_camera = CONTRACT_METRICS - {
         "crowdwatch_inference_seconds",
@@ -119,6 +119,24 @@ def test_camera_variable_filters_every_per_camera_query():
     for title, expr in panel_queries(dashboard):
         for name in metric_names(expr) & {*per_camera, *(f"{m}_bucket" for m in per_camera)}:
             assert re.search(rf'{name}\{{[^}}]*camera=~"\$camera"', expr), (title, name)
+
+
+def test_site_variable_filters_every_query():
+    """Many boxes, one Prometheus: each target carries a `site` label, and every query honours $site."""
+    dashboard = load_dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    site = variables["site"]
+    assert site["type"] == "query" and site["multi"] and site["includeAll"] and site["allValue"] == ".*"
+    assert "label_values(crowdwatch_build_info, site)" in site["query"]["query"]
+    assert 'site=~"$site"' in variables["camera"]["query"]["query"]  # cameras of the chosen sites
+    for title, expr in panel_queries(dashboard):
+        for selector in re.findall(r"\bcrowdwatch_[a-z_]+(?:\{[^}]*\})?", expr):
+            assert re.search(r'\{[^}]*site=~"\$site"', selector), (title, selector)
+        if "sum by (" in expr and "camera" in expr:
+            # camera ids are unique per box only: per-camera sums keep the site apart
+            assert all("site" in by for by in re.findall(r"sum by \(([^)]*)\)", expr) if "camera" in by), (
+                title
+            )
 
 
 def test_panels_have_unique_ids_and_do_not_overlap():

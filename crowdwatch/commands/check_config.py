@@ -39,6 +39,14 @@ def _summary(config: Config) -> list[str]:
     lines.append(f"  output: {config.output.dir}")
     if config.metrics.enabled:
         lines.append(f"  metrics: http://{config.metrics.address}:{config.metrics.port}/metrics")
+    mqtt = config.mqtt
+    if mqtt.enabled:
+        scheme = "mqtts" if mqtt.tls.enabled else "mqtt"
+        user = f", user {mqtt.username}" if mqtt.username else ""
+        lines.append(
+            f"  mqtt: {scheme}://{mqtt.host}:{mqtt.effective_port}{user}, "
+            f"topics {mqtt.topic_prefix}/{config.site}/..."
+        )
     return lines
 
 

@@ -1,7 +1,7 @@
 """The site configuration: one YAML file -> one validated, typed :class:`Config`.
 
 - :mod:`~crowdwatch.config.schema`: the sections (``model``, ``defaults``, ``cameras`` with their
-  ``zones``, ``output``, ``metrics``, ``systemd``) as pydantic models that reject unknown keys;
+  ``zones``, ``output``, ``metrics``, ``mqtt``, ``systemd``) as pydantic models that reject unknown keys;
 - :mod:`~crowdwatch.config.loader`: :func:`load_config` (YAML reading with duplicate-key errors, secret
   substitution, merging ``defaults`` into each camera) and :class:`ConfigError`, whose errors each name a
   key path. The training config (:mod:`crowdwatch.train.config`) reads its YAML and reports its errors
@@ -12,6 +12,7 @@ the log filter use them too. ``crowdwatch check-config`` is :mod:`crowdwatch.com
 """
 
 from crowdwatch.config.loader import ConfigError, load_config
+from crowdwatch.config.mqtt import MqttSettings
 from crowdwatch.config.schema import (
     AlertSettings,
     CameraConfig,
@@ -37,6 +38,7 @@ __all__ = [
     "CsvSettings",
     "MetricsSettings",
     "ModelSettings",
+    "MqttSettings",
     "OutputSettings",
     "ReconnectSettings",
     "SnapshotSettings",

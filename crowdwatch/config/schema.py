@@ -1,10 +1,10 @@
 """The site configuration's schema: the typed, validated sections of one YAML file.
 
-``Config`` holds ``model``, ``defaults`` (per-camera settings every camera inherits), ``cameras`` (each with
-its ``zones``), ``output``, ``metrics`` and ``systemd``. Every section rejects unknown keys; relative paths
-resolve against the config file's folder (given as the ``base_dir`` validation context by
-:func:`crowdwatch.config.load_config`). One cohesive schema, kept in one module (under 300 lines) so that
-the whole file format reads top to bottom.
+``Config`` holds ``site``, ``model``, ``defaults`` (per-camera settings every camera inherits),
+``cameras`` (each with its ``zones``), ``output``, ``metrics``, ``mqtt`` (its own module) and ``systemd``.
+Every section rejects unknown keys; relative paths resolve against the config file's folder (given as
+the ``base_dir`` validation context by :func:`crowdwatch.config.load_config`). One cohesive schema,
+kept in one module (under 300 lines) so that the whole file format reads top to bottom.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from crowdwatch.config.mqtt import MqttSettings, default_site
 from crowdwatch.secrets import SecretUrl, SecretValues
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -36,6 +37,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 PATTERN_HELP = {
     "id": "expected a slug: 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit",
     "device": "expected auto, cpu, cuda or cuda:N",
+    "site": "expected a slug: 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit",
 }
 
 
@@ -226,12 +228,16 @@ class SystemdSettings(_Section):
 
 
 class Config(_Section):
+    site: Slug = Field(
+        default_factory=default_site, description="this box's name on MQTT; default: host name"
+    )
     model: ModelSettings = Field(default_factory=ModelSettings)
     defaults: CameraSettings = Field(default_factory=CameraSettings)
     cameras: list[CameraConfig] = Field(min_length=1)
     # validated from {} (not OutputSettings()) so that the default dir resolves against the config folder
     output: OutputSettings = Field(default_factory=dict, validate_default=True)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
     systemd: SystemdSettings = Field(default_factory=SystemdSettings)
 
     _source: Path | None = PrivateAttr(None)

@@ -26,6 +26,16 @@ def test_check_config():
     assert "1 rule files found" in result.stdout
 
 
+def test_fleet_example_is_valid_and_labels_every_target_with_a_unique_site():
+    result = _promtool("check", "config", PROM_DIR / "fleet.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    fleet = yaml.safe_load((PROM_DIR / "fleet.yml").read_text())
+    groups = fleet["scrape_configs"][0]["static_configs"]
+    sites = [group["labels"]["site"] for group in groups]
+    assert len(sites) == len(set(sites)) >= 2
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", site) for site in sites)  # config `site` slugs
+
+
 def test_check_rules():
     result = _promtool("check", "rules", PROM_DIR / "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -33,6 +33,8 @@ from support.systemd_unit import REPO, NotifyListener, stop_process, unit_comman
 SECRET = "s3cr3t-Pa55"
 WATCHDOG_USEC = 1_000_000
 PROGRESS_S = 3.0
+#: The `site` label the scrape config puts on the target, as in configs/prometheus/prometheus.yml.
+SITE = "lobby-box"
 
 pytestmark = [
     pytest.mark.rtsp,
@@ -124,7 +126,9 @@ def service(tmp_path_factory):
         prom_config = yaml.safe_load((REPO / "configs" / "prometheus" / "prometheus.yml").read_text())
         prom_config["global"].update({"scrape_interval": "1s", "evaluation_interval": "1s"})
         prom_config["rule_files"] = [str(REPO / "configs" / "prometheus" / "alerts.yml")]
-        prom_config["scrape_configs"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"]}]
+        prom_config["scrape_configs"][0]["static_configs"] = [
+            {"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"site": SITE}}
+        ]
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
         prom_port = _free_port()
         prometheus = subprocess.Popen(
@@ -175,10 +179,10 @@ def test_watchdog_pings_while_frames_flow(service):
 
 def test_every_dashboard_query_returns_series(service):
     port = service["prom_port"]
-    # As Grafana would send them: the camera variable set to our camera, $__rate_interval expanded
+    # As Grafana would send them: the site and camera variables set to ours, $__rate_interval expanded
     # for a 1 s scrape interval (Grafana uses at least 4 scrape intervals).
     queries = {
-        expr.replace("$camera", "lobby").replace("$__rate_interval", "10s")
+        expr.replace("$site", SITE).replace("$camera", "lobby").replace("$__rate_interval", "10s")
         for _, expr in panel_queries(load_dashboard())
     }
     pending = set(queries)

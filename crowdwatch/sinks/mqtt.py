@@ -1,0 +1,495 @@
+"""The MQTT sink: counts, alert events and the box's availability on a broker, for a fleet of boxes.
+
+Topics, under ``<topic_prefix>/<site>`` (``crowdwatch/lobby``):
+
+- ``status``: ``online`` (retained) once connected; ``offline`` (retained) on a clean stop, and from the
+  broker as our last will when the process dies or the network goes (after 1.5 keep-alive periods);
+- ``<camera>/count``: the camera's (smoothed) count, JSON, retained;
+- ``<camera>/<zone>/count``: the zone's (smoothed) count and alert state, JSON, retained;
+- ``<camera>/<zone>/alert``: an alert raised or cleared, JSON (retained: the last event is the zone's
+  current state).
+
+paho-mqtt is the client: the Eclipse project's maintained Python client, with TLS, last will, QoS 0-2
+and its own network thread that reconnects with a doubling backoff. A broker that is down, slow or
+refuses the login must never hold up the sink thread (and so the CSV and snapshots behind it):
+:meth:`MqttSink.write` only turns a result into messages and appends them to a bounded outbox (the
+oldest message goes when it is full, counted). A publisher thread of ours feeds the outbox to paho while
+connected, keeping at most :data:`MAX_HANDED` messages inside paho (sent but not yet acknowledged), so
+paho's own queues stay bounded too. Nothing here knows Prometheus: :class:`MqttEvents` reports
+connections, publications and drops (``crowdwatch.telemetry.mqtt_metrics`` turns them into metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from crowdwatch.config.mqtt import MqttSettings
+from crowdwatch.errors import UsageError
+from crowdwatch.sinks.base import AlertEvent, Result, SinkBase
+
+__all__ = [
+    "CLOSE_BUDGET_S",
+    "DROP_REASONS",
+    "MAX_HANDED",
+    "Message",
+    "MqttEvents",
+    "MqttSink",
+    "NullMqttEvents",
+    "alert_payload",
+    "iso_utc",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Why a message never reached the broker: the outbox was full (the oldest went), the connection
+#: dropped under a QoS 0 message paho had not sent yet, or the process stopped while it waited.
+DROP_REASONS = ("outbox_full", "connection_lost", "shutdown")
+#: Most messages handed to paho and not yet sent (QoS 0) or acknowledged (QoS 1, 2).
+MAX_HANDED = 1000
+#: Of those, most QoS 1/2 messages on the wire unacknowledged at once. Brokers cap what they accept
+#: from one client (mosquitto's max_inflight_messages, 20 by default, answers the 21st QoS 2 message with
+#: "quota exceeded" and drops the connection), so stay at that common default.
+MAX_INFLIGHT = 20
+#: The longest close() takes: the outbox drains while connected, then ``offline``, then disconnect.
+CLOSE_BUDGET_S = 2.0
+#: A broker that stays away, or keeps refusing the login, is reported again at most this often.
+REPEAT_LOG_S = 60.0
+
+ONLINE, OFFLINE = b"online", b"offline"
+_AUTH_FAILURES = {"Bad user name or password", "Not authorized"}
+
+
+class MqttEvents(Protocol):
+    """What the sink reports (implemented by :class:`crowdwatch.telemetry.mqtt_metrics.MqttMetrics`).
+
+    Called from the sink's, the publisher's and paho's threads: implementations must be thread-safe.
+    """
+
+    def mqtt_connected(self, connected: bool) -> None: ...
+
+    def mqtt_published(self, n: int = 1) -> None: ...
+
+    def mqtt_dropped(self, reason: str, n: int = 1) -> None: ...
+
+
+class NullMqttEvents:
+    def mqtt_connected(self, connected: bool) -> None:
+        pass
+
+    def mqtt_published(self, n: int = 1) -> None:
+        pass
+
+    def mqtt_dropped(self, reason: str, n: int = 1) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+def iso_utc(t: float) -> str:
+    """Wall-clock seconds as ISO 8601 UTC with milliseconds: ``2026-11-29T04:44:43.120Z``."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+
+
+def alert_payload(site: str, camera: str, event: AlertEvent) -> bytes:
+    """An alert event as JSON: where, which way, the count against its threshold, since when, at when."""
+    return _json(
+        {
+            "site": site,
+            "camera": camera,
+            "zone": event.zone,
+            "state": event.state,
+            "count": round(event.count, 2),
+            "threshold": event.threshold,
+            "since": iso_utc(event.since),
+            "since_timestamp": round(event.since, 3),
+            "time": iso_utc(event.at),
+            "timestamp": round(event.at, 3),
+        }
+    )
+
+
+class _Client(paho.Client):
+    """paho's client, remembering why the last connection attempt failed (paho only says that it did)."""
+
+    last_error: OSError | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.last_error = exc
+            raise
+
+
+class MqttSink(SinkBase):
+    """Publishes each result's counts and alert events under ``<topic_prefix>/<site>``.
+
+    ``open`` starts the connection in the background (it never waits for the broker), ``write`` never
+    blocks, ``close`` publishes ``offline`` and disconnects within :data:`CLOSE_BUDGET_S`.
+    """
+
+    def __init__(self, settings: MqttSettings, site: str, *, events: MqttEvents | None = None) -> None:
+        self.settings = settings
+        self.site = site
+        self.base = f"{settings.topic_prefix}/{site}"
+        self.status_topic = f"{self.base}/status"
+        self.events: MqttEvents = events if events is not None else NullMqttEvents()
+        self.client_id = settings.client_id or f"crowdwatch-{site}-{os.getpid()}"
+        self.where = f"{settings.host}:{settings.effective_port}"
+        self._cond = threading.Condition()
+        self._outbox: deque[Message] = deque()
+        self._handed: dict[int, int] = {}  # mid -> QoS: inside paho, not yet sent or acknowledged
+        self._early: set[int] = set()  # mids paho finished before publish() returned to us
+        self._connected = False
+        self._stopping = False
+        self._client: _Client | None = None
+        self._publisher: threading.Thread | None = None
+        self._away_since: float | None = None  # since when a connection that we had is gone
+        self._last_logged: dict[str, float] = {}
+
+    # -- Sink ------------------------------------------------------------------------------------
+    def open(self) -> None:
+        if self._client is not None:
+            return
+        s = self.settings
+        client = _Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True, protocol=paho.MQTTv311
+        )
+        client.suppress_exceptions = True  # a bug in a callback must not end paho's network thread
+        paho_logger = logger.getChild("paho")
+        paho_logger.setLevel(logging.ERROR)  # its warnings repeat ours; errors are bugs in callbacks
+        paho_logger.addFilter(_drop_idle_loop_noise)
+        client.enable_logger(paho_logger)
+        if s.username is not None:
+            password = s.password.get_secret_value() if s.password is not None else None
+            client.username_pw_set(s.username, password)
+        if s.tls.enabled:
+            client.tls_set_context(self._tls_context())
+            if s.tls.insecure:
+                client.tls_insecure_set(True)
+        client.will_set(self.status_topic, OFFLINE, qos=s.qos, retain=True)
+        client.reconnect_delay_set(min_delay=s.reconnect.initial_s, max_delay=s.reconnect.max_s)
+        client.max_inflight_messages_set(MAX_INFLIGHT)
+        client.connect_timeout = s.connect_timeout_s
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_publish = self._on_publish
+        client.connect_async(s.host, s.effective_port, keepalive=s.keepalive_s)
+        self._client = client
+        self._publisher = threading.Thread(target=self._publish_loop, name="mqtt-publisher", daemon=True)
+        logger.info(
+            "mqtt: connecting to %s%s as %s (user %s), topics under %s/",
+            self.where,
+            " with TLS" if s.tls.enabled else "",
+            self.client_id,
+            s.username or "none",
+            self.base,
+        )
+        self._publisher.start()
+        client.loop_start()
+
+    def write(self, result: Result) -> None:
+        dropped = 0
+        messages = list(self._messages(result))  # encoded before taking the lock the publisher shares
+        with self._cond:
+            for message in messages:
+                if len(self._outbox) >= self.settings.outbox_size:
+                    self._outbox.popleft()
+                    dropped += 1
+                self._outbox.append(message)
+            self._cond.notify_all()
+        if dropped:
+            self.events.mqtt_dropped("outbox_full", dropped)
+            self._log_every(
+                "outbox_full",
+                logging.WARNING,
+                "mqtt: outbox full (%d messages) while broker %s is away or slow: dropping the oldest",
+                self.settings.outbox_size,
+                self.where,
+            )
+
+    def close(self) -> None:
+        client = self._client
+        if client is None or self._stopping:
+            return
+        deadline = time.monotonic() + CLOSE_BUDGET_S
+        with self._cond:  # let the publisher drain what is waiting while the broker is there
+            while (self._outbox or self._handed) and self._connected and time.monotonic() < deadline - 0.7:
+                self._cond.wait(0.05)
+            self._stopping = True
+            self._cond.notify_all()
+        if self._publisher is not None:
+            self._publisher.join(max(0.0, deadline - 0.6 - time.monotonic()))
+        if self._connected:
+            info = client.publish(self.status_topic, OFFLINE, qos=self.settings.qos, retain=True)
+            try:
+                info.wait_for_publish(max(0.05, deadline - 0.3 - time.monotonic()))
+            except (RuntimeError, ValueError):
+                pass  # the connection went meanwhile: the broker publishes our will instead
+        with self._cond:
+            left = len(self._outbox) + len(self._handed)
+            self._outbox.clear()
+            self._handed.clear()
+            self._client = None
+        if left:
+            self.events.mqtt_dropped("shutdown", left)
+            logger.warning("mqtt: stopping with %d message(s) not delivered to %s", left, self.where)
+        if self._connected:
+            client.disconnect()  # a clean DISCONNECT: the broker discards our will (offline is sent)
+        stopper = threading.Thread(target=client.loop_stop, name="mqtt-stop", daemon=True)
+        stopper.start()  # loop_stop joins paho's thread, which may sit in a connect attempt
+        stopper.join(max(0.1, deadline - time.monotonic()))
+        self._connected = False
+        self.events.mqtt_connected(False)
+
+    # -- state, for telemetry and tests -----------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def outbox_length(self) -> int:
+        """Messages waiting: in the outbox, and handed to paho but not yet sent or acknowledged."""
+        return len(self._outbox) + len(self._handed)
+
+    # -- messages ---------------------------------------------------------------------------------
+    def _messages(self, result: Result) -> Iterator[Message]:
+        retain = self.settings.retain
+        camera = result.camera
+        when = {"frame": result.index, "time": iso_utc(result.captured_at)}
+        when["timestamp"] = round(result.captured_at, 3)
+        count = result.smoothed_count if result.smoothed_count is not None else float(result.count)
+        head = {"site": self.site, "camera": camera}
+        body = {"count": round(count, 2), "raw_count": result.count, **when}
+        yield Message(f"{self.base}/{camera}/count", _json({**head, **body}), retain)
+        for zone, raw in result.zone_counts.items():
+            zone_count = result.zone_smoothed.get(zone, float(raw))
+            payload = {
+                **head,
+                "zone": zone,
+                "count": round(zone_count, 2),
+                "raw_count": raw,
+                "alert": bool(result.zone_alerts.get(zone, False)),
+                **when,
+            }
+            yield Message(f"{self.base}/{camera}/{zone}/count", _json(payload), retain)
+        for event in result.alert_events:
+            topic = f"{self.base}/{camera}/{event.zone}/alert"
+            yield Message(topic, alert_payload(self.site, camera, event), retain)
+
+    # -- the publisher thread ---------------------------------------------------------------------
+    def _publish_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and not (
+                    self._outbox and self._connected and len(self._handed) < MAX_HANDED
+                ):
+                    self._cond.wait(0.5)
+                if self._stopping:
+                    return
+                message = self._outbox.popleft()
+                client = self._client
+            if client is None:
+                return
+            info = client.publish(
+                message.topic, message.payload, qos=self.settings.qos, retain=message.retain
+            )
+            qos = self.settings.qos
+            with self._cond:
+                # Not connected after all (the connection dropped a moment ago): paho keeps a QoS 1/2
+                # message and sends it after the reconnect, a QoS 0 one comes back to the front here.
+                kept = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+                    info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0
+                )
+                if kept:
+                    if info.mid in self._early:
+                        self._early.discard(info.mid)
+                    else:
+                        self._handed[info.mid] = qos
+                    if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        continue
+                elif len(self._outbox) < self.settings.outbox_size:
+                    self._outbox.appendleft(message)
+                else:
+                    self.events.mqtt_dropped("outbox_full")
+                self._cond.wait(0.1)  # for paho to report the disconnection, rather than spin
+
+    # -- paho callbacks (paho's network thread) ---------------------------------------------------
+    def _on_connect(
+        self, client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _properties: Any
+    ) -> None:
+        if self._stopping:  # a reconnect that raced close(): we are going, say nothing more
+            client.disconnect()
+            return
+        if reason.is_failure:
+            self._refused(reason)
+            return
+        info = client.publish(self.status_topic, ONLINE, qos=self.settings.qos, retain=True)
+        with self._cond:
+            # QoS 0 messages paho had not sent when the connection went were dropped by paho on reconnect.
+            lost = [mid for mid, qos in self._handed.items() if qos == 0]
+            for mid in lost:
+                del self._handed[mid]
+            self._early.clear()
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._handed[info.mid] = self.settings.qos
+            self._connected = True
+            away = self._away_since
+            self._away_since = None
+            self._cond.notify_all()
+        if lost:
+            self.events.mqtt_dropped("connection_lost", len(lost))
+        self.events.mqtt_connected(True)
+        for key in ("refused", "unreachable"):  # a new outage is reported at once
+            self._last_logged.pop(key, None)
+        if away is None:
+            logger.info("mqtt: connected to %s as %s", self.where, self.client_id)
+        else:  # once a minute at most for a flapping link (crowdwatch_mqtt_connections_total counts all)
+            away_s = time.monotonic() - away
+            self._log_every(
+                "reconnected",
+                logging.INFO,
+                "mqtt: connected to %s again after %.1f s away",
+                self.where,
+                away_s,
+            )
+
+    def _on_disconnect(
+        self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _properties: Any
+    ) -> None:
+        with self._cond:
+            was_connected = self._connected
+            self._connected = False
+            if self._away_since is None:
+                self._away_since = time.monotonic()
+            waiting = len(self._outbox)
+            self._cond.notify_all()
+        if was_connected:
+            self.events.mqtt_connected(False)
+            if not self._stopping:
+                self._log_every(
+                    "lost",
+                    logging.WARNING,
+                    "mqtt: lost the connection to %s (%s); reconnecting, backoff %g-%g s, %d message(s) "
+                    "waiting (outbox holds %d)",
+                    self.where,
+                    reason,
+                    self.settings.reconnect.initial_s,
+                    self.settings.reconnect.max_s,
+                    waiting,
+                    self.settings.outbox_size,
+                )
+
+    def _on_connect_fail(self, client: paho.Client, _userdata: Any) -> None:
+        if self._stopping:
+            return
+        error = getattr(client, "last_error", None)
+        hint = ""
+        if isinstance(error, ssl.SSLCertVerificationError):
+            hint = " (check mqtt.tls.ca_file, and that mqtt.host matches the broker's certificate)"
+        elif isinstance(error, ssl.SSLError):
+            hint = " (check mqtt.tls and the broker's TLS listener)"
+        self._log_every(
+            "unreachable",
+            logging.WARNING,
+            "mqtt: cannot reach broker %s: %s%s; retrying with backoff up to %g s (results keep flowing "
+            "to the other sinks; up to %d MQTT messages are kept)",
+            self.where,
+            _describe(error),
+            hint,
+            self.settings.reconnect.max_s,
+            self.settings.outbox_size,
+        )
+
+    def _on_publish(
+        self, _client: paho.Client, _userdata: Any, mid: int, _reason: ReasonCode, _properties: Any
+    ) -> None:
+        with self._cond:
+            if self._handed.pop(mid, None) is None:
+                self._early.add(mid)
+            self._cond.notify_all()
+        self.events.mqtt_published()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _refused(self, reason: ReasonCode) -> None:
+        user = self.settings.username
+        if str(reason) in _AUTH_FAILURES:
+            hint = (
+                f"for user {user!r} (check mqtt.username and the password credential)"
+                if user is not None
+                else "without a login (set mqtt.username and mqtt.password)"
+            )
+        else:
+            hint = f"(client id {self.client_id!r}, user {user!r})"
+        self._log_every(
+            "refused",
+            logging.ERROR,
+            "mqtt: broker %s refused the connection: %s %s; retrying with backoff up to %g s",
+            self.where,
+            reason,
+            hint,
+            self.settings.reconnect.max_s,
+        )
+
+    def _tls_context(self) -> ssl.SSLContext:
+        tls = self.settings.tls
+        try:
+            context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"mqtt.tls.ca_file: cannot load {tls.ca_file}: {_describe(exc)}") from None
+        if tls.cert_file is not None:
+            try:
+                context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise UsageError(
+                    f"mqtt.tls.cert_file/key_file: cannot load {tls.cert_file}: {_describe(exc)}"
+                ) from None
+        if tls.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            logger.warning("mqtt: tls.insecure is on: the broker's certificate is not checked")
+        return context
+
+    def _log_every(self, key: str, level: int, message: str, *args: object) -> None:
+        """Log ``message`` now unless the same ``key`` was logged within :data:`REPEAT_LOG_S`."""
+        now = time.monotonic()
+        if now - self._last_logged.get(key, -math.inf) >= REPEAT_LOG_S:
+            self._last_logged[key] = now
+            logger.log(level, message, *args)
+
+
+def _drop_idle_loop_noise(record: logging.LogRecord) -> bool:
+    """paho logs an error when its loop turns once more after a clean disconnect: not an error."""
+    return not str(record.msg).startswith("Client is not connected")
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "connection failed"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__

@@ -1,0 +1,63 @@
+"""Prometheus metrics of the MQTT sink, fed by its :class:`~crowdwatch.sinks.mqtt.MqttEvents` callbacks.
+
+Registered only when ``mqtt.enabled``: a box without MQTT exports none of these. The sink itself knows
+nothing of Prometheus; the pipeline hands it an :class:`MqttMetrics` as its events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from crowdwatch.sinks.mqtt import DROP_REASONS
+
+__all__ = ["MqttMetrics"]
+
+
+class MqttMetrics:
+    """``crowdwatch_mqtt_*``: connected, connections, messages published and dropped, outbox depth."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.connected = Gauge(
+            "crowdwatch_mqtt_connected", "1 while connected to the MQTT broker.", registry=registry
+        )
+        self.connections = Counter(
+            "crowdwatch_mqtt_connections_total",
+            "Successful connections to the MQTT broker (the first and each reconnect).",
+            registry=registry,
+        )
+        self.published = Counter(
+            "crowdwatch_mqtt_published_messages_total",
+            "MQTT messages delivered (QoS 0: written to the connection; QoS 1 and 2: acknowledged).",
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "crowdwatch_mqtt_dropped_messages_total",
+            "MQTT messages never delivered, by reason (outbox_full, connection_lost, shutdown).",
+            ("reason",),
+            registry=registry,
+        )
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason)
+        self.outbox = Gauge(
+            "crowdwatch_mqtt_outbox_messages",
+            "MQTT messages waiting to be delivered (outbox, and sent but not yet acknowledged).",
+            registry=registry,
+        )
+
+    def watch_outbox(self, size: Callable[[], int]) -> None:
+        """Read the outbox depth from ``size`` at each scrape."""
+        self.outbox.set_function(lambda: float(size()))
+
+    # -- MqttEvents ------------------------------------------------------------------------------
+    def mqtt_connected(self, connected: bool) -> None:
+        self.connected.set(1 if connected else 0)
+        if connected:
+            self.connections.inc()
+
+    def mqtt_published(self, n: int = 1) -> None:
+        self.published.inc(n)
+
+    def mqtt_dropped(self, reason: str, n: int = 1) -> None:
+        self.dropped.labels(reason).inc(n)
