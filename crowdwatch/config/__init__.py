@@ -11,6 +11,7 @@ Secret references and masking live one floor down, in :mod:`crowdwatch.secrets`:
 the log filter use them too. ``crowdwatch check-config`` is :mod:`crowdwatch.commands.check_config`.
 """
 
+from crowdwatch.config.analytics import ExcludeRegion, HeatmapSettings, SmoothingSettings
 from crowdwatch.config.loader import ConfigError, load_config
 from crowdwatch.config.schema import (
     AlertSettings,
@@ -35,10 +36,13 @@ __all__ = [
     "Config",
     "ConfigError",
     "CsvSettings",
+    "ExcludeRegion",
+    "HeatmapSettings",
     "MetricsSettings",
     "ModelSettings",
     "OutputSettings",
     "ReconnectSettings",
+    "SmoothingSettings",
     "SnapshotSettings",
     "SystemdSettings",
     "VideoSettings",
