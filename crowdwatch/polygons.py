@@ -1,9 +1,9 @@
 """Point-in-polygon for thousands of points at once, in numpy (no Python loop over points).
 
 Semantics (the same as ``cv2.pointPolygonTest(...) >= 0``, which zones used before): a point is inside
-when the even-odd rule says so, and a point on an edge or a vertex (within :data:`EDGE_TOLERANCE_PX`)
-counts as inside. Coordinates are source-frame pixels as floats: no rounding to a pixel grid, so a
-point at x = 9.9 is outside a polygon whose left edge is x = 10.
+when the even-odd rule says so, and a point on an edge or a vertex (within :data:`EDGE_TOLERANCE_PX`,
+a thousandth of a pixel) counts as inside. Coordinates are source-frame pixels as floats: no rounding
+to a pixel grid, so a point at x = 9.9 is outside a polygon whose left edge is x = 10.
 
 Cost: one pass over the polygon's edges, each a handful of vectorised operations over all points, so
 O(points x edges) work done in C. ``benchmarks/bench_polygons.py`` compares it with the per-point
@@ -16,8 +16,9 @@ import numpy as np
 
 __all__ = ["EDGE_TOLERANCE_PX", "points_in_polygon", "points_in_any"]
 
-#: A point this close to an edge (pixels) counts as on it, so float noise does not flip boundary points.
-EDGE_TOLERANCE_PX = 1e-6
+#: A point this close to an edge (pixels) counts as on it, so float32 rounding (about 5e-4 px at
+#: x = 8000) does not flip a point that lies on an edge.
+EDGE_TOLERANCE_PX = 1e-3
 
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
