@@ -71,6 +71,10 @@ class HeatmapSink(SinkBase):
     def image_path(self, camera: str) -> Path:
         return self.directory / f"{camera}.jpg"
 
+    def grid(self, camera: str) -> DensityWindow | None:
+        """``camera``'s density window (None before its first frame)."""
+        return self._grids.get(camera)
+
     def grid_path(self, camera: str) -> Path:
         return self.directory / f"{camera}.npy"
 
