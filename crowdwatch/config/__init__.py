@@ -2,6 +2,7 @@
 
 - :mod:`~crowdwatch.config.schema`: the sections (``model``, ``defaults``, ``cameras`` with their
   ``zones``, ``output``, ``metrics``, ``systemd``) as pydantic models that reject unknown keys;
+- :mod:`~crowdwatch.config.analytics`: the ``smoothing``, ``exclude`` and ``output.heatmaps`` sections;
 - :mod:`~crowdwatch.config.loader`: :func:`load_config` (YAML reading with duplicate-key errors, secret
   substitution, merging ``defaults`` into each camera) and :class:`ConfigError`, whose errors each name a
   key path. The training config (:mod:`crowdwatch.train.config`) reads its YAML and reports its errors
