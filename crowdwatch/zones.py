@@ -1,9 +1,9 @@
 """Polygon zones of one camera: exclusion masks, per-zone counts, smoothed counts and occupancy alerts.
 
-A point belongs to a zone when it lies inside the zone's polygon or on its boundary
-(:func:`crowdwatch.polygons.points_in_polygon`, vectorised; the semantics of
-``cv2.pointPolygonTest(...) >= 0``). Points inside an exclusion polygon (or on its boundary) are never
-counted: not in the total, not in any zone.
+A point belongs to a zone when it lies inside the zone's polygon or on its boundary (the semantics of
+``cv2.pointPolygonTest(...) >= 0``; looked up in a :class:`crowdwatch.polygons.PolygonMask` made once
+per polygon, with the exact test only for points next to an edge). Points inside an exclusion polygon
+(or on its boundary) are never counted: not in the total, not in any zone.
 
 Counts are smoothed over the camera's window of capture times (:class:`crowdwatch.smoothing.WindowMean`;
 ``window_s = 0``: the raw count). A zone's alert looks at the smoothed count: it is raised once the
@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from crowdwatch.polygons import points_in_any, points_in_polygon
+from crowdwatch.polygons import PolygonMask, points_in_any
 from crowdwatch.smoothing import WindowMean
 
 
@@ -34,6 +34,7 @@ class Zone:
     high: float | None = None
     low: float | None = None
     for_s: float = 0.0
+    _mask: PolygonMask = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         polygon = np.asarray(self.polygon, dtype=np.float32)
@@ -42,6 +43,7 @@ class Zone:
                 f"zone {self.id!r}: polygon must have shape (N >= 3, 2), but got shape {polygon.shape}"
             )
         object.__setattr__(self, "polygon", polygon)
+        object.__setattr__(self, "_mask", PolygonMask(polygon))
         if (self.high is None) != (self.low is None):
             raise ValueError(
                 f"zone {self.id!r}: alert needs both high and low, but got {self.high}/{self.low}"
@@ -55,7 +57,7 @@ class Zone:
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Boolean mask, one entry per (x, y) row of ``points``: inside or on the boundary."""
-        return points_in_polygon(points, self.polygon)
+        return self._mask.contains(points)
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class CameraZones:
         if len(set(ids)) != len(ids):
             raise ValueError(f"zone ids must be unique per camera, but got {ids}")
         self.exclusions: tuple[np.ndarray, ...] = tuple(_polygon(p, "exclusion") for p in exclusions)
+        self._exclusion_masks = tuple(PolygonMask(polygon) for polygon in self.exclusions)
         self.window_s = window_s
         self._total = WindowMean(window_s)
         self._smoothers = {zone.id: WindowMean(window_s) for zone in self.zones}
@@ -147,7 +150,9 @@ class CameraZones:
     def update(self, points: np.ndarray, captured_at: float = 0.0) -> ZoneReading:
         """Drop excluded ``points``, count the rest per zone, smooth, and advance each zone's alert."""
         points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
-        kept = ~points_in_any(points, self.exclusions) if self.exclusions else np.ones(len(points), bool)
+        kept = (
+            ~points_in_any(points, self._exclusion_masks) if self.exclusions else np.ones(len(points), bool)
+        )
         counted = points[kept] if self.exclusions else points
         counts = {zone.id: int(zone.contains(counted).sum()) for zone in self.zones}
         smoothed = {zid: self._smoothers[zid].update(captured_at, n) for zid, n in counts.items()}
