@@ -12,6 +12,7 @@ TEXT_COLOR = (255, 255, 255)
 TEXT_BACKGROUND = (0, 0, 0)
 ZONE_COLOR = (0, 200, 0)  # BGR green: a zone below its alert threshold (or without one)
 ZONE_ALERT_COLOR = (0, 140, 255)  # BGR orange: a zone whose occupancy alert is raised
+EXCLUDE_COLOR = (160, 160, 160)  # BGR grey: hatching and outline of an exclusion polygon
 
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (inclusive corners, as cv2.rectangle takes them)
@@ -93,6 +94,28 @@ def draw_zones(
     return image
 
 
+def draw_exclusions(image: np.ndarray, polygons: Sequence[np.ndarray]) -> np.ndarray:
+    """Hatch each exclusion polygon (diagonal grey lines, outline) on ``image`` in place, and return it.
+
+    The lines are drawn on a copy and copied back only inside the polygons, so the hatching is clipped
+    to them exactly; what lies under the hatching stays visible between the lines.
+    """
+    if not len(polygons):
+        return image
+    height, width = image.shape[:2]
+    spacing = max(6, round(min(height, width) / 40))
+    thickness = max(1, round(min(height, width) / 400))
+    contours = [np.round(np.asarray(p, np.float32)).astype(np.int32).reshape(-1, 1, 2) for p in polygons]
+    inside = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(inside, contours, 1)
+    hatched = image.copy()
+    for offset in range(-height, width, spacing):  # lines at 45 degrees: x - y = offset
+        cv2.line(hatched, (offset, 0), (offset + height, height), EXCLUDE_COLOR, thickness, cv2.LINE_AA)
+    image[inside > 0] = hatched[inside > 0]
+    cv2.polylines(image, contours, True, EXCLUDE_COLOR, thickness + 1, cv2.LINE_AA)
+    return image
+
+
 def draw_annotations(
     image: np.ndarray,
     points: np.ndarray,
@@ -100,9 +123,12 @@ def draw_annotations(
     zones: Sequence[tuple[str, np.ndarray]] = (),
     zone_counts: Mapping[str, int] | None = None,
     zone_alerts: Mapping[str, bool] | None = None,
+    exclusions: Sequence[np.ndarray] = (),
 ) -> np.ndarray:
-    """A copy of the frame with its zones, points and count drawn: zones first, so that the points and
-    the total count stay on top, and zone labels placed clear of the count's label."""
+    """A copy of the frame with its exclusions (hatched), zones, points and count drawn: zones first, so
+    that the points and the total count stay on top, and zone labels placed clear of the count's label."""
+    if len(exclusions):
+        image = draw_exclusions(image.copy(), exclusions)
     if zones:
         height, width = image.shape[:2]
         count_rect = count_label_rect(height, width, count_text(count))

@@ -31,6 +31,7 @@ from crowdwatch.errors import CrowdwatchError
 from crowdwatch.inference.worker import Worker
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
+from crowdwatch.sinks.heatmap import HeatmapSink
 from crowdwatch.sinks.mqtt import MqttSink
 from crowdwatch.sinks.overlay import OverlaySink
 from crowdwatch.telemetry.health import camera_health
@@ -67,7 +68,14 @@ class Pipeline:
         # Process metrics (resident memory, CPU) in the same registry: useful beside the pipeline's own.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        self.zones: dict[str, CameraZones] = {cam.id: zones_from_config(cam.zones) for cam in config.cameras}
+        self.zones: dict[str, CameraZones] = {
+            cam.id: zones_from_config(
+                cam.zones,
+                exclusions=[region.polygon for region in cam.exclude],
+                window_s=cam.smoothing.window_s,
+            )
+            for cam in config.cameras
+        }
         self.metrics = PipelineMetrics(
             self.registry,
             [cam.id for cam in config.cameras],
@@ -149,9 +157,9 @@ class Pipeline:
                 f"output: cannot write to {where}: {exc.strerror or exc} (output.dir)"
             ) from None
 
-    def _make_sinks(self) -> list[CsvSink | OverlaySink | MqttSink]:
+    def _make_sinks(self) -> list[CsvSink | OverlaySink | HeatmapSink | MqttSink]:
         out = self.config.output
-        sinks: list[CsvSink | OverlaySink | MqttSink] = []
+        sinks: list[CsvSink | OverlaySink | HeatmapSink | MqttSink] = []
         if out.csv.enabled:
             zone_ids = [zone.id for cam in self.config.cameras for zone in cam.zones]
             sinks.append(CsvSink(out.dir, zone_ids, flush_interval_s=out.csv.flush_interval_s))
@@ -168,6 +176,21 @@ class Pipeline:
                         camera: [(zone.id, zone.polygon) for zone in zones.zones]
                         for camera, zones in self.zones.items()
                     },
+                    exclusions={camera: zones.exclusions for camera, zones in self.zones.items()},
+                )
+            )
+        if out.heatmaps.enabled:
+            maps = out.heatmaps
+            sinks.append(
+                HeatmapSink(
+                    out.dir / "heatmaps",
+                    window_s=maps.window_s,
+                    slot_s=maps.slot_s,
+                    cell_px=maps.cell_px,
+                    interval_s=maps.interval_s,
+                    npy=maps.npy,
+                    pixels_per_metre={cam.id: cam.pixels_per_metre for cam in self.config.cameras},
+                    exclusions={camera: zones.exclusions for camera, zones in self.zones.items()},
                 )
             )
         if self.config.mqtt.enabled:

@@ -1,19 +1,28 @@
-"""Polygon zones: per-zone people counts and an occupancy alert with hysteresis.
+"""Polygon zones of one camera: exclusion masks, per-zone counts, smoothed counts and occupancy alerts.
 
-A point belongs to a zone when it lies inside the zone's polygon or on its boundary
-(``cv2.pointPolygonTest(...) >= 0``). A zone's alert is raised when its count reaches ``high`` and
-cleared only when the count falls to ``low`` or below, so a count hovering around one threshold does
-not flap the alert.
+A point belongs to a zone when it lies inside the zone's polygon or on its boundary (the semantics of
+``cv2.pointPolygonTest(...) >= 0``; looked up in a :class:`crowdwatch.polygons.PolygonMask` made once
+per polygon, with the exact test only for points next to an edge). Points inside an exclusion polygon
+(or on its boundary) are never counted: not in the total, not in any zone.
+
+Counts are smoothed over the camera's window of capture times (:class:`crowdwatch.smoothing.WindowMean`;
+``window_s = 0``: the raw count). A zone's alert looks at the smoothed count: it is raised once the
+count has stayed at or above ``high`` for ``for_s`` seconds of capture time, and cleared once it has
+stayed at or below ``low`` for ``for_s``; between the two thresholds it keeps its state (hysteresis),
+so a count hovering around one threshold does not flap the alert. With ``for_s = 0`` one frame at
+``high`` raises it and one at ``low`` clears it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
-import cv2
 import numpy as np
+
+from crowdwatch.polygons import PolygonMask, points_in_any
+from crowdwatch.smoothing import WindowMean
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,8 @@ class Zone:
     polygon: np.ndarray  # (N, 2) float32 x, y in source-frame pixels
     high: float | None = None
     low: float | None = None
+    for_s: float = 0.0
+    _mask: PolygonMask = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         polygon = np.asarray(self.polygon, dtype=np.float32)
@@ -32,6 +43,7 @@ class Zone:
                 f"zone {self.id!r}: polygon must have shape (N >= 3, 2), but got shape {polygon.shape}"
             )
         object.__setattr__(self, "polygon", polygon)
+        object.__setattr__(self, "_mask", PolygonMask(polygon))
         if (self.high is None) != (self.low is None):
             raise ValueError(
                 f"zone {self.id!r}: alert needs both high and low, but got {self.high}/{self.low}"
@@ -40,47 +52,131 @@ class Zone:
             raise ValueError(
                 f"zone {self.id!r}: alert low must be < high, but got low={self.low} high={self.high}"
             )
+        if not self.for_s >= 0:
+            raise ValueError(f"zone {self.id!r}: for_s must be >= 0, but got {self.for_s}")
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Boolean mask, one entry per (x, y) row of ``points``: inside or on the boundary."""
-        points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
-        contour = self.polygon.reshape(-1, 1, 2)
-        return np.fromiter(
-            (cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in points),
-            dtype=bool,
-            count=len(points),
-        )
+        return self._mask.contains(points)
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """A zone's alert changing state (``raised`` or ``cleared``) on a frame captured at ``at``.
+
+    ``count`` is the smoothed count that completed the condition, ``threshold`` the bound it was held
+    against, ``since`` the capture time of the first frame of the run that met it.
+    """
+
+    zone: str
+    state: Literal["raised", "cleared"]
+    count: float
+    threshold: float
+    since: float
+    at: float
+
+
+class ZoneAlert:
+    """One zone's occupancy alert: thresholds with hysteresis, each held for ``for_s`` of capture time."""
+
+    def __init__(self, zone: str, high: float, low: float, for_s: float = 0.0) -> None:
+        self.zone, self.high, self.low, self.for_s = zone, high, low, for_s
+        self.raised = False
+        self._since: float | None = None  # capture time the pending condition began to hold
+
+    def update(self, count: float, t: float) -> AlertChange | None:
+        """Advance with the (smoothed) ``count`` of a frame captured at ``t``; the change it completes."""
+        holds = count <= self.low if self.raised else count >= self.high
+        if not holds:
+            self._since = None
+            return None
+        if self._since is None or t < self._since:  # (a clock stepped back starts the wait again)
+            self._since = t
+        if t - self._since < self.for_s:
+            return None
+        since, self._since = self._since, None
+        self.raised = not self.raised
+        if self.raised:
+            return AlertChange(self.zone, "raised", count, self.high, since, t)
+        return AlertChange(self.zone, "cleared", count, self.low, since, t)
 
 
 @dataclass(frozen=True)
 class ZoneReading:
-    """Counts and alert states of a camera's zones for one frame, in zone order."""
+    """What a camera's zones make of one frame's points (zone dicts in zone order).
+
+    ``kept`` marks the points outside every exclusion polygon (the ones counted); ``count`` is their
+    number and ``smoothed`` its smoothed value; ``zone_smoothed`` the smoothed zone counts; ``changes``
+    the alert transitions this frame completed.
+    """
 
     counts: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, bool] = field(default_factory=dict)  # only zones that have thresholds
+    kept: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    count: int = 0
+    smoothed: float = 0.0
+    zone_smoothed: dict[str, float] = field(default_factory=dict)
+    changes: tuple[AlertChange, ...] = ()
 
 
 class CameraZones:
-    """The zones of one camera and their alert states (not thread-safe: one worker owns it)."""
+    """One camera's exclusion polygons, zones, smoothers and alert states.
 
-    def __init__(self, zones: Iterable[Zone]) -> None:
+    Not thread-safe: one worker owns it. ``window_s`` is the smoothing window (0 = raw counts).
+    """
+
+    def __init__(
+        self,
+        zones: Iterable[Zone],
+        *,
+        exclusions: Iterable[np.ndarray] = (),
+        window_s: float = 0.0,
+    ) -> None:
         self.zones: tuple[Zone, ...] = tuple(zones)
         ids = [zone.id for zone in self.zones]
         if len(set(ids)) != len(ids):
             raise ValueError(f"zone ids must be unique per camera, but got {ids}")
-        self._alerts = {zone.id: False for zone in self.zones if zone.high is not None}
+        self.exclusions: tuple[np.ndarray, ...] = tuple(_polygon(p, "exclusion") for p in exclusions)
+        self._exclusion_masks = tuple(PolygonMask(polygon) for polygon in self.exclusions)
+        self.window_s = window_s
+        self._total = WindowMean(window_s)
+        self._smoothers = {zone.id: WindowMean(window_s) for zone in self.zones}
+        self._alerts = {
+            zone.id: ZoneAlert(zone.id, zone.high, zone.low, zone.for_s)
+            for zone in self.zones
+            if zone.high is not None and zone.low is not None
+        }
 
-    def update(self, points: np.ndarray) -> ZoneReading:
-        """Count ``points`` per zone and advance each zone's alert state."""
-        counts = {zone.id: int(zone.contains(points).sum()) for zone in self.zones}
-        for zone in self.zones:
-            if zone.high is None or zone.low is None:
-                continue
-            if counts[zone.id] >= zone.high:
-                self._alerts[zone.id] = True
-            elif counts[zone.id] <= zone.low:
-                self._alerts[zone.id] = False
-        return ZoneReading(counts=counts, alerts=dict(self._alerts))
+    def update(self, points: np.ndarray, captured_at: float = 0.0) -> ZoneReading:
+        """Drop excluded ``points``, count the rest per zone, smooth, and advance each zone's alert."""
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        kept = (
+            ~points_in_any(points, self._exclusion_masks) if self.exclusions else np.ones(len(points), bool)
+        )
+        counted = points[kept] if self.exclusions else points
+        counts = {zone.id: int(zone.contains(counted).sum()) for zone in self.zones}
+        smoothed = {zid: self._smoothers[zid].update(captured_at, n) for zid, n in counts.items()}
+        changes = []
+        for zone_id, alert in self._alerts.items():
+            change = alert.update(smoothed[zone_id], captured_at)
+            if change is not None:
+                changes.append(change)
+        return ZoneReading(
+            counts=counts,
+            alerts={zone_id: alert.raised for zone_id, alert in self._alerts.items()},
+            kept=kept,
+            count=len(counted),
+            smoothed=self._total.update(captured_at, len(counted)),
+            zone_smoothed=smoothed,
+            changes=tuple(changes),
+        )
+
+
+def _polygon(polygon: np.ndarray | Sequence[Sequence[float]], what: str) -> np.ndarray:
+    array = np.asarray(polygon, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] < 3:
+        raise ValueError(f"{what} polygon must have shape (N >= 3, 2), but got shape {array.shape}")
+    return array
 
 
 class AlertSpec(Protocol):
@@ -91,6 +187,9 @@ class AlertSpec(Protocol):
 
     @property
     def low(self) -> float: ...
+
+    @property
+    def for_s(self) -> float: ...
 
 
 class ZoneSpec(Protocol):
@@ -106,8 +205,13 @@ class ZoneSpec(Protocol):
     def alert(self) -> AlertSpec | None: ...
 
 
-def zones_from_config(zone_configs: Sequence[ZoneSpec]) -> CameraZones:
-    """Build a camera's zones from its validated ``zones`` config section."""
+def zones_from_config(
+    zone_configs: Sequence[ZoneSpec],
+    *,
+    exclusions: Iterable[Sequence[Sequence[float]]] = (),
+    window_s: float = 0.0,
+) -> CameraZones:
+    """Build a camera's zones from its validated ``zones``, ``exclude`` and ``smoothing`` config."""
     zones = []
     for cfg in zone_configs:
         alert = cfg.alert
@@ -117,6 +221,8 @@ def zones_from_config(zone_configs: Sequence[ZoneSpec]) -> CameraZones:
                 polygon=np.asarray(cfg.polygon, dtype=np.float32),
                 high=None if alert is None else float(alert.high),
                 low=None if alert is None else float(alert.low),
+                for_s=0.0 if alert is None else float(alert.for_s),
             )
         )
-    return CameraZones(zones)
+    polygons = [np.asarray(polygon, dtype=np.float32) for polygon in exclusions]
+    return CameraZones(zones, exclusions=polygons, window_s=window_s)

@@ -60,3 +60,66 @@ def test_invalid_zones_are_rejected(polygon: list[list[int]], high: int | None, 
 def test_duplicate_zone_ids_are_rejected() -> None:
     with pytest.raises(ValueError, match="unique"):
         CameraZones([Zone("a", np.array(SQUARE)), Zone("a", np.array(SQUARE))])
+
+
+T0 = 1_800_000_000.0  # capture times: any epoch, only differences matter
+
+
+def n_inside(n: int) -> np.ndarray:
+    """``n`` points inside SQUARE."""
+    return np.tile(np.array([[30, 30]], np.float32), (n, 1))
+
+
+def run(zones: CameraZones, counts: list[int], fps: float = 2.0) -> list[tuple[float, bool, tuple]]:
+    """(seconds since T0, alert state, changes) per frame of the zone counts ``counts``."""
+    out = []
+    for i, n in enumerate(counts):
+        reading = zones.update(n_inside(n), T0 + i / fps)
+        out.append((i / fps, reading.alerts["a"], reading.changes))
+    return out
+
+
+def test_for_s_raises_only_after_the_count_held_high_that_long() -> None:
+    zones = CameraZones([Zone("a", np.array(SQUARE), high=5, low=2, for_s=3)])
+    # 2 frames/s: high from t = 1.0 s; a dip at t = 2.0 restarts the wait; high again from t = 2.5.
+    frames = run(zones, [0, 0, 6, 6, 1, 6, 6, 6, 6, 6, 6, 6, 6, 6])
+    raised_at = [t for t, _, changes in frames if changes]
+    assert raised_at == [5.5]  # 2.5 + 3.0
+    assert [state for _, state, _ in frames] == [False] * 11 + [True] * 3
+    (event,) = frames[11][2]
+    assert (event.zone, event.state, event.threshold, event.count) == ("a", "raised", 5, 6)
+    assert (event.since, event.at) == (T0 + 2.5, T0 + 5.5)
+
+
+def test_for_s_clears_only_after_the_count_held_low_that_long_and_hysteresis_holds() -> None:
+    zones = CameraZones([Zone("a", np.array(SQUARE), high=5, low=2, for_s=1)])
+    counts = [6, 6, 6, 3, 3, 3, 3, 2, 2, 5, 2, 2, 2]  # 3 is between low and high: stays raised
+    frames = run(zones, counts)
+    changes = [(t, c.state, c.since - T0) for t, _, cs in frames for c in cs]
+    assert changes == [(1.0, "raised", 0.0), (6.0, "cleared", 5.0)]
+    assert frames[8][1] is True  # 2 for 0.5 s only: still raised, then 5 interrupts the wait
+
+
+def test_for_s_zero_keeps_the_one_frame_hysteresis() -> None:
+    zones = CameraZones([Zone("a", np.array(SQUARE), high=3, low=1)])
+    states = [state for _, state, _ in run(zones, [0, 2, 3, 2, 4, 2, 1, 2, 0])]
+    assert states == [False, False, True, True, True, True, False, False, False]
+
+
+def test_alerts_use_the_smoothed_count() -> None:
+    zones = CameraZones([Zone("a", np.array(SQUARE), high=5, low=2)], window_s=4)
+    frames = run(zones, [0] * 10 + [10] * 10)  # the smoothed count reaches 5 two seconds after the jump
+    first = next(t for t, state, _ in frames if state)
+    assert first == pytest.approx(5.0 + 1.5)
+    assert zones.update(n_inside(10), T0 + 100).zone_smoothed == {"a": 10}
+
+
+def test_excluded_points_count_nowhere() -> None:
+    poster = np.array([[0, 0], [20, 0], [20, 20], [0, 20]], np.float32)  # overlaps SQUARE's corner
+    zones = CameraZones([Zone("a", np.array(SQUARE))], exclusions=[poster])
+    points = pts((15, 15), (20, 20), (30, 30), (5, 5), (90, 90))
+    reading = zones.update(points, T0)
+    assert reading.kept.tolist() == [False, False, True, False, True]  # (20, 20) is on its edge
+    assert (reading.count, reading.counts, reading.smoothed) == (2, {"a": 1}, 2)
+    with pytest.raises(ValueError, match="exclusion polygon"):
+        CameraZones([], exclusions=[np.array([[0, 0], [1, 1]])])

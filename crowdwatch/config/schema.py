@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from crowdwatch.config.analytics import ExcludeRegion, HeatmapSettings, SmoothingSettings
 from crowdwatch.config.mqtt import MqttSettings, default_site
 from crowdwatch.secrets import SecretUrl, SecretValues
 
@@ -99,11 +100,15 @@ class CameraSettings(_Section):
     reconnect: ReconnectSettings = Field(default_factory=ReconnectSettings)
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTP transport for rtsp:// cameras")
     loop: bool = Field(False, description="video files only: start again at the end instead of stopping")
+    smoothing: SmoothingSettings = Field(default_factory=SmoothingSettings)
 
 
 class AlertSettings(_Section):
     high: float = Field(gt=0, description="raise the alert when the zone count reaches this")
     low: float = Field(ge=0, description="clear it when the count falls to this or below")
+    for_s: float = Field(
+        0.0, ge=0, le=86_400, description="the (smoothed) count must stay past high/low this long (seconds)"
+    )
 
     @model_validator(mode="after")
     def _high_above_low(self) -> AlertSettings:
@@ -137,6 +142,10 @@ class CameraConfig(CameraSettings):
     id: Slug
     url: int | SecretUrl = Field(description="rtsp://..., a video file path, or a device index (int)")
     zones: list[ZoneConfig] = Field(default_factory=list)
+    exclude: list[ExcludeRegion] = Field(default_factory=list, description="areas never counted")
+    pixels_per_metre: float | None = Field(
+        None, gt=0, le=10_000, description="ground scale for heatmap legends in people/m^2; null = per px"
+    )
 
     @field_validator("url", mode="before")
     @classmethod
@@ -200,6 +209,7 @@ class OutputSettings(_Section):
     csv: CsvSettings = Field(default_factory=CsvSettings)
     snapshots: SnapshotSettings = Field(default_factory=SnapshotSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
+    heatmaps: HeatmapSettings = Field(default_factory=HeatmapSettings)
 
     _abs_dir = field_validator("dir")(_resolve_path)
 

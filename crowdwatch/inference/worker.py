@@ -24,9 +24,9 @@ import numpy as np
 
 from crowdwatch.frames import Frame
 from crowdwatch.inference.batcher import Batcher
-from crowdwatch.sinks.base import Result, Sink
+from crowdwatch.sinks.base import AlertEvent, Result, Sink
 from crowdwatch.sinks.runner import SinkRunner
-from crowdwatch.zones import CameraZones
+from crowdwatch.zones import AlertChange, CameraZones
 
 __all__ = ["FrameSource", "NullWorkerEvents", "PredictorLike", "Worker", "WorkerEvents"]
 
@@ -79,8 +79,10 @@ class Worker:
     """Runs frames from ``sources`` through ``predictor`` and publishes :class:`Result` s.
 
     ``wake`` is the event the readers set when they have a new frame (the worker also polls every
-    ``poll_s``). ``zones`` maps a camera id to its zones. ``events`` receives metrics. ``sinks`` are
-    written from the sink runner's thread only; the caller opens and closes them.
+    ``poll_s``). ``zones`` maps a camera id to its zones, exclusions, smoothing and alerts (a camera
+    without an entry gets an empty :class:`CameraZones`: no exclusions, smoothed = raw count); points
+    inside an exclusion are removed from the result before anyone sees them. ``events`` receives
+    metrics. ``sinks`` are written from the sink runner's thread only; the caller opens and closes them.
     """
 
     def __init__(
@@ -141,18 +143,35 @@ class Worker:
         results = []
         for frame, prediction in zip(frames, predictions, strict=True):
             zones = self.zones.get(frame.camera)
-            reading = zones.update(prediction.points) if zones is not None else None
+            if zones is None:
+                zones = self.zones[frame.camera] = CameraZones(())
+            points = np.asarray(prediction.points, dtype=np.float32).reshape(-1, 2)
+            reading = zones.update(points, frame.captured_at)
+            excluded = len(points) - reading.count
             result = Result(
                 camera=frame.camera,
                 index=int(frame.index),
                 captured_at=frame.captured_at,
                 image=frame.image,
-                points=np.asarray(prediction.points, dtype=np.float32).reshape(-1, 2),
-                count=int(prediction.count),
+                points=points[reading.kept] if excluded else points,
+                count=max(0, int(prediction.count) - excluded),
                 latency_s=max(0.0, self._clock() - frame.monotonic),
-                zone_counts=reading.counts if reading else {},
-                zone_alerts=reading.alerts if reading else {},
+                zone_counts=reading.counts,
+                zone_alerts=reading.alerts,
+                smoothed_count=reading.smoothed,
+                zone_smoothed=reading.zone_smoothed,
+                alert_events=tuple(_alert_event(change) for change in reading.changes),
             )
+            for event in result.alert_events:
+                logger.info(
+                    "%s: zone %s alert %s (smoothed count %.1f vs %g for %.1f s)",
+                    frame.camera,
+                    event.zone,
+                    event.state,
+                    event.count,
+                    event.threshold,
+                    event.at - event.since,
+                )
             self._publish(result)
             results.append(result)
         self._last_progress = self._clock()
@@ -202,3 +221,7 @@ class Worker:
         except Exception:
             cameras = ", ".join(frame.camera for frame in batch)
             logger.exception("worker: a batch of %d frames (%s) failed", len(batch), cameras)
+
+
+def _alert_event(change: AlertChange) -> AlertEvent:
+    return AlertEvent(change.zone, change.state, change.count, change.threshold, change.since, change.at)

@@ -31,6 +31,8 @@ from crowdwatch.sinks.base import Result, SinkBase
 logger = logging.getLogger(__name__)
 
 FIXED_COLUMNS = ("time_utc", "camera", "frame", "count")
+#: The camera's count smoothed over its window (``smoothing.window_s``), right after the raw count.
+SMOOTHED_COLUMN = "count_smoothed"
 LATENCY_COLUMN = "latency_s"
 #: How far back from the end of a file to look for the last complete line.
 _TAIL_CHUNK = 64 * 1024
@@ -47,11 +49,19 @@ def utc_day(timestamp: float) -> str:
 
 
 def header_columns(zone_ids: Sequence[str]) -> list[str]:
-    """Columns for a CSV whose cameras have the zones ``zone_ids`` (union over cameras, in order)."""
+    """Columns for a CSV whose cameras have the zones ``zone_ids`` (union over cameras, in order).
+
+    Per zone: ``zone_<id>`` (raw count), ``smoothed_<id>`` and ``alert_<id>`` (a prefix each, so no
+    zone id can produce another zone's column name)."""
     zone_columns = []
     for zone_id in zone_ids:
-        zone_columns += [f"zone_{zone_id}", f"alert_{zone_id}"]
-    return [*FIXED_COLUMNS, *zone_columns, LATENCY_COLUMN]
+        zone_columns += [f"zone_{zone_id}", f"smoothed_{zone_id}", f"alert_{zone_id}"]
+    return [*FIXED_COLUMNS, SMOOTHED_COLUMN, *zone_columns, LATENCY_COLUMN]
+
+
+def _decimal(value: float | None) -> str:
+    """A smoothed count with two decimals (``""`` when there is none)."""
+    return "" if value is None else f"{value:.2f}"
 
 
 def repair_partial_line(path: Path) -> int:
@@ -190,13 +200,15 @@ class CsvSink(SinkBase):
         zones: list[object] = []
         for zone_id in self.zone_ids:
             count = result.zone_counts.get(zone_id)
+            smoothed = result.zone_smoothed.get(zone_id)
             alert = result.zone_alerts.get(zone_id)
-            zones += ["" if count is None else count, "" if alert is None else int(alert)]
+            zones += ["" if count is None else count, _decimal(smoothed), "" if alert is None else int(alert)]
         return [
             utc_iso(result.captured_at),
             result.camera,
             result.index,
             result.count,
+            _decimal(result.smoothed_count),
             *zones,
             f"{result.latency_s:.4f}",
         ]

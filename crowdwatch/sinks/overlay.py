@@ -28,7 +28,8 @@ JPEG_QUALITY = 90
 class OverlaySink(SinkBase):
     """Snapshots every ``interval_s`` per camera (``snapshots=False`` to disable) and optional video.
 
-    ``zones`` (camera -> [(zone id, polygon)]) are outlined with their counts, orange while alerting.
+    ``zones`` (camera -> [(zone id, polygon)]) are outlined with their counts, orange while alerting;
+    ``exclusions`` (camera -> [polygon]) are hatched grey (their points were never counted).
     """
 
     def __init__(
@@ -41,6 +42,7 @@ class OverlaySink(SinkBase):
         video_fps: Callable[[str], float] | float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         zones: Mapping[str, Sequence[tuple[str, np.ndarray]]] | None = None,
+        exclusions: Mapping[str, Sequence[np.ndarray]] | None = None,
     ) -> None:
         if interval_s < 0:
             raise ValueError(f"interval_s must be >= 0, but got {interval_s}")
@@ -51,6 +53,7 @@ class OverlaySink(SinkBase):
         self._video_fps = video_fps
         self._clock = clock
         self._zones = {camera: list(z) for camera, z in (zones or {}).items()}  # camera -> [(id, polygon)]
+        self._exclusions = {camera: list(p) for camera, p in (exclusions or {}).items()}
         self._last_snapshot: dict[str, float] = {}
         self._writers: dict[str, cv2.VideoWriter] = {}
         self._video_sizes: dict[str, tuple[int, int]] = {}
@@ -76,6 +79,7 @@ class OverlaySink(SinkBase):
             self._zones.get(result.camera, ()),
             result.zone_counts,
             result.zone_alerts,
+            self._exclusions.get(result.camera, ()),
         )
         if due:
             ok, encoded = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])

@@ -49,6 +49,16 @@ class PipelineMetrics:
         cam = ("camera",)
         self.people = gauge("crowdwatch_people", "People in the camera's latest processed frame.", cam)
         self.zone_people = gauge("crowdwatch_zone_people", "People counted in a zone.", ("camera", "zone"))
+        self.people_smoothed = gauge(
+            "crowdwatch_people_smoothed",
+            "People in the camera, time-weighted mean over its smoothing window (smoothing.window_s).",
+            cam,
+        )
+        self.zone_people_smoothed = gauge(
+            "crowdwatch_zone_people_smoothed",
+            "People in a zone, time-weighted mean over the camera's smoothing window.",
+            ("camera", "zone"),
+        )
         self.zone_alert = gauge(
             "crowdwatch_zone_alert", "1 while a zone's occupancy alert is raised.", ("camera", "zone")
         )
@@ -81,10 +91,12 @@ class PipelineMetrics:
         # Create every camera's series now, so dashboards see 0 rather than nothing.
         for camera in cameras:
             self.people.labels(camera)
+            self.people_smoothed.labels(camera)
             self.camera_up_gauge.labels(camera)
             self.latency.labels(camera)
             for zone in (zones or {}).get(camera, ()):
                 self.zone_people.labels(camera, zone)
+                self.zone_people_smoothed.labels(camera, zone)
                 self.zone_alert.labels(camera, zone)
 
     # -- ReaderEvents --------------------------------------------------------------------------
@@ -113,8 +125,12 @@ class PipelineMetrics:
         self.counts.add_processed(camera)
         self.people.labels(camera).set(result.count)
         self.latency.labels(camera).observe(result.latency_s)
+        if result.smoothed_count is not None:
+            self.people_smoothed.labels(camera).set(result.smoothed_count)
         for zone, count in result.zone_counts.items():
             self.zone_people.labels(camera, zone).set(count)
+        for zone, smoothed in result.zone_smoothed.items():
+            self.zone_people_smoothed.labels(camera, zone).set(smoothed)
         for zone, alert in result.zone_alerts.items():
             self.zone_alert.labels(camera, zone).set(1 if alert else 0)
 

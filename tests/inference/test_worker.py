@@ -189,3 +189,43 @@ def test_sinks_tick_without_results() -> None:
     time.sleep(0.5)
     assert worker.stop(timeout=5)
     assert sink.ticks >= 2
+
+
+class PointsPredictor:
+    """Heads at fixed points: ``n`` inside the left half (x = 10) and one on the right (x = 40)."""
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[FakePrediction]:
+        out = []
+        for img in images:
+            n = int(img[0, 0, 0])
+            points = np.array([[10, 10]] * n + [[40, 10]], np.float32).reshape(-1, 2)
+            out.append(FakePrediction(points, len(points)))
+        return out
+
+
+def test_results_carry_smoothed_counts_alert_events_and_no_excluded_points() -> None:
+    left = np.array([[0, 0], [24, 0], [24, 32], [0, 32]], np.float32)
+    poster = np.array([[35, 0], [48, 0], [48, 32], [35, 32]], np.float32)  # hides the point at x = 40
+    zones = {
+        "cam1": CameraZones([Zone("left", left, high=4, low=1, for_s=1.0)], exclusions=[poster], window_s=2)
+    }
+    worker = Worker(PointsPredictor(), [], zones=zones)
+    t0 = 1_800_000_000.0
+    results = []
+    for i, n in enumerate([0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8]):  # 2 frames/s
+        image = np.full((32, 48, 3), n, np.uint8)
+        results += worker.process([Frame("cam1", image, i, t0 + i / 2, time.monotonic())])
+    assert [r.count for r in results] == [0] * 4 + [8] * 8  # the poster's head is never counted
+    assert all(len(r.points) == r.count and (r.points[:, 0] < 35).all() for r in results)
+    smoothed = [r.smoothed_count for r in results]
+    assert smoothed[:4] == [0, 0, 0, 0] and smoothed[-1] == 8 and 0 < smoothed[5] < 8
+    assert results[-1].zone_smoothed == {"left": 8}
+    events = [(i, e) for i, r in enumerate(results) for e in r.alert_events]
+    # Smoothed count >= 4 from t = 2.5 s (frame 5: 8 over 1 of 2 s), held 1 s: raised at frame 7.
+    assert [(i, e.state, e.zone, e.threshold, e.at - t0, e.since - t0) for i, e in events] == [
+        (7, "raised", "left", 4, 3.5, 2.5)
+    ]
+    assert [r.zone_alerts["left"] for r in results] == [False] * 7 + [True] * 5
+    # A camera without zones still gets its smoothed count (window 0: the raw count).
+    (plain,) = worker.process([Frame("cam2", np.full((32, 48, 3), 3, np.uint8), 0, t0, time.monotonic())])
+    assert plain.smoothed_count == plain.count == 4 and plain.alert_events == ()

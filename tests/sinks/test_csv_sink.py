@@ -58,7 +58,14 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def test_row_content_and_zone_columns(tmp_path: Path) -> None:
     with sink_at(tmp_path, ["door", "hall"]) as sink:
-        sink.write(result(zone_counts={"door": 2, "hall": 1}, zone_alerts={"door": True}))
+        sink.write(
+            result(
+                zone_counts={"door": 2, "hall": 1},
+                zone_alerts={"door": True},
+                smoothed_count=2.504,
+                zone_smoothed={"door": 1.5, "hall": 1.0},
+            )
+        )
         sink.write(result(camera="cam2", index=7, count=0))
     path = tmp_path / "counts-2026-11-24.csv"
     assert path.read_text().splitlines()[0].split(",") == header_columns(["door", "hall"])
@@ -68,13 +75,17 @@ def test_row_content_and_zone_columns(tmp_path: Path) -> None:
         "camera": "cam1",
         "frame": "0",
         "count": "3",
+        "count_smoothed": "2.50",
         "zone_door": "2",
+        "smoothed_door": "1.50",
         "alert_door": "1",
         "zone_hall": "1",
+        "smoothed_hall": "1.00",
         "alert_hall": "",
         "latency_s": "0.1235",
     }
     assert rows[1]["camera"] == "cam2" and rows[1]["zone_door"] == "" and rows[1]["frame"] == "7"
+    assert rows[1]["count_smoothed"] == "" and rows[1]["smoothed_door"] == ""
 
 
 def test_rows_are_buffered_until_the_flush_interval(tmp_path: Path) -> None:
@@ -138,7 +149,7 @@ def test_partial_last_row_is_cut_on_open(tmp_path: Path) -> None:
     assert path.read_bytes().endswith(b"\n")
     rows = read_rows(path)
     assert [r["frame"] for r in rows] == ["0", "2"]
-    assert all(None not in r.values() and len(r) == 5 for r in rows)
+    assert all(None not in r.values() and len(r) == len(header_columns([])) for r in rows)
 
 
 def test_repair_partial_line_cases(tmp_path: Path) -> None:

@@ -112,3 +112,22 @@ def test_zones_are_outlined_with_their_count_and_alert_colour(tmp_path: Path) ->
     # The points stay drawn on top of the zone (red dot at the first point).
     busy = cv2.imread(str(tmp_path / "busy.jpg")).astype(int)
     assert busy[150, 150][2] > 180 and busy[150, 150][1] < 80
+
+
+def test_exclusions_are_hatched_inside_and_nowhere_else(tmp_path: Path) -> None:
+    from crowdwatch.drawing import EXCLUDE_COLOR
+
+    poster = np.array([[320, 40], [600, 40], [600, 300], [320, 300]], np.float32)
+    with OverlaySink(tmp_path, interval_s=0.0, exclusions={"cam": [poster]}) as sink:
+        sink.write(_zone_result("cam", alert=False))
+    snap = cv2.imread(str(tmp_path / "cam.jpg"))
+    assert snap is not None and snap.shape == (480, 640, 3)
+    grey = np.abs(snap.astype(int) - np.array(EXCLUDE_COLOR)).max(axis=2) < 40
+    inside, outside = grey[60:280, 340:580], grey[320:470, 20:300]
+    # Hatching: a good share of the inside is line, and most of it is not (the frame shows through).
+    assert 0.1 < inside.mean() < 0.7, inside.mean()
+    assert outside.mean() < 0.01
+    # Diagonal lines: a pixel on a line has line pixels at +-(1, 1), seldom at (1, -1).
+    ys, xs = np.nonzero(inside[2:-2, 2:-2])
+    diagonal = inside[ys + 3, xs + 3].mean()
+    assert diagonal > inside[ys + 3, xs + 1].mean()

@@ -12,6 +12,8 @@ DASHBOARD = GRAFANA_DIR / "crowdwatch.json"
 CONTRACT_METRICS = {
     "crowdwatch_people",
     "crowdwatch_zone_people",
+    "crowdwatch_people_smoothed",
+    "crowdwatch_zone_people_smoothed",
     "crowdwatch_zone_alert",
     "crowdwatch_frames_read_total",
     "crowdwatch_frames_processed_total",

@@ -87,3 +87,47 @@ def test_binds_the_ipv6_loopback_the_config_suggests(registry: CollectorRegistry
         assert reply.status == 200 and json.loads(reply.read())["status"] == "ok"
     finally:
         server.stop()
+
+
+def test_smoothed_gauges_are_served_over_http() -> None:
+    """Results from the real worker, gauges scraped from the real endpoint and parsed."""
+    import time
+
+    import numpy as np
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from crowdwatch.frames import Frame
+    from crowdwatch.inference.worker import Worker
+    from crowdwatch.zones import CameraZones, Zone
+
+    class Heads:
+        def predict(self, images):  # n heads at (5, 5), n = the first pixel
+            return [_Prediction(np.full((int(im[0, 0, 0]), 2), 5, np.float32)) for im in images]
+
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry, ["cam1"], {"cam1": ["door"]})
+    door = Zone("door", np.array([[0, 0], [10, 0], [10, 10], [0, 10]], np.float32))
+    worker = Worker(Heads(), [], events=metrics, zones={"cam1": CameraZones([door], window_s=10)})
+    for i, n in enumerate([10, 10, 40]):  # 1 frame/s: 10, 10, then 40 for 1 s of the 2 s seen
+        image = np.full((16, 16, 3), n, np.uint8)
+        worker.process([Frame("cam1", image, i, 1_800_000_000.0 + i, time.monotonic())])
+    server = MetricsServer(registry, States("cam1").health, "127.0.0.1", 0).start()
+    try:
+        text = urllib.request.urlopen(f"{server.url}/metrics", timeout=5).read().decode()
+    finally:
+        server.stop()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("crowdwatch_people", (("camera", "cam1"),))] == 40
+    assert samples[("crowdwatch_people_smoothed", (("camera", "cam1"),))] == 25
+    assert samples[("crowdwatch_zone_people_smoothed", (("camera", "cam1"), ("zone", "door")))] == 25
+    assert "# TYPE crowdwatch_people_smoothed gauge" in text
+
+
+class _Prediction:
+    def __init__(self, points):
+        self.points = points
+        self.count = len(points)
