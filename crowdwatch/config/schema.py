@@ -40,7 +40,9 @@ PATTERN_HELP = {
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `fps: true` or `loop: 1` are errors, not 1.0 and True (ints still fill float fields);
+    # paths opt out (YAML gives them as strings)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
@@ -51,7 +53,9 @@ def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
 
 
 class ModelSettings(_Section):
-    weights: Path | None = Field(None, description="P2PNet weights file; null = the packaged weights")
+    weights: Path | None = Field(
+        None, strict=False, description="P2PNet weights file; null = the packaged weights"
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="inference precision")
     device: str = Field("auto", pattern=_DEVICE.pattern, description="auto, cpu, cuda or cuda:N")
     threshold: float | None = Field(
@@ -192,6 +196,7 @@ class VideoSettings(_Section):
 class OutputSettings(_Section):
     dir: Path = Field(
         Path("output"),
+        strict=False,
         validate_default=True,
         description="folder for CSV, snapshots and videos; relative = next to the config file",
     )
