@@ -11,6 +11,7 @@ check the stop event, so a reader queued behind another camera's open can still 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 
@@ -38,6 +39,12 @@ class OpenCVCapture:
 
     def grab(self) -> bool:
         return bool(self._capture.grab())
+
+    def position_ms(self) -> float | None:
+        """``CAP_PROP_POS_MSEC`` (from the frame's PTS for FFmpeg, the buffer time for V4L2); None when
+        the backend reports nothing usable (NaN, negative)."""
+        position = float(self._capture.get(cv2.CAP_PROP_POS_MSEC))
+        return position if math.isfinite(position) and position >= 0.0 else None
 
     def retrieve(self) -> tuple[bool, np.ndarray | None]:
         ok, image = self._capture.retrieve()
@@ -95,4 +102,13 @@ def open_capture(camera: CameraConfig, stop: threading.Event) -> Capture:
     if not capture.isOpened():
         capture.release()
         raise SourceConnectionError(camera.id, f"could not open {camera.display_url}")
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if width * height > camera.max_pixels:  # refused before a frame is decoded; retried with backoff
+        capture.release()
+        raise SourceConnectionError(
+            camera.id,
+            f"frames of {width}x{height} = {width * height:,} pixels are over max_pixels "
+            f"({camera.max_pixels:,})",
+        )
     return OpenCVCapture(capture)
