@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from crowdwatch.imageheader import DEFAULT_MAX_PIXELS
 from crowdwatch.secrets import SecretUrl, SecretValues
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -101,6 +102,9 @@ class CameraSettings(_Section):
     reconnect: ReconnectSettings = Field(default_factory=ReconnectSettings)
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTP transport for rtsp:// cameras")
     loop: bool = Field(False, description="video files only: start again at the end instead of stopping")
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, description="a camera whose frames are larger is refused (down, retried)"
+    )
 
 
 class AlertSettings(_Section):

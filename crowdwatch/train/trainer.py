@@ -84,6 +84,7 @@ class Trainer:
             seed=config.seed,
             crops=opt.crops_per_image,
             params=AugmentParams(opt.crop_size, opt.scale[0], opt.scale[1], opt.flip),
+            max_pixels=config.data.max_pixels,
         )
         self.net, self.init = build.build_net(config, config.seed)
         self.net.to(self.device).train()
@@ -197,7 +198,9 @@ class Trainer:
         if not self.val_items:
             return None
         if self._val_images is None:
-            self._val_images = load_val_images(self.val_items, self.config.validation.longest_side)
+            self._val_images = load_val_images(
+                self.val_items, self.config.validation.longest_side, self.config.data.max_pixels
+            )
         val = validate(
             self.net,
             self._val_images,

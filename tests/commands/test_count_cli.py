@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from support.model_builders import hand_set_net
+from support.png_files import write_constant_png
 
 from crowdwatch.model import save_checkpoint
 
@@ -130,3 +132,37 @@ def test_bad_usage_exits_2(python: str, cli_env: dict) -> None:
         [python, "-m", "crowdwatch", "frobnicate"], capture_output=True, text=True, env=cli_env
     )
     assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr
+
+
+def test_a_pixel_bomb_exits_2_in_bounded_memory_and_the_other_images_are_counted(
+    tmp_path: Path, weights: Path, python: str, cli_env: dict
+) -> None:
+    bomb = write_constant_png(
+        tmp_path / "bomb.png", 12_000, 10_000
+    )  # 120 MP: 360 MB decoded, GBs in the model
+    small = write_constant_png(tmp_path / "small.png", 64, 48)
+    argv = [python, "-m", "crowdwatch", "count", str(bomb), str(small), "--weights", str(weights), "--json"]
+    with (tmp_path / "out").open("w+") as out, (tmp_path / "err").open("w+") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=cli_env)
+        _, status, usage = os.wait4(proc.pid, 0)  # reaped here, with the child's own resource usage
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    assert proc.returncode == 2, stderr
+    assert "bomb.png: 12000x10000 = 120,000,000 pixels is over the pixel cap of 50,000,000" in stderr
+    assert "Traceback" not in stderr
+    assert usage.ru_maxrss < 1_500_000  # kB: torch and the weights, not the image (~0.5 GB here)
+    report = json.loads(stdout)
+    assert report["refused"] == 1 and [Path(r["image"]).name for r in report["images"]] == ["small.png"]
+
+
+def test_max_pixels_from_the_command_line_is_an_inclusive_cap(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crowdwatch.commands.count import main
+
+    small = write_constant_png(tmp_path / "small.png", 64, 48)  # 3072 pixels
+    common = ["--weights", str(weights), "--precision", "fp32", "--device", "cpu"]
+    assert main([str(small), *common, "--max-pixels", "3072"]) == 0
+    assert main([str(small), *common, "--max-pixels", "3071"]) == 2
+    assert "64x48 = 3,072 pixels is over the pixel cap of 3,071" in capsys.readouterr().err
