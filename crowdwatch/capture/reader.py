@@ -204,8 +204,8 @@ class CameraReader:
                     continue
                 reopen_now = False
                 failures += 1
-                if outcome == "open_failed":  # first of a streak: warning; repeats: debug noise
-                    logger.log(logging.WARNING if failures == 1 else logging.DEBUG, "%s", reason)
+                if outcome == "open_failed":  # each failed attempt says why; the first of a streak warns
+                    logger.log(logging.WARNING if failures == 1 else logging.INFO, "%s", reason)
                 self._set_up(False, reason)
         finally:
             self._set_up(False, "reader stopped")
