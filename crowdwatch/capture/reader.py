@@ -281,8 +281,11 @@ class CameraReader:
         frame delivered before it (a backwards jump of more than :data:`REPLAY_WINDOW_MS` is a
         restarted stream clock and counts as new). Only applied once the session's timestamps have
         advanced at least once: a source without timestamps (always 0 or unknown) falls back to the
-        stall rule and the watchdog.
+        stall rule and the watchdog. Files are exempt here too: a file is read once per pass, so two
+        frames with one timestamp are a sloppy muxer's distinct frames, not a replay.
         """
+        if self.camera.kind == "file":
+            return None
         if self.camera.kind == "stream" and grab_s >= self.camera.read_timeout_s:
             return "stalled"
         position = capture.position_ms()

@@ -232,3 +232,15 @@ def test_frames_over_max_pixels_are_dropped(readers: list[CameraReader]) -> None
     )
     wait_for(lambda: events.counts["dropped:oversized"] == 3, timeout=2)
     assert events.counts["read"] == 0
+
+
+def test_a_file_with_repeated_timestamps_keeps_every_frame(
+    readers: list[CameraReader], tmp_path: Path
+) -> None:
+    events = RecordingEvents()
+    capture = Timestamped([0.0, 40.0, 40.0, 80.0])  # a sloppy muxer, not a replay
+    run_reader(
+        readers, camera(str(tmp_path / "clip.mp4")), events=events, capture_factory=factory_of(capture)
+    )
+    wait_for(lambda: events.counts["read"] == 4, timeout=2)
+    assert events.counts["dropped:replayed"] == 0
