@@ -11,7 +11,7 @@ import numpy as np
 from crowdwatch.errors import ImageTooLarge
 from crowdwatch.imageheader import DEFAULT_MAX_PIXELS, HEADER_FORMATS, image_size
 
-__all__ = ["DEFAULT_MAX_PIXELS", "as_bgr", "check_pixels", "read_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "as_bgr", "check_image_file", "check_pixels", "read_image"]
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:
@@ -37,6 +37,20 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
         raise ImageTooLarge(what, width, height, max_pixels)
 
 
+def check_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) from the file's header; :class:`ImageTooLarge` over ``max_pixels``, OSError when
+    the file is missing or of a format whose header crowdwatch does not read. Decodes nothing."""
+    path = Path(path)
+    if not path.is_file():
+        raise OSError("no such file" if not path.exists() else "not a regular file")
+    with path.open("rb") as file:
+        size = image_size(file)
+    if size is None:
+        raise OSError(f"unknown image format (crowdwatch reads {HEADER_FORMATS})")
+    check_pixels(*size, max_pixels, str(path))
+    return size
+
+
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The image as 3-channel BGR uint8 (grayscale is converted).
 
@@ -46,13 +60,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     format whose header crowdwatch does not read (see :data:`HEADER_FORMATS`), or not decodable.
     """
     path = Path(path)
-    if not path.is_file():
-        raise OSError("no such file" if not path.exists() else "not a regular file")
-    with path.open("rb") as file:
-        size = image_size(file)
-    if size is None:
-        raise OSError(f"unknown image format (crowdwatch reads {HEADER_FORMATS})")
-    check_pixels(*size, max_pixels, str(path))
+    check_image_file(path, max_pixels)
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
