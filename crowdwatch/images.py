@@ -46,7 +46,7 @@ def check_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     with path.open("rb") as file:
         size = image_size(file)
     if size is None:
-        raise OSError(f"unknown image format (crowdwatch reads {HEADER_FORMATS})")
+        raise OSError(f"unknown image format or damaged header (crowdwatch reads {HEADER_FORMATS})")
     check_pixels(*size, max_pixels, str(path))
     return size
 

@@ -13,9 +13,11 @@ import numpy as np
 
 from crowdwatch.drawing import draw_points
 from crowdwatch.errors import ImageTooLarge
-from crowdwatch.images import DEFAULT_MAX_PIXELS, read_image
-from crowdwatch.model.precision import PRECISIONS
-from crowdwatch.model.predictor import Predictor
+from crowdwatch.images import DEFAULT_MAX_PIXELS, check_image_file, read_image
+
+#: ``crowdwatch.model.precision.PRECISIONS``, spelled out: importing the model (torch: ~5 s and ~0.7 GB
+#: here) waits until every image header has passed, so refusing a pixel bomb costs almost nothing
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,25 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.max_pixels < 1:
         parser.error("--max-pixels must be at least 1")
+    # every header first: a run whose images are all refused or unreadable never loads the model
+    failures, refused, paths = 0, 0, []
+    for name in args.images:
+        path = Path(name)
+        try:
+            check_image_file(path, args.max_pixels)
+        except OSError as exc:
+            print(f"crowdwatch: cannot read {path}: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        except ImageTooLarge as exc:
+            print(f"crowdwatch: error: {exc}", file=sys.stderr)
+            refused += 1
+            continue
+        paths.append(path)
+    if not paths and not args.json:
+        return 2 if refused else 1
+    from crowdwatch.model.predictor import Predictor  # heavy: torch
+
     predictor = Predictor.from_checkpoint(
         args.weights,
         device=args.device,
@@ -82,9 +103,8 @@ def main(argv: list[str]) -> int:
     )
     if args.overlay is not None:
         args.overlay.mkdir(parents=True, exist_ok=True)
-    results, failures, refused = [], 0, 0
-    for name in args.images:
-        path = Path(name)
+    results = []
+    for path in paths:
         try:
             image = read_image(path, args.max_pixels)
         except OSError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -134,35 +134,62 @@ def test_bad_usage_exits_2(python: str, cli_env: dict) -> None:
     assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr
 
 
-def test_a_pixel_bomb_exits_2_in_bounded_memory_and_the_other_images_are_counted(
-    tmp_path: Path, weights: Path, python: str, cli_env: dict
+#: ``python -m crowdwatch``, reporting at exit the process's peak resident memory (VmHWM: this process
+#: image only; ru_maxrss of a child forked from the test process would include the test's own memory)
+#: and whether torch was imported
+MEASURED_CLI = (
+    "import atexit, sys\n"
+    "def report():\n"
+    "    hwm = [line for line in open('/proc/self/status') if line.startswith('VmHWM')][0].split()[1]\n"
+    "    sys.stderr.write(f'MEASURED VmHWM_kB={hwm} torch={\"torch\" in sys.modules}\\n')\n"
+    "atexit.register(report)\n"
+    "from crowdwatch.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_a_pixel_bomb_exits_2_from_its_header_without_loading_torch(
+    tmp_path: Path, python: str, cli_env: dict
 ) -> None:
     bomb = write_constant_png(
         tmp_path / "bomb.png", 12_000, 10_000
     )  # 120 MP: 360 MB decoded, GBs in the model
-    small = write_constant_png(tmp_path / "small.png", 64, 48)
-    argv = [python, "-m", "crowdwatch", "count", str(bomb), str(small), "--weights", str(weights), "--json"]
-    with (tmp_path / "out").open("w+") as out, (tmp_path / "err").open("w+") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=cli_env)
-        _, status, usage = os.wait4(proc.pid, 0)  # reaped here, with the child's own resource usage
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    assert proc.returncode == 2, stderr
-    assert "bomb.png: 12000x10000 = 120,000,000 pixels is over the pixel cap of 50,000,000" in stderr
-    assert "Traceback" not in stderr
-    assert usage.ru_maxrss < 1_500_000  # kB: torch and the weights, not the image (~0.5 GB here)
-    report = json.loads(stdout)
-    assert report["refused"] == 1 and [Path(r["image"]).name for r in report["images"]] == ["small.png"]
+    proc = subprocess.run(
+        [python, "-c", MEASURED_CLI, "count", str(bomb)],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "bomb.png: 12000x10000 = 120,000,000 pixels is over the pixel cap of 50,000,000" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    measured = re.search(r"MEASURED VmHWM_kB=(\d+) torch=(\w+)", proc.stderr)
+    assert measured, proc.stderr
+    assert measured.group(2) == "False"  # refused before the model (and torch, ~0.7 GB) is loaded
+    assert int(measured.group(1)) < 300_000  # kB: Python and OpenCV, ~60 MB
 
 
-def test_max_pixels_from_the_command_line_is_an_inclusive_cap(
+def test_refused_images_exit_2_and_the_others_are_counted(
     tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from crowdwatch.commands.count import main
 
+    bomb = write_constant_png(tmp_path / "bomb.png", 10_000, 6_000)  # 60 MP: over the default cap
     small = write_constant_png(tmp_path / "small.png", 64, 48)  # 3072 pixels
     common = ["--weights", str(weights), "--precision", "fp32", "--device", "cpu"]
-    assert main([str(small), *common, "--max-pixels", "3072"]) == 0
+    assert main([str(bomb), str(small), *common, "--json"]) == 2
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["refused"] == 1 and [Path(r["image"]).name for r in report["images"]] == ["small.png"]
+    assert "bomb.png: 10000x6000 = 60,000,000 pixels is over the pixel cap of 50,000,000" in err
+    assert main([str(small), *common, "--max-pixels", "3072"]) == 0  # the cap is inclusive
     assert main([str(small), *common, "--max-pixels", "3071"]) == 2
     assert "64x48 = 3,072 pixels is over the pixel cap of 3,071" in capsys.readouterr().err
+
+
+def test_the_precision_choices_are_the_models() -> None:
+    from crowdwatch.commands import count
+    from crowdwatch.model.precision import PRECISIONS
+
+    assert count.PRECISIONS == PRECISIONS
