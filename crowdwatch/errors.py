@@ -39,6 +39,20 @@ class DataError(UsageError):
         super().__init__(f"{self.path}: {message}")
 
 
+class ImageTooLarge(UsageError):
+    """An image or frame over the pixel cap. ``what`` names it (a path or a camera)."""
+
+    def __init__(self, what: str, width: int, height: int, max_pixels: int) -> None:
+        self.what = what
+        self.width = width
+        self.height = height
+        self.max_pixels = max_pixels
+        super().__init__(
+            f"{what}: {width}x{height} = {width * height:,} pixels is over the pixel cap of "
+            f"{max_pixels:,} (raise max_pixels if this is intended)"
+        )
+
+
 class BackboneWeightsMissing(CrowdwatchError):
     """The ImageNet VGG16 weights are not in the torch hub cache (and downloading was not allowed)."""
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from crowdwatch.data.folders import Item, load_image, load_points
 from crowdwatch.data.scoring import count_errors, dataset_groups, matched_within, prf
+from crowdwatch.images import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:  # torch loads only when a command has parsed its arguments and builds a Predictor
     from crowdwatch.model.predictor import Predictor
@@ -50,7 +51,12 @@ class ImageResult:
 
 
 def predict_items(
-    predictor: Predictor, items: Sequence[Item], *, sweep: Sequence[float] = (), progress: bool = True
+    predictor: Predictor,
+    items: Sequence[Item],
+    *,
+    sweep: Sequence[float] = (),
+    progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[list[ImageResult], list[list[int]]]:
     """Count every item with ``predictor`` at its threshold; also the count at each ``sweep`` threshold.
 
@@ -64,7 +70,7 @@ def predict_items(
         predictor.threshold = min(sweep[0], threshold)
     try:
         for item in tqdm(items, desc="evaluate", unit="img", disable=not progress):
-            image, gt = load_image(item.image), load_points(item.points)
+            image, gt = load_image(item.image, max_pixels), load_points(item.points)
             pred = predictor.predict([image])[0]
             sweep_counts.append([int((pred.scores > t).sum()) for t in sweep])
             results.append(
@@ -166,10 +172,16 @@ def write_per_image(
             )
 
 
-def write_worst(folder: Path, items: Sequence[Item], results: Sequence[ImageResult], count: int) -> None:
+def write_worst(
+    folder: Path,
+    items: Sequence[Item],
+    results: Sequence[ImageResult],
+    count: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> None:
     """Overlays of the ``count`` images with the largest count errors, as ``<rank>_<dataset>_<stem>.jpg``."""
     folder.mkdir(exist_ok=True)
     by_error = sorted(range(len(results)), key=lambda i: -results[i].abs_error)[: max(count, 0)]
     for rank, i in enumerate(by_error, start=1):
-        overlay = draw_overlay(load_image(items[i].image), results[i])
+        overlay = draw_overlay(load_image(items[i].image, max_pixels), results[i])
         cv2.imwrite(str(folder / f"{rank:02d}_{items[i].dataset}_{items[i].image.stem}.jpg"), overlay)

@@ -34,11 +34,13 @@ from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.heatmap import HeatmapSink
 from crowdwatch.sinks.mqtt import MqttSink
 from crowdwatch.sinks.overlay import OverlaySink
+from crowdwatch.sinks.runner import SinkStatus
 from crowdwatch.telemetry.health import camera_health
 from crowdwatch.telemetry.metrics import PipelineMetrics
 from crowdwatch.telemetry.mqtt_metrics import MqttMetrics
 from crowdwatch.telemetry.notify import Notifier, WatchdogPinger
 from crowdwatch.telemetry.server import MetricsServer
+from crowdwatch.telemetry.sinkloss import SinkLossCollector
 from crowdwatch.zones import CameraZones, zones_from_config
 
 if TYPE_CHECKING:  # loaded in Pipeline.run, after the config is checked (torch is slow to import)
@@ -81,6 +83,9 @@ class Pipeline:
             [cam.id for cam in config.cameras],
             {cam.id: [zone.id for zone in cam.zones] for cam in config.cameras},
         )
+        # each sink's lost rows and failing state: the sink runner's record, once the sinks run
+        self._sink_status: Callable[[], list[SinkStatus]] = list
+        self.registry.register(SinkLossCollector(lambda: self._sink_status()))
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
@@ -112,6 +117,7 @@ class Pipeline:
                 len(cfg.cameras),
             )
             with contextlib.ExitStack() as stack:
+                stack.callback(self._log_sink_losses)  # runs last: after the sinks' final flush
                 sinks = self._open_sinks(stack)
                 wake = threading.Event()
                 readers = [CameraReader(cam, self.metrics, on_frame=wake) for cam in cfg.cameras]
@@ -127,6 +133,7 @@ class Pipeline:
                     max_wait_ms=cfg.model.max_wait_ms,
                     wake=wake,
                 )
+                self._sink_status = worker.sink_runner.status
                 worker.start()
                 for reader in readers:
                     try:
@@ -209,7 +216,7 @@ class Pipeline:
         address, port = self.config.metrics.address, self.config.metrics.port
 
         def health() -> tuple[bool, dict[str, object]]:
-            return camera_health(reader.state() for reader in readers)
+            return camera_health((reader.state() for reader in readers), self._sink_status())
 
         try:
             return MetricsServer(self.registry, health, address, port).start()
@@ -283,6 +290,12 @@ class Pipeline:
                 "sink_overload": counts.dropped["sink_overload"],
             }
         return out
+
+    def _log_sink_losses(self) -> None:
+        """The final summary's second line: rows each sink could not record (e.g. on a full disk)."""
+        lost = {status.sink: status.lost_rows for status in self._sink_status()}
+        level = logging.WARNING if any(lost.values()) else logging.INFO
+        logger.log(level, "final sink losses (rows not recorded): %s", json.dumps(lost))
 
     def _install_signal_handlers(self) -> dict[int, _SignalHandler]:
         if threading.current_thread() is not threading.main_thread():

@@ -23,8 +23,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "crowdwatch"
 
 #: Bottom to top. Keep in step with ARCHITECTURE.md.
 LAYERS: list[set[str]] = [
-    {"__init__", "errors", "fileio", "images", "frames", "secrets", "polygons", "smoothing"},
-    {"config", "zones", "drawing", "density"},
+    {"__init__", "errors", "fileio", "imageheader", "frames", "secrets", "polygons", "smoothing"},
+    {"config", "zones", "drawing", "density", "images"},
     {"model", "data", "capture", "sinks"},
     {"train", "evaluation", "inference", "telemetry", "demo"},
     {"pipeline"},

@@ -115,6 +115,8 @@ def test_camera_variable_filters_every_per_camera_query():
         "crowdwatch_inference_seconds",
         "crowdwatch_batch_size",
         "crowdwatch_build_info",
+        "crowdwatch_sink_lost_rows_total",  # per sink, not per camera
+        "crowdwatch_sink_up",
     }
     for title, expr in panel_queries(dashboard):
         for name in metric_names(expr) & {*per_camera, *(f"{m}_bucket" for m in per_camera)}:

@@ -7,10 +7,19 @@ OpenCV opens are serialized process-wide (a lock inside its FFmpeg backend), so 
 lock; (2) waits for its turn on :data:`OPEN_LOCK`, our own mirror of OpenCV's lock, in short slices that
 check the stop event, so a reader queued behind another camera's open can still be stopped at once;
 (3) opens with bounded open/read timeouts. Reads are independent across threads.
+
+FFmpeg's and OpenCV's own messages (``[rtsp @ 0x...] method DESCRIBE failed: 404``, ``[ WARN:0@...]
+Stream timeout triggered``) would print raw to stderr on every retry of a failing camera, outside our
+log format. Importing this module quiets them (``OPENCV_FFMPEG_LOGLEVEL=-8``, read when the first
+FFmpeg capture opens, and OpenCV's log level ERROR) unless the user set ``OPENCV_FFMPEG_LOGLEVEL`` or
+``OPENCV_LOG_LEVEL`` themselves; crowdwatch logs the reason instead: the probe's (refused, timed out,
+an RTSP error status) or, when OpenCV fails after a good probe, a ``DESCRIBE``'s status (``RTSP 404 Not
+Found``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 
@@ -18,14 +27,26 @@ import cv2
 import numpy as np
 
 from crowdwatch.capture.base import STOP_CHECK_S, Capture, SourceConnectionError, Stopped
-from crowdwatch.capture.probe import probe
+from crowdwatch.capture.probe import describe_status, probe
 from crowdwatch.config import CameraConfig
 
-__all__ = ["FFMPEG_OPTIONS_ENV", "OPEN_LOCK", "OpenCVCapture", "open_capture"]
+__all__ = ["FFMPEG_OPTIONS_ENV", "OPEN_LOCK", "OpenCVCapture", "open_capture", "quiet_library_logs"]
 
 OPEN_LOCK = threading.Lock()
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _USER_FFMPEG_OPTIONS = os.environ.get(FFMPEG_OPTIONS_ENV)
+#: AV_LOG_QUIET: FFmpeg prints nothing of its own; our log line carries the reason
+FFMPEG_LOGLEVEL_QUIET = "-8"
+
+
+def quiet_library_logs() -> None:
+    """Keep FFmpeg's and OpenCV's raw stderr messages out of the journal (see the module docstring)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", FFMPEG_LOGLEVEL_QUIET)
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+quiet_library_logs()
 
 
 class OpenCVCapture:
@@ -38,6 +59,12 @@ class OpenCVCapture:
 
     def grab(self) -> bool:
         return bool(self._capture.grab())
+
+    def position_ms(self) -> float | None:
+        """``CAP_PROP_POS_MSEC`` (from the frame's PTS for FFmpeg, the buffer time for V4L2); None when
+        the backend reports nothing usable (NaN, negative)."""
+        position = float(self._capture.get(cv2.CAP_PROP_POS_MSEC))
+        return position if math.isfinite(position) and position >= 0.0 else None
 
     def retrieve(self) -> tuple[bool, np.ndarray | None]:
         ok, image = self._capture.retrieve()
@@ -94,5 +121,15 @@ def open_capture(camera: CameraConfig, stop: threading.Event) -> Capture:
         OPEN_LOCK.release()
     if not capture.isOpened():
         capture.release()
-        raise SourceConnectionError(camera.id, f"could not open {camera.display_url}")
+        why = describe_status(camera, stop) if camera.kind == "stream" else "not a readable video"
+        raise SourceConnectionError(camera.id, f"could not open {camera.display_url}: {why}")
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if width * height > camera.max_pixels:  # refused before a frame is decoded; retried with backoff
+        capture.release()
+        raise SourceConnectionError(
+            camera.id,
+            f"frames of {width}x{height} = {width * height:,} pixels are over max_pixels "
+            f"({camera.max_pixels:,})",
+        )
     return OpenCVCapture(capture)

@@ -18,7 +18,9 @@ import time
 from crowdwatch.capture.base import STOP_CHECK_S, SourceConnectionError, Stopped
 from crowdwatch.config import CameraConfig
 
-__all__ = ["DEFAULT_PORTS", "probe"]
+__all__ = ["DEFAULT_PORTS", "describe_status", "probe"]
+
+_STATUS_LINE_MAX = 512
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 
@@ -67,10 +69,38 @@ def _connect(host: str, port: int, deadline: float, stop: threading.Event) -> so
 
 
 def probe(camera: CameraConfig, stop: threading.Event) -> None:
-    """Fail fast, outside OpenCV's open lock, when the server does not answer RTSP (or TCP).
+    """Fail fast, outside OpenCV's open lock, when the server does not answer RTSP (or TCP), or answers
+    ``OPTIONS`` with an error status.
 
     Raises :class:`SourceConnectionError` (no password in it) or :class:`Stopped`.
     """
+    status = _request(camera, stop, "OPTIONS")
+    if status is not None and not status.startswith(("1", "2", "3")):
+        assert not isinstance(camera.url, int)
+        host, port, _ = _host_port(camera.url.reveal(), camera.url.scheme)
+        raise SourceConnectionError(camera.id, f"{host}:{port} answered OPTIONS with {status}")
+
+
+def describe_status(camera: CameraConfig, stop: threading.Event) -> str:
+    """Why an RTSP open failed, as far as a plain ``DESCRIBE`` (without credentials) tells: e.g.
+    ``RTSP 404 Not Found`` for a wrong path, or the probe's reason when the server no longer answers.
+    Called after OpenCV failed to open, so that the log says why (FFmpeg's own messages are quieted)."""
+    try:
+        status = _request(camera, stop, "DESCRIBE")
+    except SourceConnectionError as exc:
+        return str(exc).split(": ", 1)[-1]
+    if status is None:
+        return "not an RTSP stream"
+    if status.startswith("401") and "@" in str(camera.url):  # the masked URL keeps the '@'
+        return "RTSP 401 Unauthorized (wrong user or password?)"
+    if status.startswith("2"):
+        return "the server describes the stream (RTSP 200) but it could not be played (codec, transport?)"
+    return f"RTSP {status}"
+
+
+def _request(camera: CameraConfig, stop: threading.Event, method: str) -> str | None:
+    """Connect and send ``method`` for the camera's path; the reply's status (``"404 Not Found"``), or
+    None for a non-RTSP scheme (only TCP is checked). Raises SourceConnectionError or Stopped."""
     assert not isinstance(camera.url, int), "only stream URLs are probed, not device indexes"
     scheme = camera.url.scheme
     host, port, path = _host_port(camera.url.reveal(), scheme)
@@ -78,12 +108,15 @@ def probe(camera: CameraConfig, stop: threading.Event) -> None:
     try:
         with _connect(host, port, deadline, stop) as sock:
             if scheme != "rtsp":
-                return
+                return None
             target = f"rtsp://{host if ':' not in host else f'[{host}]'}:{port}/{path}"
             sock.settimeout(STOP_CHECK_S)
-            sock.sendall(f"OPTIONS {target} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: crowdwatch\r\n\r\n".encode())
+            sock.sendall(
+                f"{method} {target} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: crowdwatch\r\n"
+                f"Accept: application/sdp\r\n\r\n".encode()
+            )
             reply = b""
-            while len(reply) < 5:
+            while b"\r\n" not in reply and len(reply) < _STATUS_LINE_MAX:
                 if stop.is_set():
                     raise Stopped
                 if time.monotonic() > deadline:
@@ -91,14 +124,19 @@ def probe(camera: CameraConfig, stop: threading.Event) -> None:
                         camera.id, f"{host}:{port} accepted TCP but did not answer RTSP"
                     )
                 try:
-                    chunk = sock.recv(64)
+                    chunk = sock.recv(256)
                 except TimeoutError:
                     continue
                 if not chunk:
+                    if reply.startswith(b"RTSP/"):
+                        break
                     raise SourceConnectionError(camera.id, f"{host}:{port} closed the connection")
                 reply += chunk
             if not reply.startswith(b"RTSP/"):
                 raise SourceConnectionError(camera.id, f"{host}:{port} is not an RTSP server")
+            # "RTSP/1.0 404 Not Found" -> "404 Not Found"
+            line = reply.split(b"\r\n", 1)[0].decode("latin-1")
+            return line.split(" ", 1)[1].strip() if " " in line else line
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
         raise SourceConnectionError(camera.id, f"cannot connect to {host}:{port}: {reason}") from None

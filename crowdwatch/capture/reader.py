@@ -42,11 +42,13 @@ from crowdwatch.frames import Frame
 from crowdwatch.images import as_bgr
 from crowdwatch.secrets import mask_url
 
-__all__ = ["DEFAULT_FILE_FPS", "CameraReader", "backoff_delay", "stop_readers"]
+__all__ = ["DEFAULT_FILE_FPS", "REPLAY_WINDOW_MS", "CameraReader", "backoff_delay", "stop_readers"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_FILE_FPS = 25.0
+#: A stream timestamp at most this far behind the last delivered one is a replay, further a new clock.
+REPLAY_WINDOW_MS = 2000.0
 
 
 def backoff_delay(
@@ -90,6 +92,9 @@ class CameraReader:
         self._index = 0
         self._next_due: float | None = None
         self._interval: float | None = None  # moving average of the source's frame interval
+        self._last_position: float | None = None  # stream timestamp (ms) of the last frame delivered
+        self._positions_advance = False  # has this session's stream timestamp ever advanced?
+        self._oversized_logged = False  # warn of frames over max_pixels once
         self._thread = threading.Thread(target=self._run, name=f"reader-{camera.id}", daemon=True)
         self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{camera.id}", daemon=True)
 
@@ -199,8 +204,8 @@ class CameraReader:
                     continue
                 reopen_now = False
                 failures += 1
-                if outcome == "open_failed":  # first of a streak: warning; repeats: debug noise
-                    logger.log(logging.WARNING if failures == 1 else logging.DEBUG, "%s", reason)
+                if outcome == "open_failed":  # each failed attempt says why; the first of a streak warns
+                    logger.log(logging.WARNING if failures == 1 else logging.INFO, "%s", reason)
                 self._set_up(False, reason)
         finally:
             self._set_up(False, "reader stopped")
@@ -213,21 +218,37 @@ class CameraReader:
             return "stopped", 0, "stopped"
         except SourceError as exc:
             return "open_failed", 0, str(exc)
-        outcome, frames = self._read_session(capture)
-        return outcome, frames, "end of stream" if outcome == "eof" else "read failed"
+        return self._read_session(capture)
 
-    def _read_session(self, capture: Capture) -> tuple[Outcome, int]:
-        """Read until failure, end of file or stop; release the capture. Returns (outcome, frames grabbed)."""
+    def _read_session(self, capture: Capture) -> tuple[Outcome, int, str]:
+        """Read until failure, end of file or stop; release the capture.
+
+        Returns (outcome, new frames grabbed, reason). Only new observations count: a frame that came
+        out of a stalled read, or whose stream timestamp did not advance, is dropped here (see
+        :meth:`_not_new`) before it touches the watchdog, the slot or any counter of frames read.
+        """
         frames = 0
         pace = 0.0
         if self.camera.kind == "file":
             pace = 1.0 / (capture.fps or DEFAULT_FILE_FPS)
         started = time.monotonic()
+        self._last_position = None
+        self._positions_advance = False
         try:
             while not self._stop.is_set():
+                grab_started = time.monotonic()
                 if not capture.grab():
-                    return ("eof" if self.camera.kind == "file" else "error"), frames
+                    if self.camera.kind == "file":
+                        return "eof", frames, "end of stream"
+                    return "error", frames, "read failed"
                 now, wall = time.monotonic(), time.time()
+                stale = self._not_new(capture, now - grab_started)
+                if stale == "stalled":
+                    self.events.frame_dropped(self.camera.id, "stalled", 1)
+                    return "error", frames, f"stream stalled: no data for {self.camera.read_timeout_s:g} s"
+                if stale == "replayed":
+                    self.events.frame_dropped(self.camera.id, "replayed", 1)
+                    continue
                 frames += 1
                 self._note_frame(now)
                 if self._sample(now):
@@ -238,12 +259,46 @@ class CameraReader:
                         started = time.monotonic() - frames * pace
                     elif delay > 0 and self._stop.wait(delay):
                         break
-            return "stopped", frames
+            return "stopped", frames, "stopped"
         finally:
             try:
                 capture.release()
             except Exception as exc:  # noqa: BLE001 - releasing a broken capture must not kill the reader
                 logger.warning("%s: release failed: %s", self.camera.id, mask_url(repr(exc)))
+
+    def _not_new(self, capture: Capture, grab_s: float) -> Literal["stalled", "replayed", None]:
+        """Why the frame just grabbed is not a new observation, or None when it is.
+
+        ``stalled`` (streams only): the grab returned only after the read timeout, i.e. OpenCV's
+        interrupt fired because no data came for ``read_timeout_s``. What FFmpeg hands back then is a
+        frame held in its demuxer/decoder, flushed out by the timeout: its data arrived before the
+        stall (with B-frames, several such frames follow). The session ends as a read failure, so
+        the camera goes down at once and reconnects; a live camera's next session starts at the
+        live edge instead of a backlog. Files (a slow disk is not a stale scene) and devices (no
+        read timeout) are exempt.
+
+        ``replayed``: the stream's own timestamp (``CAP_PROP_POS_MSEC``) did not advance past the
+        frame delivered before it (a backwards jump of more than :data:`REPLAY_WINDOW_MS` is a
+        restarted stream clock and counts as new). Only applied once the session's timestamps have
+        advanced at least once: a source without timestamps (always 0 or unknown) falls back to the
+        stall rule and the watchdog. Files are exempt here too: a file is read once per pass, so two
+        frames with one timestamp are a sloppy muxer's distinct frames, not a replay.
+        """
+        if self.camera.kind == "file":
+            return None
+        if self.camera.kind == "stream" and grab_s >= self.camera.read_timeout_s:
+            return "stalled"
+        position = capture.position_ms()
+        last, self._last_position = self._last_position, position
+        if position is None or last is None:
+            return None
+        if position > last:
+            self._positions_advance = True
+            return None
+        if self._positions_advance and last - position <= REPLAY_WINDOW_MS:
+            self._last_position = last  # keep the newest position delivered
+            return "replayed"
+        return None
 
     def _note_frame(self, now: float) -> None:
         last = self._last_monotonic
@@ -272,6 +327,17 @@ class CameraReader:
 
     def _retrieve(self, capture: Capture, now: float, wall: float) -> None:
         ok, image = capture.retrieve()
+        height, width = image.shape[:2] if ok and image is not None and image.ndim >= 2 else (0, 0)
+        if height * width > self.camera.max_pixels:
+            # the stream changed size after the open check (which refuses such cameras outright)
+            self.events.frame_dropped(self.camera.id, "oversized", 1)
+            logger.log(
+                logging.DEBUG if self._oversized_logged else logging.WARNING,
+                "%s: frame of %dx%d over max_pixels (%d): dropped",
+                self.camera.id, width, height, self.camera.max_pixels,
+            )  # fmt: skip
+            self._oversized_logged = True
+            return
         bgr = _frame_image(image) if ok else None
         if bgr is None:
             self.events.frame_dropped(self.camera.id, "decode_error", 1)

@@ -26,6 +26,7 @@ from crowdwatch.evaluation import (
     write_per_image,
     write_worst,
 )
+from crowdwatch.images import DEFAULT_MAX_PIXELS
 
 #: Options taking one or more numbers. argparse's ``nargs="+"`` would also take the positionals after
 #: them (``--sweep 0.4 0.5 NAME=FOLDER``) for numbers; :func:`numbers_end_at_first_non_number` stops them.
@@ -127,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         "on a validation split)",
     )
     parser.add_argument("--worst", type=int, default=8, help="overlays of this many worst images")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"refuse (exit 2) an image over N pixels, read from its header "
+        f"(default: {DEFAULT_MAX_PIXELS:,})",
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -147,12 +156,14 @@ def main(argv: list[str]) -> int:
     )
     out = args.out or Path("runs") / "evaluate" / args.weights.stem
     out.mkdir(parents=True, exist_ok=True)
-    results, sweep_counts = predict_items(predictor, items, sweep=sweep, progress=not args.no_progress)
+    results, sweep_counts = predict_items(
+        predictor, items, sweep=sweep, progress=not args.no_progress, max_pixels=args.max_pixels
+    )
     tps = [true_positives(r, args.radii) for r in results]
     summary = summarize(results, args.radii, tps)
     write_per_image(out / "per_image.csv", results, tps, args.radii)
     worst_dir = out / "worst"
-    write_worst(worst_dir, items, results, args.worst)
+    write_worst(worst_dir, items, results, args.worst, args.max_pixels)
     report: dict[str, Any] = {
         "weights": str(args.weights),
         "split": args.split,

@@ -8,32 +8,16 @@ them into its sections.
 from __future__ import annotations
 
 import math
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from crowdwatch.config.base import Polygon, Section
 
 #: Most sub-grids in a heatmap's ring (the memory bound): e.g. 24 h in 1-minute slots.
 MAX_HEATMAP_SLOTS = 1440
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _has_area(polygon: list[list[float]]) -> list[list[float]]:
-    area2 = sum(
-        x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1], strict=True)
-    )
-    if math.isclose(area2, 0.0, abs_tol=1e-9):
-        raise ValueError("polygon has zero area (points on one line?)")
-    return polygon
-
-
-_Point = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=2, max_length=2)]
-Polygon = Annotated[list[_Point], Field(min_length=3), AfterValidator(_has_area)]
-
-
-class SmoothingSettings(_Section):
+class SmoothingSettings(Section):
     window_s: float = Field(
         10.0,
         ge=0,
@@ -42,13 +26,13 @@ class SmoothingSettings(_Section):
     )
 
 
-class ExcludeRegion(_Section):
+class ExcludeRegion(Section):
     polygon: Polygon = Field(
         description="[[x, y], ...] in source-frame pixels; points inside or on it are never counted"
     )
 
 
-class HeatmapSettings(_Section):
+class HeatmapSettings(Section):
     enabled: bool = Field(False, description="write heatmaps/<camera>.jpg: head density over a window")
     window_s: float = Field(900.0, gt=0, le=86_400, description="how much capture time the heatmap covers")
     slot_s: float = Field(

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from crowdwatch.config.base import Section, resolve_path
 
 __all__ = [
     "MqttReconnect",
@@ -46,28 +46,24 @@ def default_site() -> str:
     return slug or "default"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MqttTls(_Section):
+class MqttTls(Section):
     enabled: bool = Field(False, description="connect with TLS (port 8883 unless `port` is set)")
     ca_file: Path | None = Field(
-        None, description="CA certificates (PEM) that sign the broker's certificate; null = system CAs"
+        None,
+        strict=False,
+        description="CA certificates (PEM) that sign the broker's certificate; null = system CAs",
     )
-    cert_file: Path | None = Field(None, description="client certificate (PEM), for brokers that ask for one")
-    key_file: Path | None = Field(None, description="the client certificate's private key (PEM)")
+    cert_file: Path | None = Field(
+        None, strict=False, description="client certificate (PEM), for brokers that ask for one"
+    )
+    key_file: Path | None = Field(
+        None, strict=False, description="the client certificate's private key (PEM)"
+    )
     insecure: bool = Field(
         False, description="skip checking the broker's certificate and host name (tests only: no security)"
     )
 
-    @field_validator("ca_file", "cert_file", "key_file")
-    @classmethod
-    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        base = (info.context or {}).get("base_dir")
-        if value is None or value.is_absolute() or base is None:
-            return value
-        return (Path(base) / value).resolve()
+    _resolve = field_validator("ca_file", "cert_file", "key_file")(resolve_path)
 
     @model_validator(mode="after")
     def _key_needs_cert(self) -> MqttTls:
@@ -76,7 +72,7 @@ class MqttTls(_Section):
         return self
 
 
-class MqttReconnect(_Section):
+class MqttReconnect(Section):
     initial_s: int = Field(1, ge=1, le=3600, description="first wait before reconnecting, whole seconds")
     max_s: int = Field(60, ge=1, le=3600, description="cap of the doubling backoff, whole seconds")
 
@@ -87,7 +83,7 @@ class MqttReconnect(_Section):
         return self
 
 
-class MqttSettings(_Section):
+class MqttSettings(Section):
     """Where and how the MQTT sink publishes (see the README's MQTT section for topics and payloads)."""
 
     enabled: bool = Field(False, description="publish counts, alert events and availability over MQTT")

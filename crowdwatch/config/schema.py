@@ -10,14 +10,11 @@ kept in one module (under 300 lines) so that the whole file format reads top to 
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -27,7 +24,9 @@ from pydantic import (
 )
 
 from crowdwatch.config.analytics import ExcludeRegion, HeatmapSettings, SmoothingSettings
+from crowdwatch.config.base import Polygon, Section, resolve_path
 from crowdwatch.config.mqtt import MqttSettings, default_site
+from crowdwatch.imageheader import DEFAULT_MAX_PIXELS
 from crowdwatch.secrets import SecretUrl, SecretValues
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -42,19 +41,10 @@ PATTERN_HELP = {
 }
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
-    base = (info.context or {}).get("base_dir")
-    if value is None or value.is_absolute() or base is None:
-        return value
-    return (Path(base) / value).resolve()
-
-
-class ModelSettings(_Section):
-    weights: Path | None = Field(None, description="P2PNet weights file; null = the packaged weights")
+class ModelSettings(Section):
+    weights: Path | None = Field(
+        None, strict=False, description="P2PNet weights file; null = the packaged weights"
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="inference precision")
     device: str = Field("auto", pattern=_DEVICE.pattern, description="auto, cpu, cuda or cuda:N")
     threshold: float | None = Field(
@@ -69,10 +59,10 @@ class ModelSettings(_Section):
     )
     threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads; null = torch's default")
 
-    _abs_weights = field_validator("weights")(_resolve_path)
+    _abs_weights = field_validator("weights")(resolve_path)
 
 
-class ReconnectSettings(_Section):
+class ReconnectSettings(Section):
     initial_s: float = Field(1.0, gt=0, le=3600, description="first wait before reconnecting")
     max_s: float = Field(30.0, gt=0, le=3600, description="cap of the exponential backoff")
     jitter: float = Field(
@@ -86,7 +76,7 @@ class ReconnectSettings(_Section):
         return self
 
 
-class CameraSettings(_Section):
+class CameraSettings(Section):
     """Per-camera settings: given once under ``defaults``, overridable in each camera."""
 
     fps: float | None = Field(
@@ -101,9 +91,12 @@ class CameraSettings(_Section):
     rtsp_transport: Literal["tcp", "udp"] = Field("tcp", description="RTP transport for rtsp:// cameras")
     loop: bool = Field(False, description="video files only: start again at the end instead of stopping")
     smoothing: SmoothingSettings = Field(default_factory=SmoothingSettings)
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, description="a camera whose frames are larger is refused (down, retried)"
+    )
 
 
-class AlertSettings(_Section):
+class AlertSettings(Section):
     high: float = Field(gt=0, description="raise the alert when the zone count reaches this")
     low: float = Field(ge=0, description="clear it when the count falls to this or below")
     for_s: float = Field(
@@ -117,23 +110,10 @@ class AlertSettings(_Section):
         return self
 
 
-Point = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=2, max_length=2)]
-
-
-class ZoneConfig(_Section):
+class ZoneConfig(Section):
     id: Slug
-    polygon: list[Point] = Field(min_length=3, description="[[x, y], ...] in source-frame pixels")
+    polygon: Polygon = Field(description="[[x, y], ...] in source-frame pixels")
     alert: AlertSettings | None = None
-
-    @field_validator("polygon")
-    @classmethod
-    def _has_area(cls, polygon: list[list[float]]) -> list[list[float]]:
-        area2 = sum(
-            x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1], strict=True)
-        )
-        if math.isclose(area2, 0.0, abs_tol=1e-9):
-            raise ValueError("polygon has zero area (points on one line?)")
-        return polygon
 
 
 class CameraConfig(CameraSettings):
@@ -172,7 +152,7 @@ class CameraConfig(CameraSettings):
             if not host or host[0] in "/:?#":
                 raise ValueError(f"{stream.scheme}:// URL has no host")
             return stream
-        return SecretUrl(str(_resolve_path(Path(text), info)), secrets)
+        return SecretUrl(str(resolve_path(Path(text), info)), secrets)
 
     @property
     def kind(self) -> Literal["stream", "file", "device"]:
@@ -186,23 +166,24 @@ class CameraConfig(CameraSettings):
         return str(self.url)
 
 
-class CsvSettings(_Section):
+class CsvSettings(Section):
     enabled: bool = True
     flush_interval_s: float = Field(1.0, gt=0, le=60, description="longest a row stays unwritten")
 
 
-class SnapshotSettings(_Section):
+class SnapshotSettings(Section):
     enabled: bool = True
     interval_s: float = Field(5.0, gt=0, le=86_400, description="write the latest overlay this often")
 
 
-class VideoSettings(_Section):
+class VideoSettings(Section):
     enabled: bool = Field(False, description="write an annotated video file per camera")
 
 
-class OutputSettings(_Section):
+class OutputSettings(Section):
     dir: Path = Field(
         Path("output"),
+        strict=False,
         validate_default=True,
         description="folder for CSV, snapshots and videos; relative = next to the config file",
     )
@@ -211,10 +192,10 @@ class OutputSettings(_Section):
     video: VideoSettings = Field(default_factory=VideoSettings)
     heatmaps: HeatmapSettings = Field(default_factory=HeatmapSettings)
 
-    _abs_dir = field_validator("dir")(_resolve_path)
+    _abs_dir = field_validator("dir")(resolve_path)
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     enabled: bool = True
     address: str = Field("127.0.0.1", description="IP address the /metrics and /healthz server binds")
     port: int = Field(9108, ge=0, le=65535, description="0 = any free port")
@@ -231,13 +212,13 @@ class MetricsSettings(_Section):
         return address
 
 
-class SystemdSettings(_Section):
+class SystemdSettings(Section):
     watchdog_progress_s: float = Field(
         60.0, gt=0, le=3600, description="WATCHDOG=1 is sent only if a frame was processed this recently"
     )
 
 
-class Config(_Section):
+class Config(Section):
     site: Slug = Field(
         default_factory=default_site, description="this box's name on MQTT; default: host name"
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from crowdwatch.errors import DataError
-from crowdwatch.images import read_image
+from crowdwatch.images import DEFAULT_MAX_PIXELS, check_image_file, read_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -66,10 +66,20 @@ def split_items(items: Sequence[Item], *, every: int, part: str) -> list[Item]:
     return [item for index, item in enumerate(items) if (index % every == 0) == held_out]
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 BGR; grayscale files come back with three equal channels."""
+def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 BGR; grayscale files come back with three equal channels.
+    An image over ``max_pixels`` (from its header) raises :class:`~crowdwatch.errors.ImageTooLarge`."""
     try:
-        return read_image(path)
+        return read_image(path, max_pixels)
+    except OSError as exc:
+        raise DataError(path, f"cannot read image ({exc})") from None
+
+
+def check_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Check an image's size from its header only: :class:`~crowdwatch.errors.ImageTooLarge` over
+    ``max_pixels``, :class:`DataError` when unreadable. Cheap enough to run over a whole dataset."""
+    try:
+        check_image_file(path, max_pixels)
     except OSError as exc:
         raise DataError(path, f"cannot read image ({exc})") from None
 

@@ -130,6 +130,11 @@ class Worker:
         finished = not self._inference.is_alive()
         return self._sinks.stop(deadline) and finished
 
+    @property
+    def sink_runner(self) -> SinkRunner:
+        """The runner feeding the sinks: its ``status()`` is each sink's lost rows and failing reason."""
+        return self._sinks
+
     def last_progress_monotonic(self) -> float | None:
         """``time.monotonic()`` when the last batch finished (None before the first): for the watchdog."""
         return self._last_progress

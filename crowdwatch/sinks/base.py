@@ -75,7 +75,14 @@ class Sink(Protocol):
 
 
 class SinkBase:
-    """Context-manager plumbing for sinks: ``with CsvSink(...) as sink: sink.write(r)``."""
+    """Context-manager plumbing for sinks: ``with CsvSink(...) as sink: sink.write(r)``.
+
+    A sink that can lose rows without raising (it buffers and flushes later) counts them in
+    ``lost_rows`` and says why in ``error`` until it succeeds again (``None``); the sink runner reads both.
+    """
+
+    lost_rows: int = 0
+    error: str | None = None
 
     def open(self) -> None:
         """Acquire files; the default has nothing to acquire."""

@@ -166,7 +166,10 @@ class CsvSink(SinkBase):
                 written = os.write(self._fd, view)
                 view = view[written:]
             os.fsync(self._fd)
+            self.error = None
         except OSError as exc:
+            self.lost_rows += rows
+            self.error = f"{exc.strerror or exc} ({self.path})"
             logger.error("csv %s: lost %d rows: %s", self.path, rows, exc.strerror or exc)
             try:
                 os.ftruncate(self._fd, before)

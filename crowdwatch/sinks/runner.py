@@ -5,6 +5,13 @@ the queue full is refused (the worker counts it as ``frames_dropped_total{reason
 The sink thread calls ``write`` for each result and ``tick`` on every sink at least every
 :data:`SINK_TICK_S`, so sinks flush on time when no result arrives. A failing sink is logged (at most
 once a minute per sink) and never stops the others. ``None`` in the queue is the stop sentinel.
+
+The runner is the one record of what each sink lost (:meth:`SinkRunner.status`): a ``write`` that
+raises loses its result (one row), and a sink that loses rows inside itself (the CSV sink's failed
+flush) says so through its ``lost_rows`` and ``error`` attributes (:class:`~crowdwatch.sinks.base.SinkBase`).
+A sink is *failing* from its first loss until it next succeeds (a ``write`` that returns, or for the
+CSV sink a flush that reaches the disk); telemetry turns this into
+``crowdwatch_sink_lost_rows_total{sink}``, the /healthz ``degraded`` state and the final summary.
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from crowdwatch.sinks.base import Result, Sink
 
-__all__ = ["SINK_ERROR_LOG_INTERVAL_S", "SINK_TICK_S", "SinkRunner"]
+__all__ = ["SINK_ERROR_LOG_INTERVAL_S", "SINK_TICK_S", "SinkRunner", "SinkStatus", "sink_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,17 +35,55 @@ SINK_TICK_S = 0.2
 SINK_ERROR_LOG_INTERVAL_S = 60.0
 
 
+@dataclass(frozen=True)
+class SinkStatus:
+    """One sink at one moment: its label, rows lost since start, why it is failing (None: it is not)."""
+
+    sink: str
+    lost_rows: int
+    error: str | None
+
+
+def sink_names(sinks: Sequence[Sink]) -> list[str]:
+    """Metric labels: ``CsvSink`` -> ``csv``, ``OverlaySink`` -> ``overlay`` (``-2``... for repeats)."""
+    names: list[str] = []
+    for sink in sinks:
+        base = type(sink).__name__.removesuffix("Sink").lower() or "sink"
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.append(name)
+    return names
+
+
 class SinkRunner:
     """Feeds ``sinks`` from one thread; the caller opens and closes the sinks themselves."""
 
     def __init__(self, sinks: Sequence[Sink], *, queue_size: int = 32) -> None:
         self.sinks = list(sinks)
+        self.names = sink_names(self.sinks)
         self._queue: queue.Queue[Result | None] = queue.Queue(maxsize=queue_size)
         self._errors: dict[int, float] = {}  # id(sink) -> when its last failure was logged
+        self._status_lock = threading.Lock()
+        self._lost = [0] * len(self.sinks)  # rows lost, per sink
+        self._seen_own = [0] * len(self.sinks)  # the sink's own lost_rows already added to _lost
+        self._raised: list[str | None] = [None] * len(self.sinks)  # why the last write raised
         self._thread = threading.Thread(target=self._run, name="sinks", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def status(self) -> list[SinkStatus]:
+        """Each sink's lost rows and failing reason (thread-safe; read by /metrics, /healthz, the summary)."""
+        with self._status_lock:
+            out = []
+            for i, sink in enumerate(self.sinks):
+                self._fold_own(i)  # also after the sinks closed: a failed last flush counts
+                own = getattr(sink, "error", None)
+                error = own if own is not None else self._raised[i]
+                out.append(SinkStatus(self.names[i], self._lost[i], error))
+            return out
 
     def submit(self, result: Result) -> bool:
         """Queue ``result`` without blocking; False when the queue is full and the result is dropped."""
@@ -71,16 +117,35 @@ class SinkRunner:
                 result = False
             if result is None:
                 break
-            for sink in self.sinks:
+            for i, sink in enumerate(self.sinks):
                 if isinstance(result, Result):
-                    self._call(sink, sink.write, result)
-                self._call(sink, sink.tick)
+                    self._call(i, sink.write, result)
+                self._call(i, sink.tick)
 
-    def _call(self, sink: Sink, method: Callable[..., None], *args: object) -> None:
+    def _call(self, i: int, method: Callable[..., None], *args: object) -> None:
+        sink = self.sinks[i]
+        is_write = bool(args)
         try:
             method(*args)
-        except Exception:
+        except Exception as exc:
+            with self._status_lock:
+                if is_write:  # its result is not recorded
+                    self._lost[i] += 1
+                self._raised[i] = f"{type(exc).__name__}: {exc}"
             now = time.monotonic()
             if now - self._errors.get(id(sink), -SINK_ERROR_LOG_INTERVAL_S) >= SINK_ERROR_LOG_INTERVAL_S:
                 self._errors[id(sink)] = now
                 logger.exception("worker: sink %s failed (reported once a minute)", type(sink).__name__)
+        else:
+            if is_write and self._raised[i] is not None:
+                with self._status_lock:
+                    self._raised[i] = None
+        with self._status_lock:
+            self._fold_own(i)
+
+    def _fold_own(self, i: int) -> None:
+        """Add the rows sink ``i`` lost without raising since last time (hold ``_status_lock``)."""
+        own = int(getattr(self.sinks[i], "lost_rows", 0))
+        if own > self._seen_own[i]:
+            self._lost[i] += own - self._seen_own[i]
+            self._seen_own[i] = own

@@ -1,9 +1,16 @@
-"""The /healthz decision: healthy when every camera is up and has delivered a frame.
+"""The /healthz decision: healthy when every camera is up and has delivered a frame, and no sink is failing.
 
 It judges nothing itself: each camera's reader decides whether its camera is up (its watchdog declares
 a camera down once no frame arrived for ``stale_after_s``), and reports the age of its last frame on
-its own clock (:class:`~crowdwatch.capture.base.CameraState`). This module only turns those states into
+its own clock (:class:`~crowdwatch.capture.base.CameraState`); the sink runner knows which sink is
+losing rows (:class:`~crowdwatch.sinks.runner.SinkStatus`). This module only turns those states into
 the HTTP status and the JSON body.
+
+Statuses: ``ok`` (200); ``stale`` (503) when a camera is down or has sent nothing yet; ``degraded`` (503)
+when every camera is fresh but a sink is failing (its rows are being lost, e.g. on a full disk). Degraded
+is a 503, not a 200: frames are counted but not recorded, which someone must fix (free the disk); a
+probe that only looks at the status code must see it. Restarting does not help, and nothing in
+crowdwatch restarts on /healthz (the systemd watchdog follows frame progress).
 """
 
 from __future__ import annotations
@@ -11,15 +18,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from crowdwatch.capture.base import CameraState
+from crowdwatch.sinks.runner import SinkStatus
 
 __all__ = ["camera_health"]
 
 
-def camera_health(states: Iterable[CameraState]) -> tuple[bool, dict[str, object]]:
-    """(every camera fresh, JSON-able details with a ``reason`` per camera that is not).
+def camera_health(
+    states: Iterable[CameraState], sinks: Iterable[SinkStatus] = ()
+) -> tuple[bool, dict[str, object]]:
+    """(every camera fresh and no sink failing, JSON-able details with the reasons when not).
 
-    The body is ``{"status": "ok" | "stale", "cameras": {id: {"up", "age_s", "fresh"}}, "reason"}``,
-    ``reason`` only when some camera is not fresh, e.g. ``"lobby: camera down; door: no frame yet"``.
+    The body is ``{"status": "ok" | "stale" | "degraded", "cameras": {id: {"up", "age_s", "fresh"}},
+    "sinks": {name: {"ok", "lost_rows", "error"}}, "reason"}``, ``reason`` only when not ok, e.g.
+    ``"lobby: camera down; door: no frame yet"`` or ``"csv sink failing: No space left on device (...)"``.
     """
     cameras: dict[str, object] = {}
     stale: list[str] = []
@@ -34,7 +45,14 @@ def camera_health(states: Iterable[CameraState]) -> tuple[bool, dict[str, object
         cameras[state.camera] = {"up": state.up, "age_s": age, "fresh": reason is None}
         if reason is not None:
             stale.append(f"{state.camera}: {reason}")
-    body: dict[str, object] = {"status": "ok" if not stale else "stale", "cameras": cameras}
-    if stale:
-        body["reason"] = "; ".join(stale)
-    return not stale, body
+    sink_states: dict[str, object] = {}
+    failing: list[str] = []
+    for sink in sinks:
+        sink_states[sink.sink] = {"ok": sink.error is None, "lost_rows": sink.lost_rows, "error": sink.error}
+        if sink.error is not None:
+            failing.append(f"{sink.sink} sink failing: {sink.error} ({sink.lost_rows} rows lost so far)")
+    status = "stale" if stale else "degraded" if failing else "ok"
+    body: dict[str, object] = {"status": status, "cameras": cameras, "sinks": sink_states}
+    if stale or failing:
+        body["reason"] = "; ".join(stale + failing)
+    return status == "ok", body

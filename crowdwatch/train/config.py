@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from crowdwatch.config.loader import ConfigError, read_yaml, validation_errors
+from crowdwatch.images import DEFAULT_MAX_PIXELS
 
 
 class _Strict(BaseModel):
@@ -28,6 +29,9 @@ class DatasetConfig(_Strict):
 class DataConfig(_Strict):
     datasets: list[DatasetConfig] = Field(min_length=1)
     val_every: int = Field(10, ge=0, description="every n-th image (sorted by name) is validation; 0 = none")
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, description="refuse an image over this many pixels (read from its header)"
+    )
 
 
 class ModelConfig(_Strict):

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from crowdwatch.data.folders import Item, load_image, load_points
+from crowdwatch.images import DEFAULT_MAX_PIXELS
 from crowdwatch.model.p2pnet import IMAGENET_MEAN, IMAGENET_STD
 from crowdwatch.train.augment import AugmentParams, random_crop
 
@@ -67,6 +68,7 @@ class CropDataset(Dataset[tuple[torch.Tensor, list[torch.Tensor]]]):
         seed: int,
         crops: int,
         params: AugmentParams,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         if len(groups) != len(weights) or not groups:
             raise ValueError("groups and weights must be non-empty and of equal length")
@@ -76,6 +78,7 @@ class CropDataset(Dataset[tuple[torch.Tensor, list[torch.Tensor]]]):
         self.groups = [list(group) for group in groups]
         self.probs = np.asarray(weights, dtype=np.float64) / total
         self.seed, self.crops, self.params = seed, crops, params
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:  # keys are unbounded; the sampler decides how many are drawn
         return sum(len(group) for group in self.groups)
@@ -88,7 +91,7 @@ class CropDataset(Dataset[tuple[torch.Tensor, list[torch.Tensor]]]):
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         item, rng = self.pick(*key)
-        image, points = load_image(item.image), load_points(item.points)
+        image, points = load_image(item.image, self.max_pixels), load_points(item.points)
         tensors, targets = [], []
         for _ in range(self.crops):
             crop, crop_points = random_crop(image, points, rng, self.params)

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from crowdwatch.data.folders import read_folder, split_items
+from crowdwatch.data.folders import check_image, read_folder, split_items
 from crowdwatch.errors import UsageError
 from crowdwatch.model.checkpoint import save_checkpoint
 from crowdwatch.model.precision import AUTOCAST_DTYPES, resolve_device, resolve_training_precision
@@ -78,12 +78,17 @@ class Trainer:
         if config.validation.max_images:
             val_items = [v[: config.validation.max_images] for v in val_items]
         self.val_items = [item for group in val_items for item in group]
+        # every image's size from its header, now: an image over the cap is a clear error (exit 2)
+        # before the run, not a worker's exception hours into it
+        for item in [*(i for group in self.train_items for i in group), *self.val_items]:
+            check_image(item.image, config.data.max_pixels)
         self.dataset = CropDataset(
             self.train_items,
             [d.weight for d in config.data.datasets],
             seed=config.seed,
             crops=opt.crops_per_image,
             params=AugmentParams(opt.crop_size, opt.scale[0], opt.scale[1], opt.flip),
+            max_pixels=config.data.max_pixels,
         )
         self.net, self.init = build.build_net(config, config.seed)
         self.net.to(self.device).train()
@@ -197,7 +202,9 @@ class Trainer:
         if not self.val_items:
             return None
         if self._val_images is None:
-            self._val_images = load_val_images(self.val_items, self.config.validation.longest_side)
+            self._val_images = load_val_images(
+                self.val_items, self.config.validation.longest_side, self.config.data.max_pixels
+            )
         val = validate(
             self.net,
             self._val_images,

@@ -17,6 +17,7 @@ import torch
 
 from crowdwatch.data.folders import Item, load_image, load_points
 from crowdwatch.data.scoring import count_errors, dataset_groups
+from crowdwatch.images import DEFAULT_MAX_PIXELS
 from crowdwatch.model.postprocess import decode
 from crowdwatch.model.preprocess import Preprocessor
 
@@ -29,11 +30,13 @@ class ValImage:
     gt_count: int
 
 
-def load_val_images(items: Sequence[Item], longest_side: int | None) -> list[ValImage]:
+def load_val_images(
+    items: Sequence[Item], longest_side: int | None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[ValImage]:
     """Read the validation items, downscaled to ``longest_side`` (never upscaled)."""
     images = []
     for item in items:
-        image = load_image(item.image)
+        image = load_image(item.image, max_pixels)
         count = len(load_points(item.points))
         height, width = image.shape[:2]
         if longest_side is not None and max(height, width) > longest_side:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from support.model_builders import hand_set_net
+from support.png_files import write_constant_png
 
 from crowdwatch.model import save_checkpoint
 
@@ -130,3 +132,64 @@ def test_bad_usage_exits_2(python: str, cli_env: dict) -> None:
         [python, "-m", "crowdwatch", "frobnicate"], capture_output=True, text=True, env=cli_env
     )
     assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr
+
+
+#: ``python -m crowdwatch``, reporting at exit the process's peak resident memory (VmHWM: this process
+#: image only; ru_maxrss of a child forked from the test process would include the test's own memory)
+#: and whether torch was imported
+MEASURED_CLI = (
+    "import atexit, sys\n"
+    "def report():\n"
+    "    hwm = [line for line in open('/proc/self/status') if line.startswith('VmHWM')][0].split()[1]\n"
+    "    sys.stderr.write(f'MEASURED VmHWM_kB={hwm} torch={\"torch\" in sys.modules}\\n')\n"
+    "atexit.register(report)\n"
+    "from crowdwatch.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_a_pixel_bomb_exits_2_from_its_header_without_loading_torch(
+    tmp_path: Path, python: str, cli_env: dict
+) -> None:
+    bomb = write_constant_png(
+        tmp_path / "bomb.png", 12_000, 10_000
+    )  # 120 MP: 360 MB decoded, GBs in the model
+    proc = subprocess.run(
+        [python, "-c", MEASURED_CLI, "count", str(bomb)],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "bomb.png: 12000x10000 = 120,000,000 pixels is over the pixel cap of 50,000,000" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    measured = re.search(r"MEASURED VmHWM_kB=(\d+) torch=(\w+)", proc.stderr)
+    assert measured, proc.stderr
+    assert measured.group(2) == "False"  # refused before the model (and torch, ~0.7 GB) is loaded
+    assert int(measured.group(1)) < 300_000  # kB: Python and OpenCV, ~60 MB
+
+
+def test_refused_images_exit_2_and_the_others_are_counted(
+    tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crowdwatch.commands.count import main
+
+    bomb = write_constant_png(tmp_path / "bomb.png", 10_000, 6_000)  # 60 MP: over the default cap
+    small = write_constant_png(tmp_path / "small.png", 64, 48)  # 3072 pixels
+    common = ["--weights", str(weights), "--precision", "fp32", "--device", "cpu"]
+    assert main([str(bomb), str(small), *common, "--json"]) == 2
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["refused"] == 1 and [Path(r["image"]).name for r in report["images"]] == ["small.png"]
+    assert "bomb.png: 10000x6000 = 60,000,000 pixels is over the pixel cap of 50,000,000" in err
+    assert main([str(small), *common, "--max-pixels", "3072"]) == 0  # the cap is inclusive
+    assert main([str(small), *common, "--max-pixels", "3071"]) == 2
+    assert "64x48 = 3,072 pixels is over the pixel cap of 3,071" in capsys.readouterr().err
+
+
+def test_the_precision_choices_are_the_models() -> None:
+    from crowdwatch.commands import count
+    from crowdwatch.model.precision import PRECISIONS
+
+    assert count.PRECISIONS == PRECISIONS

@@ -126,3 +126,11 @@ def test_number_lists_before_the_folders_end_at_the_first_folder(tmp_path, weigh
 )
 def test_number_lists_are_moved_after_the_other_arguments(argv, expected):
     assert numbers_end_at_first_non_number(argv) == expected
+
+
+def test_an_image_over_max_pixels_stops_evaluate_with_exit_2(tmp_path, weights, capfd):
+    data = write_blob_folder(tmp_path / "blobs", 2, size=(32, 32))
+    args = ["evaluate", "--weights", str(weights), str(data), "--no-progress", "--out", str(tmp_path / "e")]
+    assert cli_main([*args, "--max-pixels", "1024"]) == 0  # 32x32: exactly at the cap
+    assert cli_main([*args, "--max-pixels", "1023"]) == 2
+    assert "img_0000.png: 32x32 = 1,024 pixels is over the pixel cap of 1,023" in capfd.readouterr().err

@@ -74,3 +74,36 @@ def test_a_digit_string_is_a_device_index(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("CW_CAMERA_INDEX", "2")
     config = load_config(write_config(tmp_path, "cameras:\n  - {id: a, url: '${env:CW_CAMERA_INDEX}'}\n"))
     assert config.cameras[0].url == 2 and config.cameras[0].kind == "device"
+
+
+@pytest.mark.parametrize(
+    ("snippet", "key"),
+    [
+        ("defaults: {fps: true}", "defaults.fps"),
+        ("defaults: {loop: 1}", "defaults.loop"),
+        ("defaults: {stale_after_s: '10'}", "defaults.stale_after_s"),
+        ("defaults: {reconnect: {jitter: false}}", "defaults.reconnect.jitter"),
+        ("model: {max_batch: 2.0}", "model.max_batch"),
+        ("metrics: {port: '9108'}", "metrics.port"),
+        ("metrics: {enabled: 'yes'}", "metrics.enabled"),
+        ("output: {csv: {enabled: 0}}", "output.csv.enabled"),
+    ],
+)
+def test_a_bool_or_number_of_the_other_kind_is_rejected(tmp_path: Path, snippet: str, key: str) -> None:
+    text = f"{snippet}\ncameras:\n  - {{id: a, url: a.mp4}}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path, text))
+    assert [k for k, _ in info.value.errors] == [key]
+
+
+def test_ints_still_fill_float_fields_and_paths_come_as_strings(tmp_path: Path) -> None:
+    text = (
+        "model: {weights: w.pth, max_wait_ms: 20}\noutput: {dir: out}\n"
+        "cameras:\n  - {id: a, url: 3, fps: 5, stale_after_s: 4,"
+        " zones: [{id: z, polygon: [[0, 0], [4, 0], [4, 4]], alert: {high: 3, low: 1}}]}\n"
+    )
+    config = load_config(write_config(tmp_path, text))
+    camera = config.cameras[0]
+    assert (camera.fps, camera.stale_after_s, camera.url) == (5.0, 4.0, 3)
+    assert isinstance(camera.fps, float) and config.model.max_wait_ms == 20.0
+    assert config.output.dir == tmp_path / "out" and config.model.weights == tmp_path / "w.pth"

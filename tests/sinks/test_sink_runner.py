@@ -60,3 +60,45 @@ def test_a_failing_sink_is_reported_once_and_the_others_still_write(caplog: pyte
     assert [r.message for r in caplog.records].count(
         "worker: sink Broken failed (reported once a minute)"
     ) == 1
+
+
+def test_status_counts_lost_rows_per_sink_until_the_sink_succeeds_again() -> None:
+    class Flaky(SinkBase):
+        """Raises on write while ``broken``."""
+
+        broken = True
+
+        def write(self, result: Result) -> None:
+            if self.broken:
+                raise OSError(28, "No space left on device")
+
+    class Buffered(SinkBase):
+        """Loses rows inside itself (like the CSV sink's failed flush) and says so."""
+
+        def write(self, result: Result) -> None:
+            self.lost_rows += 2
+            self.error = "No space left on device"
+
+    flaky, buffered = Flaky(), Buffered()
+    runner = SinkRunner([flaky, buffered, Recorder()])
+    assert [s.sink for s in runner.status()] == ["flaky", "buffered", "recorder"]
+    runner.start()
+    try:
+        for i in range(3):
+            assert runner.submit(result(i))
+        wait = time.monotonic() + 5
+        while [s.lost_rows for s in runner.status()[:2]] != [3, 6] and time.monotonic() < wait:
+            time.sleep(0.01)
+        flaky_status, buffered_status, good = runner.status()
+        assert (flaky_status.lost_rows, flaky_status.error) == (
+            3,
+            "OSError: [Errno 28] No space left on device",
+        )
+        assert (buffered_status.lost_rows, buffered_status.error) == (6, "No space left on device")
+        assert (good.lost_rows, good.error) == (0, None)
+        flaky.broken = False
+        assert runner.submit(result(3))
+    finally:
+        assert runner.stop(time.monotonic() + 5)
+    flaky_status = runner.status()[0]
+    assert (flaky_status.lost_rows, flaky_status.error) == (3, None)  # recovered; the loss stays counted

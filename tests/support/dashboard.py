@@ -25,6 +25,8 @@ CONTRACT_METRICS = {
     "crowdwatch_end_to_end_latency_seconds",
     "crowdwatch_batch_size",
     "crowdwatch_build_info",
+    "crowdwatch_sink_lost_rows_total",
+    "crowdwatch_sink_up",
 }
 
 

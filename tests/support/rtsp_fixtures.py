@@ -6,7 +6,8 @@ imported names do not shadow the test arguments):
 ``pytest_plugins = ["rtsp_fixtures"]`` in the root conftest.
 Every process started here is stopped by PID in a ``finally``.
 
-- ``make_clip(path, seconds=3, fps=10, size=(320, 240))``: an H.264 mp4 (libx264, keyframe every second);
+- ``make_clip(path, seconds=3, fps=10, size=(320, 240), bframes=0)``: an H.264 mp4 (libx264, keyframe
+  every second; B-frames when ``bframes`` > 0);
   the ``clip_factory`` fixture returns it (or skips without ffmpeg).
 - ``rtsp_clip`` (session): one such clip, shared by the tests of a session.
 - ``rtsp_server``: an :class:`RtspServer` already started with mounts ``/clip`` (the clip, passthrough)
@@ -58,13 +59,20 @@ requires_rtsp = pytest.mark.skipif(
 )
 
 
-def make_clip(path: Path, seconds: float = 3, fps: int = 10, size: tuple[int, int] = (320, 240)) -> Path:
-    """Write a small H.264 test clip (ffmpeg testsrc) and return its path."""
+def make_clip(
+    path: Path, seconds: float = 3, fps: int = 10, size: tuple[int, int] = (320, 240), bframes: int = 0
+) -> Path:
+    """Write a small H.264 test clip (ffmpeg testsrc) and return its path. ``bframes`` > 0 makes a clip
+    with that many B-frames between references (a decoder then holds frames back for reordering)."""
     width, height = size
+    if bframes:
+        encoder = ["-preset", "veryfast", "-bf", str(bframes), "-x264-params", "b-adapt=0"]
+    else:
+        encoder = ["-preset", "ultrafast", "-tune", "zerolatency"]
     cmd = [
         "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
         "-f", "lavfi", "-i", f"testsrc=size={width}x{height}:rate={fps}:duration={seconds}",
-        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+        "-c:v", "libx264", *encoder, "-pix_fmt", "yuv420p",
         "-g", str(fps), "-threads", "1", str(path),
     ]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)

@@ -8,6 +8,7 @@ from support.capture_fakes import FakeCapture, camera, factory_of, fixture_reade
 
 from crowdwatch.capture.base import CameraState
 from crowdwatch.capture.reader import CameraReader
+from crowdwatch.sinks.runner import SinkStatus
 from crowdwatch.telemetry.health import camera_health
 
 
@@ -40,3 +41,29 @@ def test_a_camera_the_readers_watchdog_declares_stale_is_unhealthy(readers: list
         assert body["cameras"]["cam"]["age_s"] >= 0.5  # type: ignore[index]  # body is dict[str, object]
     finally:
         hang.set()
+
+
+def test_a_failing_sink_makes_health_degraded_after_the_cameras() -> None:
+    fresh = [CameraState("cam1", True, 0.1)]
+    ok, body = camera_health(fresh, [SinkStatus("csv", 0, None), SinkStatus("overlay", 0, None)])
+    assert ok and body["status"] == "ok"
+    failing = [
+        SinkStatus("csv", 9, "No space left on device (/out/counts.csv)"),
+        SinkStatus("overlay", 0, None),
+    ]
+    ok, body = camera_health(fresh, failing)
+    assert not ok and body["status"] == "degraded"
+    assert (
+        body["reason"] == "csv sink failing: No space left on device (/out/counts.csv) (9 rows lost so far)"
+    )
+    assert body["sinks"] == {
+        "csv": {"ok": False, "lost_rows": 9, "error": "No space left on device (/out/counts.csv)"},
+        "overlay": {"ok": True, "lost_rows": 0, "error": None},
+    }
+    # a stale camera is the first thing to say; the failing sink is still named
+    ok, body = camera_health([CameraState("cam1", False, 20.0)], failing)
+    assert not ok and body["status"] == "stale"
+    assert str(body["reason"]).startswith("cam1: camera down; csv sink failing")
+    # a sink that recovered (error None) is healthy again; its lost rows stay on record
+    ok, body = camera_health(fresh, [SinkStatus("csv", 9, None)])
+    assert ok and body["sinks"] == {"csv": {"ok": True, "lost_rows": 9, "error": None}}

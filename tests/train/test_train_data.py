@@ -6,8 +6,10 @@ import torch
 
 from crowdwatch.data.folders import read_folder
 from crowdwatch.data.synthetic import blob_image, write_blob_folder
+from crowdwatch.errors import ImageTooLarge
 from crowdwatch.train.augment import AugmentParams, apply_crop, crop_transform
 from crowdwatch.train.dataset import CropDataset, StepSampler, collate_crops
+from crowdwatch.train.validate import load_val_images
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -56,3 +58,14 @@ def test_data_order_is_a_pure_function_of_seed_and_step(tmp_path):
     assert 0.65 < picks.count("a") / 400 < 0.85  # weights 3:1
     other = CropDataset(groups, [3.0, 1.0], seed=8, crops=2, params=params)
     assert not torch.equal(first[0], collate_crops([other[k] for k in StepSampler(5, 7, 3)])[0])
+
+
+def test_training_and_validation_images_over_max_pixels_are_refused(tmp_path):
+    group = read_folder(write_blob_folder(tmp_path / "a", 2, size=(48, 40)), "a")
+    ds = CropDataset([group], [1.0], seed=0, crops=1, params=AugmentParams(crop_size=32), max_pixels=48 * 40)
+    assert ds[(0, 0)][0].shape == (1, 3, 32, 32)  # at the cap: read
+    ds.max_pixels = 48 * 40 - 1
+    with pytest.raises(ImageTooLarge, match="40x48 = 1,920 pixels"):
+        ds[(0, 0)]
+    with pytest.raises(ImageTooLarge):
+        load_val_images(group, None, max_pixels=48 * 40 - 1)

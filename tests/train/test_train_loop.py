@@ -7,7 +7,7 @@ import torch
 
 from crowdwatch.commands.train import main as train_command
 from crowdwatch.data.synthetic import write_blob_folder
-from crowdwatch.errors import CheckpointError, UsageError
+from crowdwatch.errors import CheckpointError, ImageTooLarge, UsageError
 from crowdwatch.model import P2PNet
 from crowdwatch.model.checkpoint import load_checkpoint, save_checkpoint
 from crowdwatch.train.config import load_train_config, parse_config
@@ -200,3 +200,12 @@ def test_init_from_default_uses_the_packaged_weights(tmp_path):
     key = "regression.body.0.weight"
     assert torch.equal(trainer.net.state_dict()[key].cpu(), packaged.state_dict()[key])
     assert trainer.init["path"] == str(DEFAULT_WEIGHTS)
+
+
+def test_an_image_over_max_pixels_stops_the_run_before_it_starts(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    config = tiny_config(data, steps=1)
+    config = config.model_copy(update={"data": config.data.model_copy(update={"max_pixels": 48 * 48 - 1})})
+    with pytest.raises(ImageTooLarge, match="48x48 = 2,304 pixels is over the pixel cap of 2,303"):
+        Trainer(config, tmp_path / "run", resume=False)
+    assert not (tmp_path / "run" / "log.csv").exists()
