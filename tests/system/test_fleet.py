@@ -26,7 +26,9 @@ def box_config(directory: Path, site: str, cameras: list[str], port: int) -> Pat
         clip = make_demo_clip(
             directory / f"{camera}.mp4", width=160, height=96, seconds=2, fps=8, people=6 + i
         )
-        zones = [{"id": "left", "polygon": [[0, 0], [80, 0], [80, 96], [0, 96]]}]
+        # An alert as soon as the left half holds anyone: the worker's alert events reach the broker.
+        alert = {"high": 0.5, "low": 0}
+        zones = [{"id": "left", "polygon": [[0, 0], [80, 0], [80, 96], [0, 96]], "alert": alert}]
         entries.append({"id": camera, "url": str(clip), "fps": 2, "loop": True, "zones": zones})
     mqtt = {
         "enabled": True,
@@ -44,7 +46,7 @@ def test_two_boxes_one_broker_one_subscriber_sees_both_sites(tmp_path: Path, cli
     broker = Mosquitto(tmp_path / "broker", {BOX: BOX_PASSWORD, OPS: OPS_PASSWORD}).start()
     cli_env["CW_MQTT_PASSWORD"] = BOX_PASSWORD
     ops = Subscriber(broker.port, OPS, OPS_PASSWORD, ["crowdwatch/+/status", "crowdwatch/+/+/count"])
-    zones = Subscriber(broker.port, OPS, OPS_PASSWORD, ["crowdwatch/+/+/+/count"])
+    zones = Subscriber(broker.port, OPS, OPS_PASSWORD, ["crowdwatch/+/+/+/count", "crowdwatch/+/+/+/alert"])
     boxes = {
         site: PipelineProcess(
             box_config(tmp_path / site, site, cameras, broker.port), tmp_path / site, cli_env
@@ -84,7 +86,7 @@ def test_two_boxes_one_broker_one_subscriber_sees_both_sites(tmp_path: Path, cli
         data = message.json()
         assert (data["site"], data["camera"]) == (site, camera) and camera in SITES[site]
         assert data["count"] >= 0 and data["raw_count"] >= 0
-    zone_topics = {m.topic for m in zones.received()}
+    zone_topics = {m.topic for m in zones.received("crowdwatch/+/+/+/count")}
     assert zone_topics == {
         f"crowdwatch/{site}/{camera}/left/count" for site, cams in SITES.items() for camera in cams
     }
@@ -94,3 +96,17 @@ def test_two_boxes_one_broker_one_subscriber_sees_both_sites(tmp_path: Path, cli
         # Every processed frame of the camera was published (a clean stop flushes the outbox).
         assert len(published) == final[SITES[site][0]]["processed"] - final[SITES[site][0]]["sink_overload"]
         assert "Traceback" not in box.logs() and BOX_PASSWORD not in box.logs()
+    # Alert events from the running pipeline: a camera whose zone counts showed the alert raised has a
+    # "raised" event (threshold = high) first; one whose counts never did has none.
+    raised_somewhere = False
+    for site, cameras in SITES.items():
+        for camera in cameras:
+            counts = [m.json() for m in zones.received(f"crowdwatch/{site}/{camera}/left/count")]
+            events = [m.json() for m in zones.received(f"crowdwatch/{site}/{camera}/left/alert")]
+            assert any(c["alert"] for c in counts) == bool(events), (site, camera, counts[-3:], events)
+            if events:
+                raised_somewhere = True
+                first = events[0]
+                assert (first["state"], first["threshold"], first["zone"]) == ("raised", 0.5, "left")
+                assert first["count"] >= 0.5 and first["since_timestamp"] <= first["timestamp"]
+    assert raised_somewhere, "no camera raised its alert: the demo clips put people in the left half"
