@@ -14,7 +14,7 @@ import numpy as np
 from crowdwatch.drawing import draw_points
 from crowdwatch.images import read_image
 from crowdwatch.model.precision import PRECISIONS
-from crowdwatch.model.predictor import Predictor
+from crowdwatch.model.predictor import BACKENDS, Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="torch (a .pt checkpoint) or openvino (--weights names an exported .xml or .onnx)",
+    )
+    parser.add_argument(
         "--longest-side",
         type=int,
         default=None,
@@ -62,6 +68,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     predictor = Predictor.from_checkpoint(
         args.weights,
+        backend=args.backend,
         device=args.device,
         precision=args.precision,
         threshold=args.threshold,
@@ -102,6 +109,7 @@ def main(argv: list[str]) -> int:
             "weights": str(args.weights) if args.weights else "default",
             "trained": predictor.trained,
             "threshold": predictor.threshold,
+            "backend": predictor.backend.name,
             "precision": predictor.precision,
             "device": str(predictor.device),
             "images": results,

@@ -52,6 +52,9 @@ def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
 
 class ModelSettings(_Section):
     weights: Path | None = Field(None, description="P2PNet weights file; null = the packaged weights")
+    backend: Literal["torch", "openvino"] = Field(
+        "torch", description="openvino: weights is an exported .xml/.onnx"
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="inference precision")
     device: str = Field("auto", pattern=_DEVICE.pattern, description="auto, cpu, cuda or cuda:N")
     threshold: float | None = Field(
@@ -67,6 +70,17 @@ class ModelSettings(_Section):
     threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads; null = torch's default")
 
     _abs_weights = field_validator("weights")(_resolve_path)
+
+    @model_validator(mode="after")
+    def _weights_fit_backend(self) -> ModelSettings:
+        exported = self.weights is not None and self.weights.suffix.lower() in (".xml", ".onnx")
+        if self.backend == "openvino" and not exported:
+            raise ValueError(
+                "backend openvino needs weights naming an exported .xml or .onnx (crowdwatch export)"
+            )
+        if self.backend == "torch" and exported:
+            raise ValueError(f"weights {self.weights} is an exported model: set backend: openvino")
+        return self
 
 
 class ReconnectSettings(_Section):
