@@ -50,11 +50,12 @@ def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
     return (Path(base) / value).resolve()
 
 
+_BACKEND_RULE = "openvino runs an exported .xml/.onnx (crowdwatch export), torch a .pt checkpoint"
+
+
 class ModelSettings(_Section):
     weights: Path | None = Field(None, description="P2PNet weights file; null = the packaged weights")
-    backend: Literal["torch", "openvino"] = Field(
-        "torch", description="openvino: weights is an exported .xml/.onnx"
-    )
+    backend: Literal["torch", "openvino"] = Field("torch", description="openvino: weights = exported .xml")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="inference precision")
     device: str = Field("auto", pattern=_DEVICE.pattern, description="auto, cpu, cuda or cuda:N")
     threshold: float | None = Field(
@@ -73,13 +74,10 @@ class ModelSettings(_Section):
 
     @model_validator(mode="after")
     def _weights_fit_backend(self) -> ModelSettings:
-        exported = self.weights is not None and self.weights.suffix.lower() in (".xml", ".onnx")
-        if self.backend == "openvino" and not exported:
-            raise ValueError(
-                "backend openvino needs weights naming an exported .xml or .onnx (crowdwatch export)"
-            )
-        if self.backend == "torch" and exported:
-            raise ValueError(f"weights {self.weights} is an exported model: set backend: openvino")
+        if (self.weights is not None and self.weights.suffix.lower() in (".xml", ".onnx")) != (
+            self.backend == "openvino"
+        ):
+            raise ValueError(f"backend {self.backend} cannot run weights {self.weights}: {_BACKEND_RULE}")
         return self
 
 

@@ -17,9 +17,9 @@ def _site(tmp_path: Path, model: str) -> Path:
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        ("  backend: openvino", "backend openvino needs weights naming an exported .xml or .onnx"),
-        ("  backend: openvino\n  weights: best.pt", "backend openvino needs weights naming an exported"),
-        ("  weights: models/p2pnet.xml", "is an exported model: set backend: openvino"),
+        ("  backend: openvino", "backend openvino cannot run weights None: openvino runs an exported"),
+        ("  backend: openvino\n  weights: best.pt", "backend openvino cannot run weights"),
+        ("  weights: models/p2pnet.xml", "backend torch cannot run weights"),
         ("  backend: tensorrt", "model.backend"),
     ],
 )
