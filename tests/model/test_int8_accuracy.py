@@ -26,7 +26,7 @@ pytestmark = [needs_extra, pytest.mark.data, pytest.mark.slow]
 SIDE = 384
 #: Validation images taken from each folder's split, and calibration images from each training part.
 SUBSET = {"mall/train": 12, "shanghaitech/part_B_train": 8, "shanghaitech/part_A_train": 4}
-CALIBRATION_PER_FOLDER = 4
+CALIBRATION_PER_FOLDER = 8
 
 
 def test_int8_counts_and_f1_hold_on_validation_images(shared_data: Path, tmp_path: Path) -> None:
