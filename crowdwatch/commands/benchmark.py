@@ -33,6 +33,7 @@ import torch
 from crowdwatch.model import P2PNet, Predictor, decode
 from crowdwatch.model.backends import EXPORTED_SUFFIXES
 from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
+from crowdwatch.model.precision import cpu_has_native_bf16
 from crowdwatch.model.preprocess import Preprocessor, padded_size
 
 #: A real crowd frame, used when the shared data sits beside the checkout (../shared from the repository).
@@ -63,12 +64,17 @@ def conv_flops(net: torch.nn.Module, height: int, width: int) -> float:
     return flops * (padded_h * padded_w) / (64 * 64)
 
 
+def peak_dtype() -> torch.dtype:
+    """bf16 where the CPU has it natively; elsewhere fp32 (emulated bf16 is slow and no peak at all)."""
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
 def measured_bf16_peak(trials: int = 5, seconds: float = 1.0) -> float:
-    """FLOP/s of a large bf16 matrix product on this CPU, best of several trials (what oneDNN
-    reaches at best; the best trial is the one least disturbed by other load)."""
+    """FLOP/s of a large matrix product on this CPU in :func:`peak_dtype`, best of several trials (what
+    oneDNN reaches at best; the best trial is the one least disturbed by other load)."""
     size = 2048
-    a = torch.randn(size, size, dtype=torch.bfloat16)
-    b = torch.randn(size, size, dtype=torch.bfloat16)
+    a = torch.randn(size, size, dtype=peak_dtype())
+    b = torch.randn(size, size, dtype=peak_dtype())
     torch.mm(a, b)
     best = 0.0
     for _ in range(trials):
@@ -244,13 +250,14 @@ def main(argv: list[str]) -> int:
         print("crowdwatch benchmark: --device cuda, but torch sees no CUDA GPU", file=sys.stderr)
         return 2
     cpu = args.device == "cpu"
+    peak_name = "bf16" if peak_dtype() == torch.bfloat16 else "fp32"
     peak = measured_bf16_peak() if cpu else float("nan")  # the CPU's peak; not measured for a GPU
     where = platform.processor() or platform.machine()
     if not cpu:
         where = torch.cuda.get_device_name(0)
     print(f"# {where}, {args.threads} CPU threads, torch {torch.__version__}")
     if cpu:
-        print(f"# measured bf16 GEMM peak: {peak / 1e9:.0f} GFLOP/s")
+        print(f"# measured {peak_name} GEMM peak: {peak / 1e9:.0f} GFLOP/s")
     rows = []
     for res in args.resolutions:
         for path in paths * args.rounds:
@@ -293,7 +300,7 @@ def main(argv: list[str]) -> int:
             )
     if cpu:
         peak = max(peak, measured_bf16_peak())  # again at the end; the less disturbed one counts
-        print(f"# measured bf16 GEMM peak (best of start and end): {peak / 1e9:.0f} GFLOP/s")
+        print(f"# measured {peak_name} GEMM peak (best of start and end): {peak / 1e9:.0f} GFLOP/s")
     print()
     print(
         "MiB = peak RSS of the process; in brackets the part above the loaded model (torch alone "
@@ -301,7 +308,7 @@ def main(argv: list[str]) -> int:
     )
     print(
         f"{'resolution':>10} | {'path':>10} | {'precision':>9} | {'frames/s':>8} | {'vs naive':>8} | "
-        f"{'vs crowdwatch':>13} | {'peak MiB':>14} | {'count':>5} | GFLOP/s (% of bf16 peak)"
+        f"{'vs crowdwatch':>13} | {'peak MiB':>14} | {'count':>5} | GFLOP/s (% of {peak_name} peak)"
     )
     for res in args.resolutions:
         best = {
