@@ -196,11 +196,11 @@ def export_model(
     if fmt != "openvino":
         raise UsageError(f"format must be onnx or openvino, but got {fmt!r}")
     with tempfile.TemporaryDirectory(prefix="crowdwatch-export.") as tmp:
-        onnx_path = export_onnx(net, meta, Path(tmp) / f"{name}.onnx")
-        model = onnx_to_openvino(onnx_path)
-    fp32_xml = save_ir(
-        model, out_dir / f"{name}.xml", export_metadata(meta, format="openvino", precision="fp32")
-    )
+        # Saved while the ONNX file still exists: the converted model may read its weights from it.
+        model = onnx_to_openvino(export_onnx(net, meta, Path(tmp) / f"{name}.onnx"))
+        fp32_xml = save_ir(
+            model, out_dir / f"{name}.xml", export_metadata(meta, format="openvino", precision="fp32")
+        )
     if calibration is None:
         return fp32_xml
     from crowdwatch.model.preprocess import Preprocessor
