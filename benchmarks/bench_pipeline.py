@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pipeline.py                  # 4 cameras, 640x360, 10 min, RSS at 1 and 10 min
     python benchmarks/bench_pipeline.py --duration 120   # short run (RSS at 1 and 2 min)
+    python benchmarks/bench_pipeline.py --backend openvino --weights models/p2pnet_int8.xml  # int8
 
 In one process, on the same frames and precision:
 1. bare model: ``predictor.predict`` on one frame of each camera, as one batch, for ``--bare`` s;
@@ -31,7 +32,7 @@ from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import CameraConfig
 from crowdwatch.demo import make_demo_clip
 from crowdwatch.inference.worker import Worker
-from crowdwatch.model.predictor import PRECISIONS, Predictor
+from crowdwatch.model.predictor import BACKENDS, PRECISIONS, Predictor
 from crowdwatch.sinks.base import Result, SinkBase
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.overlay import OverlaySink
@@ -89,6 +90,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--camera-fps", type=float, default=2.0, help="frames/s asked of each camera")
     parser.add_argument("--clip-fps", type=float, default=10.0, help="frame rate of the clips (decode load)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch")
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="checkpoint, or the exported model for --backend openvino"
+    )
     parser.add_argument("--max-batch", type=int, default=None, help="default: --cameras")
     parser.add_argument("--workdir", type=Path, default=None, help="clips and outputs (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -109,7 +114,9 @@ def main(argv: list[str]) -> int:
         for i in range(args.cameras)
     ]
     frames = [first_frame(clip) for clip in clips]
-    predictor = Predictor.from_checkpoint(None, device="cpu", precision=args.precision)
+    predictor = Predictor.from_checkpoint(
+        args.weights, backend=args.backend, device="cpu", precision=args.precision
+    )
     bare_before = bare_fps(predictor, frames, args.bare)
     print(f"bare model before: {bare_before:.2f} frames/s", file=sys.stderr, flush=True)
     if args.camera_fps * args.cameras < 1.5 * bare_before:
@@ -155,6 +162,8 @@ def main(argv: list[str]) -> int:
     report = {
         "cameras": args.cameras,
         "size": args.size,
+        "backend": predictor.backend.name,
+        "weights": str(args.weights) if args.weights else "default",
         "precision": predictor.precision,
         "torch_threads": torch.get_num_threads(),
         "duration_s": args.duration,

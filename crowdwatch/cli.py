@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("crowdwatch.commands.evaluate", "main", "measure weights on annotated images"),
     "convert": ("crowdwatch.commands.convert", "main", "import a published P2PNet checkpoint"),
     "benchmark": ("crowdwatch.commands.benchmark", "main", "time the model on this machine"),
+    "export": ("crowdwatch.commands.export", "main", "export the model as ONNX or OpenVINO (fp32, int8)"),
 }
 
 

@@ -104,6 +104,7 @@ class Pipeline:
                 torch.set_num_threads(cfg.model.threads)
             predictor = Predictor.from_checkpoint(
                 cfg.model.weights,
+                backend=cfg.model.backend,
                 device=cfg.model.device,
                 precision=cfg.model.precision,
                 threshold=cfg.model.threshold,

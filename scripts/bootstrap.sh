@@ -62,7 +62,8 @@ fi
 say "installing crowdwatch and its dependencies into $VENV (torch is large: a few minutes the first time)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 if [ "$mode" != demo ]; then
-  "$VENV/bin/python" -m pip install -q -e ".[test]"
+  # The openvino extra too, so that the export and OpenVINO backend tests run in CI.
+  "$VENV/bin/python" -m pip install -q -e ".[test,openvino]"
 else
   "$VENV/bin/python" -m pip install -q -e .
 fi

@@ -5,7 +5,13 @@ Each (path, resolution) runs in a fresh subprocess, so that its peak resident me
 - naive: how the published inference script runs the model: fp32, NCHW, one frame at a time,
   autograd left on (no ``inference_mode``/``no_grad``).
 - crowdwatch: the Predictor as the pipeline uses it: ``precision=auto`` (bf16 autocast on CPUs with
-  native bf16), channels_last, ``inference_mode``, batches of ``--batch`` frames (default 1).
+  native bf16), channels_last, ``inference_mode``, batches of ``--batch`` frames (default 1); with
+  ``--backend openvino``, the Predictor on the exported model that ``--weights`` names.
+- openvino, int8 (with ``--openvino-model`` / ``--int8-model``, side by side with the others): the
+  Predictor on an exported fp32 IR (the runtime's default precision) and on an int8 IR.
+
+    crowdwatch export --format openvino --int8 --calibration FRAMES/ --out models/
+    crowdwatch benchmark --openvino-model models/p2pnet.xml --int8-model models/p2pnet_int8.xml
 """
 
 from __future__ import annotations
@@ -25,17 +31,25 @@ import numpy as np
 import torch
 
 from crowdwatch.model import P2PNet, Predictor, decode
+from crowdwatch.model.backends import EXPORTED_SUFFIXES
 from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
+from crowdwatch.model.precision import cpu_has_native_bf16
 from crowdwatch.model.preprocess import Preprocessor, padded_size
 
 #: A real crowd frame, used when the shared data sits beside the checkout (../shared from the repository).
 SAMPLE_FRAME = Path(__file__).resolve().parents[3] / "shared/data/mall/train/seq_000001.jpg"
+PATHS = ("naive", "crowdwatch", "openvino", "int8")
 RESOLUTIONS = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 
 
 def conv_flops(net: torch.nn.Module, height: int, width: int) -> float:
-    """Multiply-adds x 2 of every convolution for one (height, width) input, padded as the model pads it."""
+    """Multiply-adds x 2 of every convolution for one (height, width) input, padded as the model pads it.
+
+    Counted on a 64x64 input and scaled by the area: with sides multiples of 16, every feature map's
+    area is the input's divided by a fixed power of 4, so the scaling is exact (and costs no full run).
+    """
     flops = 0.0
+    padded_h, padded_w = padded_size(height, width)
 
     def hook(module: torch.nn.Conv2d, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         nonlocal flops
@@ -44,18 +58,23 @@ def conv_flops(net: torch.nn.Module, height: int, width: int) -> float:
 
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     with torch.inference_mode():
-        net(torch.zeros(1, 3, *padded_size(height, width)))
+        net(torch.zeros(1, 3, 64, 64))
     for handle in handles:
         handle.remove()
-    return flops
+    return flops * (padded_h * padded_w) / (64 * 64)
+
+
+def peak_dtype() -> torch.dtype:
+    """bf16 where the CPU has it natively; elsewhere fp32 (emulated bf16 is slow and no peak at all)."""
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def measured_bf16_peak(trials: int = 5, seconds: float = 1.0) -> float:
-    """FLOP/s of a large bf16 matrix product on this CPU, best of several trials (what oneDNN
-    reaches at best; the best trial is the one least disturbed by other load)."""
+    """FLOP/s of a large matrix product on this CPU in :func:`peak_dtype`, best of several trials (what
+    oneDNN reaches at best; the best trial is the one least disturbed by other load)."""
     size = 2048
-    a = torch.randn(size, size, dtype=torch.bfloat16)
-    b = torch.randn(size, size, dtype=torch.bfloat16)
+    a = torch.randn(size, size, dtype=peak_dtype())
+    b = torch.randn(size, size, dtype=peak_dtype())
     torch.mm(a, b)
     best = 0.0
     for _ in range(trials):
@@ -87,6 +106,8 @@ def test_frame(height: int, width: int) -> np.ndarray:
 
 
 def _load(weights: str | None) -> tuple[P2PNet, CheckpointMeta]:
+    if weights and Path(weights).suffix.lower() in EXPORTED_SUFFIXES:
+        weights = None  # an exported model runs on the other paths; the naive one runs the checkpoint
     path = weights or packaged_weights()
     if path:
         return load_checkpoint(path)
@@ -118,7 +139,13 @@ def _worker(args: argparse.Namespace) -> None:
         frames_per_step = 1
         precision = "fp32"
     else:
-        predictor = Predictor(net, meta, device=args.device, precision=args.precision)
+        if args.path == "crowdwatch" and args.backend == "torch":
+            predictor = Predictor(net, meta, device=args.device, precision=args.precision)
+        else:
+            model = {"crowdwatch": args.weights, "openvino": args.openvino_model, "int8": args.int8_model}
+            predictor = Predictor.from_checkpoint(
+                model[args.path], backend="openvino", precision=args.precision
+            )
         frames = [frame] * args.batch
 
         def step() -> None:
@@ -138,6 +165,7 @@ def _worker(args: argparse.Namespace) -> None:
         "path": args.path,
         "resolution": args.resolution,
         "precision": precision,
+        "backend": "torch" if args.path == "naive" else predictor.backend.name,
         "batch": frames_per_step,
         "fps": frames_per_step / per_step,
         "seconds_per_frame": per_step / frames_per_step,
@@ -183,11 +211,36 @@ def main(argv: list[str]) -> int:
         help="cuda: both paths run on the GPU (auto precision = fp16 + channels_last)",
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--weights", default=None, help="checkpoint (default: packaged, else random)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="checkpoint (default: packaged, else random); with --backend openvino, the exported model",
+    )
+    parser.add_argument(
+        "--backend", choices=("torch", "openvino"), default="torch", help="the crowdwatch path's backend"
+    )
+    parser.add_argument("--openvino-model", help="also time this exported fp32 model (openvino row)")
+    parser.add_argument("--int8-model", help="also time this exported int8 model (int8 row)")
     parser.add_argument("--json", type=Path, default=None, help="also write all figures to this file")
-    parser.add_argument("--worker", choices=["naive", "crowdwatch"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=list(PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--resolution", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.backend == "openvino" and (
+        not args.weights or Path(args.weights).suffix not in EXPORTED_SUFFIXES
+    ):
+        print(
+            "crowdwatch benchmark: --backend openvino needs --weights naming an exported .xml/.onnx",
+            file=sys.stderr,
+        )
+        return 2
+    for option in ("openvino_model", "int8_model"):
+        value = getattr(args, option)
+        if value and not Path(value).is_file():
+            print(
+                f"crowdwatch benchmark: --{option.replace('_', '-')} {value}: no such file", file=sys.stderr
+            )
+            return 2
+    paths = [p for p in PATHS if p in ("naive", "crowdwatch") or getattr(args, f"{p}_model")]
     if args.worker:
         args.path = args.worker
         _worker(args)
@@ -197,16 +250,17 @@ def main(argv: list[str]) -> int:
         print("crowdwatch benchmark: --device cuda, but torch sees no CUDA GPU", file=sys.stderr)
         return 2
     cpu = args.device == "cpu"
+    peak_name = "bf16" if peak_dtype() == torch.bfloat16 else "fp32"
     peak = measured_bf16_peak() if cpu else float("nan")  # the CPU's peak; not measured for a GPU
     where = platform.processor() or platform.machine()
     if not cpu:
         where = torch.cuda.get_device_name(0)
     print(f"# {where}, {args.threads} CPU threads, torch {torch.__version__}")
     if cpu:
-        print(f"# measured bf16 GEMM peak: {peak / 1e9:.0f} GFLOP/s")
+        print(f"# measured {peak_name} GEMM peak: {peak / 1e9:.0f} GFLOP/s")
     rows = []
     for res in args.resolutions:
-        for path in ("naive", "crowdwatch") * args.rounds:
+        for path in paths * args.rounds:
             cmd = [
                 sys.executable,
                 "-m",
@@ -226,9 +280,12 @@ def main(argv: list[str]) -> int:
                 str(args.threads),
                 "--device",
                 args.device,
+                "--backend",
+                args.backend,
             ]
-            if args.weights:
-                cmd += ["--weights", args.weights]
+            for option in ("weights", "openvino_model", "int8_model"):
+                if getattr(args, option):
+                    cmd += [f"--{option.replace('_', '-')}", getattr(args, option)]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
@@ -236,38 +293,42 @@ def main(argv: list[str]) -> int:
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             r = rows[-1]
             print(
-                f"{res:>10} {path:>10} {r['precision']:>5} batch {r['batch']}: {r['fps']:7.3f} frames/s, "
+                f"{res:>10} {path:>10} {r['precision']:>5} {r['backend']:>8} batch {r['batch']}: "
+                f"{r['fps']:7.3f} frames/s, "
                 f"peak RSS {r['peak_rss_mib']:7.0f} MiB, count {r['count']}",
                 flush=True,
             )
     if cpu:
         peak = max(peak, measured_bf16_peak())  # again at the end; the less disturbed one counts
-        print(f"# measured bf16 GEMM peak (best of start and end): {peak / 1e9:.0f} GFLOP/s")
+        print(f"# measured {peak_name} GEMM peak (best of start and end): {peak / 1e9:.0f} GFLOP/s")
     print()
     print(
         "MiB = peak RSS of the process; in brackets the part above the loaded model (torch alone "
         "takes ~540 MiB)" + ("" if cpu else "; GPU MiB = torch's peak allocated GPU memory")
     )
     print(
-        f"{'resolution':>10} | {'naive f/s':>9} | {'cw f/s':>8} | {'speed-up':>8} | {'naive MiB':>14} | "
-        f"{'cw MiB':>14} | {'counts':>11} | cw GFLOP/s (% of bf16 peak)"
+        f"{'resolution':>10} | {'path':>10} | {'precision':>9} | {'frames/s':>8} | {'vs naive':>8} | "
+        f"{'vs crowdwatch':>13} | {'peak MiB':>14} | {'count':>5} | GFLOP/s (% of {peak_name} peak)"
     )
     for res in args.resolutions:
-        a, b = (
-            max((r for r in rows if r["resolution"] == res and r["path"] == path), key=lambda r: r["fps"])
-            for path in ("naive", "crowdwatch")
-        )
-        achieved = b["flops_per_frame"] * b["fps"]
-        print(
-            f"{res:>10} | {a['fps']:9.3f} | {b['fps']:8.3f} | {b['fps'] / a['fps']:7.2f}x | "
-            f"{_mem(a):>14} | {_mem(b):>14} | {a['count']:>5}/{b['count']:<5} | "
-            f"{achieved / 1e9:.0f}"
-            + (
-                f" ({100 * achieved / peak:.0f}%)"
-                if cpu
-                else f"; GPU MiB naive {a['peak_gpu_mib']:.0f}, cw {b['peak_gpu_mib']:.0f}"
+        best = {
+            path: max(
+                (r for r in rows if r["resolution"] == res and r["path"] == path), key=lambda r: r["fps"]
             )
-        )
+            for path in paths
+        }
+        for path, b in best.items():
+            achieved = b["flops_per_frame"] * b["fps"]
+            print(
+                f"{res:>10} | {path:>10} | {b['precision']:>9} | {b['fps']:8.3f} | "
+                f"{b['fps'] / best['naive']['fps']:7.2f}x | {b['fps'] / best['crowdwatch']['fps']:12.2f}x | "
+                f"{_mem(b):>14} | {b['count']:>5} | {achieved / 1e9:.0f}"
+                + (
+                    f" ({100 * achieved / peak:.0f}%)"
+                    if cpu
+                    else (f"; GPU MiB {b['peak_gpu_mib']:.0f}" if b["peak_gpu_mib"] is not None else "")
+                )
+            )
     if args.json:
         # No CPU peak on a GPU run: null, not NaN (which is not JSON).
         args.json.write_text(json.dumps({"bf16_peak_flops": peak if cpu else None, "rows": rows}, indent=1))

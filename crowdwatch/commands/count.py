@@ -15,9 +15,11 @@ from crowdwatch.drawing import draw_points
 from crowdwatch.errors import ImageTooLarge
 from crowdwatch.images import DEFAULT_MAX_PIXELS, check_image_file, read_image
 
-#: ``crowdwatch.model.precision.PRECISIONS``, spelled out: importing the model (torch: ~5 s and ~0.7 GB
-#: here) waits until every image header has passed, so refusing a pixel bomb costs almost nothing
+#: ``crowdwatch.model.predictor.PRECISIONS`` and ``BACKENDS``, spelled out: importing the model (torch:
+#: ~5 s and ~0.7 GB here) waits until every image header has passed, so refusing a pixel bomb costs
+#: almost nothing (tests/commands/test_count_cli.py checks that they stay equal)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BACKENDS = ("torch", "openvino")
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="torch (a .pt checkpoint) or openvino (--weights names an exported .xml or .onnx)",
+    )
     parser.add_argument(
         "--longest-side",
         type=int,
@@ -96,6 +104,7 @@ def main(argv: list[str]) -> int:
 
     predictor = Predictor.from_checkpoint(
         args.weights,
+        backend=args.backend,
         device=args.device,
         precision=args.precision,
         threshold=args.threshold,
@@ -139,6 +148,7 @@ def main(argv: list[str]) -> int:
             "weights": str(args.weights) if args.weights else "default",
             "trained": predictor.trained,
             "threshold": predictor.threshold,
+            "backend": predictor.backend.name,
             "precision": predictor.precision,
             "device": str(predictor.device),
             "images": results,

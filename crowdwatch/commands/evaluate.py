@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-every", type=int, default=10, help="the split rule: every n-th image is val")
     parser.add_argument("--longest-side", type=int, help="shrink images to this longest side first")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "openvino"),
+        default="torch",
+        help="torch (a .pt checkpoint) or openvino (--weights names an exported .xml or .onnx)",
+    )
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--threshold", type=float, help="score threshold (default: the checkpoint's)")
     parser.add_argument(
@@ -149,6 +155,7 @@ def main(argv: list[str]) -> int:
     sweep = sorted(set(args.sweep or []))
     predictor = Predictor.from_checkpoint(
         args.weights,
+        backend=args.backend,
         device=args.device,
         precision=args.precision,
         threshold=args.threshold,
@@ -170,6 +177,7 @@ def main(argv: list[str]) -> int:
         "val_every": args.val_every,
         "longest_side": args.longest_side,
         "threshold": predictor.threshold,
+        "backend": predictor.backend.name,
         "precision": predictor.precision,
         "device": str(predictor.device),
         "rmse_note": "RMSE = root of mean squared count error ('MSE' in papers)",

@@ -41,10 +41,14 @@ PATTERN_HELP = {
 }
 
 
+_BACKEND_RULE = "openvino runs an exported .xml/.onnx (crowdwatch export), torch a .pt checkpoint"
+
+
 class ModelSettings(Section):
     weights: Path | None = Field(
         None, strict=False, description="P2PNet weights file; null = the packaged weights"
     )
+    backend: Literal["torch", "openvino"] = Field("torch", description="openvino: weights = exported .xml")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="inference precision")
     device: str = Field("auto", pattern=_DEVICE.pattern, description="auto, cpu, cuda or cuda:N")
     threshold: float | None = Field(
@@ -60,6 +64,14 @@ class ModelSettings(Section):
     threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads; null = torch's default")
 
     _abs_weights = field_validator("weights")(resolve_path)
+
+    @model_validator(mode="after")
+    def _weights_fit_backend(self) -> ModelSettings:
+        if (self.weights is not None and self.weights.suffix.lower() in (".xml", ".onnx")) != (
+            self.backend == "openvino"
+        ):
+            raise ValueError(f"backend {self.backend} cannot run weights {self.weights}: {_BACKEND_RULE}")
+        return self
 
 
 class ReconnectSettings(Section):

@@ -87,24 +87,44 @@ def save_checkpoint(
     }
     prov = dict(provenance or {})
     prov.setdefault("saved_at", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "arch": {
-            "backbone": BACKBONE,
-            "num_candidates": net.num_candidates,
-            "stride": STRIDE,
-            "regression_scale": net.regression_scale,
-        },
-        "normalization": {"input": "rgb", "scale": 1.0 / 255.0, "mean": list(mean), "std": list(std)},
-        "default_threshold": float(threshold),
-        "provenance": prov,
-        "state_dict": state,
-    }
+    meta = CheckpointMeta(
+        num_candidates=net.num_candidates,
+        regression_scale=net.regression_scale,
+        mean=mean,
+        std=std,
+        default_threshold=float(threshold),
+        provenance=prov,
+    )
+    payload = {**meta_payload(meta), "state_dict": state}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as fh:
         torch.save(payload, fh)
     return path
+
+
+def meta_payload(meta: CheckpointMeta) -> dict[str, Any]:
+    """The checkpoint's metadata keys (everything but ``state_dict``), as plain JSON-able data.
+
+    Exported models (:mod:`crowdwatch.model.export`) carry exactly this, read back by :func:`parse_meta`.
+    """
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": {
+            "backbone": BACKBONE,
+            "num_candidates": meta.num_candidates,
+            "stride": meta.stride,
+            "regression_scale": meta.regression_scale,
+        },
+        "normalization": {
+            "input": "rgb",
+            "scale": 1.0 / 255.0,
+            "mean": list(meta.mean),
+            "std": list(meta.std),
+        },
+        "default_threshold": float(meta.default_threshold),
+        "provenance": dict(meta.provenance),
+    }
 
 
 def read_checkpoint_file(path: str | Path) -> Any:
@@ -156,7 +176,7 @@ def load_checkpoint(path: str | Path, *, num_candidates: int | None = None) -> t
     """
     path = Path(path)
     payload = read_checkpoint_file(path)
-    meta = _parse_meta(path, payload)
+    meta = parse_meta(path, payload)
     if num_candidates is not None and meta.num_candidates != num_candidates:
         raise CheckpointError(
             path,
@@ -203,7 +223,8 @@ def load_state_dict_checked(path: str | Path, net: P2PNet, state: Any) -> None:
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
 
 
-def _parse_meta(path: Path, payload: Any) -> CheckpointMeta:
+def parse_meta(path: Path, payload: Any, *, weights_key: str | None = "state_dict") -> CheckpointMeta:
+    """Validate a checkpoint's metadata; ``weights_key=None``: metadata alone (as exported models carry)."""
     if not isinstance(payload, Mapping):
         raise CheckpointError(
             path, f"holds a {type(payload).__name__}, not a crowdwatch checkpoint", reason="architecture"
@@ -231,7 +252,7 @@ def _parse_meta(path: Path, payload: Any) -> CheckpointMeta:
             "(written by a newer crowdwatch?)",
             reason="version",
         )
-    for key in ("arch", "normalization", "state_dict"):
+    for key in ("arch", "normalization", *([weights_key] if weights_key else [])):
         if key not in payload:
             raise CheckpointError(path, f"metadata key {key!r} is missing", reason="corrupt")
     arch = payload["arch"]

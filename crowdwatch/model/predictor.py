@@ -1,24 +1,29 @@
-"""Predictor: the network with its preprocessing, precision policy and decoding, ready to count."""
+"""Predictor: a backend with its preprocessing and decoding, ready to count.
+
+Whatever runs the network (:mod:`crowdwatch.model.backends`: torch, or an exported model on OpenVINO),
+the Predictor pads, normalises, batches and decodes the same way, so counts agree across backends up
+to the backend's numerics.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from crowdwatch.errors import UsageError
+from crowdwatch.errors import CheckpointError, UsageError
+from crowdwatch.model.backends import BACKENDS, EXPORTED_SUFFIXES, Backend, OpenVINOBackend, TorchBackend
 from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
 from crowdwatch.model.p2pnet import P2PNet
 from crowdwatch.model.postprocess import Prediction, decode
-from crowdwatch.model.precision import PRECISIONS, resolve_device, resolve_inference_precision
+from crowdwatch.model.precision import PRECISIONS
 from crowdwatch.model.preprocess import Preprocessor
 
-#: PRECISIONS is re-exported: callers choosing a precision for a Predictor find the choices beside it.
-__all__ = ["PRECISIONS", "UNTRAINED_WARNING", "Predictor"]
+#: PRECISIONS and BACKENDS are re-exported: callers choosing them for a Predictor find the choices beside it.
+__all__ = ["BACKENDS", "PRECISIONS", "UNTRAINED_WARNING", "Predictor"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +34,17 @@ UNTRAINED_WARNING = (
 
 
 class Predictor:
-    """Counts people in images with one shared P2PNet.
+    """Counts people in images with one shared network.
 
-    Precision: ``fp16`` converts the weights to half and runs channels_last (CUDA); ``bf16`` runs
-    float32 weights under bf16 autocast, channels_last; ``fp32`` runs channels_last float32.
-    All inference runs under ``torch.inference_mode()``.
+    ``net`` is a :class:`P2PNet` (run by :class:`TorchBackend` at ``device`` and ``precision``: ``fp16``
+    converts the weights to half, CUDA; ``bf16`` runs float32 weights under bf16 autocast; ``fp32``
+    channels_last float32, all under ``torch.inference_mode()``) or a ready :class:`Backend`, whose own
+    device and precision then apply.
     """
 
     def __init__(
         self,
-        net: P2PNet,
+        net: P2PNet | Backend,
         meta: CheckpointMeta,
         *,
         device: str | torch.device = "auto",
@@ -46,32 +52,45 @@ class Predictor:
         threshold: float | None = None,
         longest_side: int | None = None,
     ) -> None:
-        self.device = resolve_device(device)
-        self.precision = resolve_inference_precision(precision, self.device)
+        self.backend: Backend = (
+            TorchBackend(net, device=device, precision=precision) if isinstance(net, P2PNet) else net
+        )
+        self.device = self.backend.device
+        self.precision = self.backend.precision
         self.meta = meta
         self.threshold = meta.default_threshold if threshold is None else float(threshold)
         if not 0.0 <= self.threshold < 1.0:
             raise UsageError(f"threshold must be in [0, 1), but got {self.threshold}")
         self.preprocess = Preprocessor(mean=meta.mean, std=meta.std, longest_side=longest_side)
-        # torch's stubs lack the (device, memory_format) overload that Module.to accepts at runtime.
-        net = net.eval().to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
-        if self.precision == "fp16":
-            net = net.half()
-        for param in net.parameters():
-            param.requires_grad_(False)
-        self.net = net
 
     @classmethod
     def from_checkpoint(
         cls,
         path: str | Path | None = None,
         *,
+        backend: str = "torch",
         device: str | torch.device = "auto",
         precision: str = "auto",
         threshold: float | None = None,
         longest_side: int | None = None,
     ) -> Predictor:
-        """Load ``path``; with ``None``, the packaged default weights, or random ones with a loud warning."""
+        """Load ``path`` for ``backend``.
+
+        torch: a crowdwatch checkpoint; ``None`` means the packaged default weights, or random ones with
+        a loud warning. openvino: an exported ``.xml`` or ``.onnx`` (``crowdwatch export``), required.
+        """
+        if backend not in BACKENDS:
+            raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, but got {backend!r}")
+        if backend == "openvino":
+            if path is None:
+                raise UsageError(
+                    "the openvino backend needs an exported model: pass --weights (or model.weights) "
+                    "naming the .xml or .onnx written by crowdwatch export"
+                )
+            if str(device) not in ("auto", "cpu"):
+                raise UsageError(f"the openvino backend runs on the CPU, but device {device!r} was asked for")
+            runner = OpenVINOBackend(path, precision=precision)
+            return cls(runner, runner.meta, threshold=threshold, longest_side=longest_side)
         if path is None:
             path = packaged_weights()
         if path is None:
@@ -81,6 +100,10 @@ class Predictor:
                 net = P2PNet()
             meta = CheckpointMeta(num_candidates=net.num_candidates, provenance={"untrained": True})
         else:
+            if Path(path).suffix.lower() in EXPORTED_SUFFIXES:
+                raise CheckpointError(
+                    path, "is an exported model: run it with the openvino backend (--backend openvino)"
+                )
             net, meta = load_checkpoint(path)
             if not meta.trained:
                 logger.warning(UNTRAINED_WARNING)
@@ -92,22 +115,16 @@ class Predictor:
     def trained(self) -> bool:
         return self.meta.trained
 
-    @contextlib.contextmanager
-    def _precision_context(self) -> Iterator[None]:
-        if self.precision == "bf16":
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
-                yield
-        else:
-            yield
+    @property
+    def net(self) -> P2PNet:
+        """The torch module (torch backend only)."""
+        if not isinstance(self.backend, TorchBackend):
+            raise AttributeError(f"the {self.backend.name} backend has no torch module")
+        return self.backend.net
 
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Run the network on a preprocessed batch under inference mode and the precision policy."""
-        with torch.inference_mode(), self._precision_context():
-            batch = batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            if self.precision == "fp16":
-                batch = batch.half()
-            out: dict[str, torch.Tensor] = self.net(batch)
-            return out
+        """Run the network on a preprocessed batch: ``{"logits": (B, M), "points": (B, M, 2)}``, at least."""
+        return self.backend(batch)
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         """People in each image: one :class:`Prediction` per image, points in source pixels."""

@@ -188,8 +188,8 @@ def test_refused_images_exit_2_and_the_others_are_counted(
     assert "64x48 = 3,072 pixels is over the pixel cap of 3,071" in capsys.readouterr().err
 
 
-def test_the_precision_choices_are_the_models() -> None:
+def test_the_precision_and_backend_choices_are_the_models() -> None:
     from crowdwatch.commands import count
-    from crowdwatch.model.precision import PRECISIONS
+    from crowdwatch.model.predictor import BACKENDS, PRECISIONS
 
-    assert count.PRECISIONS == PRECISIONS
+    assert count.PRECISIONS == PRECISIONS and count.BACKENDS == BACKENDS

@@ -1,0 +1,192 @@
+"""``crowdwatch export``: the network as ONNX or OpenVINO IR, optionally int8 calibrated on a site's frames.
+
+    crowdwatch export --format onnx --out models/
+    crowdwatch export --format openvino --out models/
+    crowdwatch export --format openvino --int8 --calibration site.yaml --out models/
+    crowdwatch export --weights runs/x/best.pt --format openvino --int8 --calibration frames/ --out models/
+
+``--calibration`` is a folder of images (up to ``--frames`` of them, evenly spaced) or a site config
+(``--frames`` frames from each of its cameras, ``--every`` frames apart, so a site calibrates on its own
+scenes). int8 writes the fp32 IR beside the int8 one and records, in the int8 model's metadata, the
+calibration set and how far its counts move from the fp32 model's on those images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from crowdwatch.data.folders import IMAGE_SUFFIXES
+from crowdwatch.errors import UsageError
+from crowdwatch.images import read_image
+
+logger = logging.getLogger(__name__)
+
+#: Calibration images are shrunk to this longest side by default: the size a 720p camera delivers,
+#: and activation ranges hardly depend on it while the statistics pass costs time in proportion.
+DEFAULT_CALIBRATION_SIDE = 1280
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crowdwatch export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="checkpoint (default: the packaged weights)"
+    )
+    parser.add_argument("--format", choices=("onnx", "openvino"), required=True, dest="fmt")
+    parser.add_argument(
+        "--int8", action="store_true", help="also quantize to int8 (openvino; needs --calibration)"
+    )
+    parser.add_argument("--calibration", type=Path, help="folder of images, or a site config YAML")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=20,
+        help="calibration images: from a folder in all, from a config per camera",
+    )
+    parser.add_argument("--every", type=int, default=25, help="keep every n-th frame of a camera (config)")
+    parser.add_argument(
+        "--longest-side",
+        type=int,
+        default=DEFAULT_CALIBRATION_SIDE,
+        metavar="PX",
+        help=f"shrink calibration images to this longest side (default {DEFAULT_CALIBRATION_SIDE})",
+    )
+    parser.add_argument("--name", default="p2pnet", help="file name stem (default p2pnet)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``crowdwatch export``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.int8 and args.fmt != "openvino":
+        raise UsageError("--int8 is for --format openvino (quantized ONNX is not offered)")
+    if args.int8 and args.calibration is None:
+        raise UsageError("--int8 needs --calibration: a folder of images or a site config")
+    if args.calibration is not None and not args.int8:
+        raise UsageError("--calibration is only used with --int8")
+    if args.frames < 1 or args.every < 1:
+        raise UsageError("--frames and --every must be at least 1")
+    from crowdwatch.model.backends import import_openvino
+    from crowdwatch.model.checkpoint import load_checkpoint, packaged_weights
+
+    if args.fmt == "openvino":
+        import_openvino()  # the extra's absence is an error before any work
+    weights = args.weights or packaged_weights()
+    if weights is None:
+        raise UsageError("no --weights given and this install ships no packaged weights")
+    net, meta = load_checkpoint(weights)
+    calibration, info = None, None
+    if args.int8:
+        calibration, info = load_calibration(args.calibration, args.frames, args.every)
+        calibration = [shrink(image, args.longest_side) for image in calibration]
+        info["longest_side"] = args.longest_side
+    from crowdwatch.model.export import export_model
+
+    logger.info("exporting %s as %s%s to %s", weights, args.fmt, " + int8" if args.int8 else "", args.out)
+    path = export_model(
+        net,
+        meta,
+        args.out,
+        fmt=args.fmt,
+        name=args.name,
+        calibration=calibration,
+        calibration_info=info,
+        count_fn=_counts if args.int8 else None,
+    )
+    sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
+def _counts(path: Path, images: Sequence[np.ndarray]) -> list[int]:
+    from crowdwatch.model.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(path, backend="openvino")
+    return [predictor.predict([image])[0].count for image in images]
+
+
+def shrink(image: np.ndarray, longest_side: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    if max(height, width) <= longest_side:
+        return image
+    factor = longest_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def load_calibration(source: Path, frames: int, every: int) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Calibration images and their description, from a folder of images or a site config."""
+    if source.is_dir():
+        return images_from_folder(source, frames)
+    if source.is_file() and source.suffix.lower() in (".yaml", ".yml"):
+        return frames_from_config(source, frames, every)
+    if not source.exists():
+        raise UsageError(f"--calibration {source}: no such file or folder")
+    raise UsageError(f"--calibration {source}: expected a folder of images or a site config (.yaml)")
+
+
+def images_from_folder(folder: Path, limit: int) -> tuple[list[np.ndarray], dict[str, Any]]:
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise UsageError(
+            f"--calibration {folder}: the folder holds no images "
+            f"({', '.join(IMAGE_SUFFIXES)}, searched recursively)"
+        )
+    if len(paths) > limit:  # evenly spaced over the folder, so one scene does not fill the set
+        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, limit).round().astype(int)]
+    images = []
+    for path in paths:
+        try:
+            images.append(read_image(path))
+        except OSError as exc:
+            raise UsageError(f"--calibration: cannot read {path}: {exc}") from None
+    return images, {"source": "folder", "path": str(folder), "images": len(images)}
+
+
+def frames_from_config(config_path: Path, frames: int, every: int) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """``frames`` frames from each camera of the site config, ``every`` frames apart."""
+    from crowdwatch.capture.base import SourceError
+    from crowdwatch.capture.opencv import open_capture
+    from crowdwatch.config.loader import load_config
+
+    config = load_config(config_path)
+    images: list[np.ndarray] = []
+    per_camera: dict[str, int] = {}
+    for camera in config.cameras:
+        logger.info("%s: grabbing %d calibration frames", camera.id, frames)
+        try:
+            capture = open_capture(camera, threading.Event())
+        except SourceError as exc:
+            raise UsageError(f"--calibration: {exc}") from None
+        got = 0
+        try:
+            for index in range(frames * every):
+                if not capture.grab():
+                    break
+                if index % every:
+                    continue
+                ok, image = capture.retrieve()
+                if ok and image is not None:
+                    images.append(np.ascontiguousarray(image))
+                    got += 1
+        finally:
+            capture.release()
+        if got == 0:
+            raise UsageError(f"--calibration: camera {camera.id} delivered no frame")
+        per_camera[camera.id] = got
+    return images, {
+        "source": "site config",
+        "path": str(config_path),
+        "images": len(images),
+        "cameras": per_camera,
+    }

@@ -1,0 +1,125 @@
+"""Exported models (ONNX, OpenVINO IR) count like torch; bad exported models are clear errors.
+
+The packaged weights are exported once per session (tests/support/exported_models.py); the real images
+are shrunk to a longest side of 256 px to keep the three backends' runs short.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.exported_models import exported, needs_extra
+
+from crowdwatch.data.folders import load_image
+from crowdwatch.errors import CheckpointError, UsageError
+from crowdwatch.model.checkpoint import load_checkpoint
+from crowdwatch.model.postprocess import Prediction
+from crowdwatch.model.predictor import Predictor
+
+__all__ = ["exported"]  # the session fixture, imported so pytest finds it here
+
+pytestmark = [needs_extra, pytest.mark.data]
+
+SIDE = 256
+
+
+@pytest.fixture(scope="module")
+def images(shared_data: Path) -> list[np.ndarray]:
+    """Three real scenes of different sizes and aspects (a mall camera, a street, a dense crowd)."""
+    return [
+        load_image(shared_data / "mall/train/seq_000001.jpg"),
+        load_image(shared_data / "shanghaitech/part_B_train/IMG_1.jpg"),
+        load_image(shared_data / "shanghaitech/part_A_train/IMG_10.jpg"),
+    ]
+
+
+def test_onnx_file_is_checked_dynamic_and_carries_the_metadata(exported: dict[str, Path]) -> None:
+    import onnx
+
+    proto = onnx.load(str(exported["onnx"]))
+    onnx.checker.check_model(proto, full_check=True)
+    assert max(op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")) >= 17
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, "height", "width"]
+    assert [o.name for o in proto.graph.output] == ["logits", "points"]
+    meta = json.loads(next(p.value for p in proto.metadata_props if p.key == "crowdwatch"))
+    _, ckpt = load_checkpoint(exported["pt"])
+    assert meta["arch"]["num_candidates"] == ckpt.num_candidates and meta["arch"]["stride"] == 8
+    assert meta["default_threshold"] == ckpt.default_threshold
+    assert meta["normalization"]["mean"] == list(ckpt.mean) and meta["provenance"] == ckpt.provenance
+    assert meta["export"] == {"format": "onnx", "precision": "fp32", "opset": 18}
+
+
+@pytest.fixture(scope="module")
+def torch_fp32(exported: dict[str, Path], images: list[np.ndarray]) -> dict[str, list[Prediction]]:
+    """torch fp32 on the images as one batch (padded to the largest, as the worker batches cameras)
+    and on the first alone. Batched and single results differ slightly near the padded borders, for
+    every backend alike, so each backend is compared with torch in the same arrangement."""
+    predictor = Predictor.from_checkpoint(exported["pt"], device="cpu", precision="fp32", longest_side=SIDE)
+    return {"batched": predictor.predict(images), "single": predictor.predict(images[:1])}
+
+
+@pytest.mark.parametrize("kind", ["xml", "onnx"])
+def test_exported_fp32_gives_torch_fp32_points(
+    exported: dict[str, Path], images: list[np.ndarray], torch_fp32: dict[str, list[Prediction]], kind: str
+) -> None:
+    predictor = Predictor.from_checkpoint(
+        exported[kind], backend="openvino", precision="fp32", longest_side=SIDE
+    )
+    assert predictor.precision == "fp32" and predictor.backend.name == "openvino"
+    assert predictor.meta == load_checkpoint(exported["pt"])[1]
+    got = {"batched": predictor.predict(images), "single": predictor.predict(images[:1])}
+    for arrangement, preds in got.items():
+        for pred, want in zip(preds, torch_fp32[arrangement], strict=True):
+            assert want.count > 5  # real people found: the comparison is not between two empty sets
+            assert pred.count == want.count
+            np.testing.assert_allclose(pred.points, want.points, atol=0.05, rtol=0)
+            np.testing.assert_allclose(pred.scores, want.scores, atol=1e-3, rtol=0)
+
+
+def test_new_frame_sizes_compile_once_each(exported: dict[str, Path]) -> None:
+    predictor = Predictor.from_checkpoint(exported["xml"], backend="openvino")
+    backend = predictor.backend
+    frames = [np.full((h, w, 3), 90, np.uint8) for h, w in ((64, 96), (100, 60), (64, 96), (64, 96))]
+    for frame in frames:
+        predictor.predict([frame])
+    predictor.predict(frames[:2])  # a batch of two: padded to 112x96
+    assert sorted(backend._compiled) == [(1, 3, 64, 96), (1, 3, 112, 64), (2, 3, 112, 96)]  # type: ignore[attr-defined]
+
+
+def _ir_without_metadata(xml: Path, out: Path) -> Path:
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml))
+    # The same graph in a new model: what another tool (or a hand conversion) writes, with no rt_info.
+    stripped = ov.Model(model.outputs, model.get_parameters(), "stripped")
+    assert not stripped.has_rt_info(["crowdwatch"])
+    ov.save_model(stripped, str(out), compress_to_fp16=False)
+    return out
+
+
+def test_bad_exported_models_are_clear_errors(exported: dict[str, Path], tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.xml"
+    corrupt.write_text("<net><layers>not an IR")
+    corrupt.with_suffix(".bin").write_bytes(b"\0" * 16)
+    no_bin = tmp_path / "nobin.xml"
+    no_bin.write_text(exported["xml"].read_text())
+    stripped = _ir_without_metadata(exported["xml"], tmp_path / "stripped.xml")
+    cases = [
+        (tmp_path / "missing.xml", "no such file"),
+        (corrupt, "is not a readable exported model"),
+        (no_bin, "nobin.bin is missing"),
+        (stripped, "carries no crowdwatch metadata"),
+        (exported["pt"], "runs an exported model (.xml or .onnx)"),
+    ]
+    for path, message in cases:
+        with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+            Predictor.from_checkpoint(path, backend="openvino")
+        assert info.value.exit_code == 2
+    with pytest.raises(CheckpointError, match="--backend openvino"):
+        Predictor.from_checkpoint(exported["xml"], backend="torch")
+    with pytest.raises(UsageError, match="needs an exported model"):
+        Predictor.from_checkpoint(None, backend="openvino")
