@@ -111,7 +111,7 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------
     def _restore(self, state: dict[str, Any]) -> None:
-        if state["config"] != self.config.model_dump(mode="json"):
+        if not self._same_config(state["config"]):
             raise UsageError(
                 f"{self.out / STATE_FILE} was written with another config than this one; an exact resume "
                 f"needs the same config (see {self.out / 'config.yaml'}), "
@@ -124,6 +124,18 @@ class Trainer:
         set_rng_state(state["rng"])
         self.step, self.elapsed_s, self.best = state["step"], state["elapsed_s"], state["best"]
         logger.info("resumed %s at step %d", self.out, self.step)
+
+    def _same_config(self, saved: dict[str, Any]) -> bool:
+        """Whether the run's saved config is this one. The saved one is read through today's schema
+        first, so that a key added since the run began (at its default) does not refuse the resume."""
+        current = self.config.model_dump(mode="json")
+        if saved == current:
+            return True
+        try:
+            upgraded = TrainConfig.model_validate(saved).model_dump(mode="json")
+        except ValueError:  # pydantic's ValidationError: a config today's schema no longer accepts
+            return False
+        return bool(upgraded == current)
 
     def save(self) -> None:
         save_state(

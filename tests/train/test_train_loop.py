@@ -149,6 +149,25 @@ def test_train_command_runs_a_chunk_and_resumes(tmp_path):
     assert (out / "best.pt").is_file() and (out / "config.yaml").is_file()
 
 
+def test_resume_of_a_run_begun_before_a_config_key_existed(tmp_path):
+    # A run's state holds its config as dumped then; a key added to the schema since (at its default)
+    # must not refuse the resume. Simulated by removing a key from the saved config.
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    Trainer(tiny_config(data, steps=2), tmp_path / "run", resume=False).run(max_steps=1, progress=False)
+    state_path = tmp_path / "run" / "last.pt"
+    state = torch.load(state_path, map_location="cpu", weights_only=False)
+    assert "max_pixels" in state["config"]["data"]
+    del state["config"]["data"]["max_pixels"]
+    torch.save(state, state_path)
+    trainer = Trainer(tiny_config(data, steps=2), tmp_path / "run", resume=True)
+    assert trainer.step == 1
+    # ...but a key the run set otherwise than today's config still refuses it
+    state["config"]["data"]["max_pixels"] = 1234
+    torch.save(state, state_path)
+    with pytest.raises(UsageError, match="another config"):
+        Trainer(tiny_config(data, steps=2), tmp_path / "run", resume=True)
+
+
 def test_resume_with_another_config_is_refused(tmp_path):
     data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
     Trainer(tiny_config(data, steps=2), tmp_path / "run", resume=False).run(max_steps=1, progress=False)
