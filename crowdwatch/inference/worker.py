@@ -24,9 +24,9 @@ import numpy as np
 
 from crowdwatch.frames import Frame
 from crowdwatch.inference.batcher import Batcher
-from crowdwatch.sinks.base import AlertEvent, Result, Sink
+from crowdwatch.sinks.base import Result, Sink
 from crowdwatch.sinks.runner import SinkRunner
-from crowdwatch.zones import AlertChange, CameraZones
+from crowdwatch.zones import CameraZones
 
 __all__ = ["FrameSource", "NullWorkerEvents", "PredictorLike", "Worker", "WorkerEvents"]
 
@@ -165,7 +165,7 @@ class Worker:
                 zone_alerts=reading.alerts,
                 smoothed_count=reading.smoothed,
                 zone_smoothed=reading.zone_smoothed,
-                alert_events=tuple(_alert_event(change) for change in reading.changes),
+                alert_events=reading.changes,
             )
             for event in result.alert_events:
                 logger.info(
@@ -226,7 +226,3 @@ class Worker:
         except Exception:
             cameras = ", ".join(frame.camera for frame in batch)
             logger.exception("worker: a batch of %d frames (%s) failed", len(batch), cameras)
-
-
-def _alert_event(change: AlertChange) -> AlertEvent:
-    return AlertEvent(change.zone, change.state, change.count, change.threshold, change.since, change.at)

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Protocol, Self, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
+# A zone's alert changing state on a frame: the zones' own record, handed to the sinks as it is.
+from crowdwatch.zones import AlertChange as AlertEvent
 
-@dataclass(frozen=True)
-class AlertEvent:
-    """A zone's occupancy alert changing state on this frame (raised or cleared).
-
-    ``count`` is the (smoothed) zone count that completed the condition, ``threshold`` the bound it was
-    held against (``high`` when raised, ``low`` when cleared), ``since`` the wall-clock time the condition
-    began to hold (``for_s`` before ``at`` at least) and ``at`` the frame's capture time.
-    """
-
-    zone: str
-    state: Literal["raised", "cleared"]
-    count: float
-    threshold: float
-    since: float
-    at: float
+__all__ = ["AlertEvent", "Result", "Sink", "SinkBase"]
 
 
 @dataclass(frozen=True)
