@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal, TypeVar
 
 import cv2
 import numpy as np
@@ -22,6 +24,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("torch", "openvino")
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _open_image(
+    step: Callable[[Path, int], T], path: Path, max_pixels: int
+) -> tuple[T | None, Literal["unreadable", "refused"] | None]:
+    """Run ``step`` (the header check or the read) on one image: (its result, None), or (None, what went
+    wrong) with the reason reported on stderr."""
+    try:
+        return step(path, max_pixels), None
+    except OSError as exc:
+        print(f"crowdwatch: cannot read {path}: {exc}", file=sys.stderr)
+        return None, "unreadable"
+    except ImageTooLarge as exc:
+        print(f"crowdwatch: error: {exc}", file=sys.stderr)
+        return None, "refused"
+
+
 def main(argv: list[str]) -> int:
     """Entry point of ``crowdwatch count``; returns the exit code."""
     parser = build_parser()
@@ -87,15 +105,10 @@ def main(argv: list[str]) -> int:
     failures, refused, paths = 0, 0, []
     for name in args.images:
         path = Path(name)
-        try:
-            check_image_file(path, args.max_pixels)
-        except OSError as exc:
-            print(f"crowdwatch: cannot read {path}: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        except ImageTooLarge as exc:
-            print(f"crowdwatch: error: {exc}", file=sys.stderr)
-            refused += 1
+        size, problem = _open_image(check_image_file, path, args.max_pixels)
+        if size is None:
+            refused += problem == "refused"
+            failures += problem == "unreadable"
             continue
         paths.append(path)
     if not paths and not args.json:
@@ -114,15 +127,10 @@ def main(argv: list[str]) -> int:
         args.overlay.mkdir(parents=True, exist_ok=True)
     results = []
     for path in paths:
-        try:
-            image = read_image(path, args.max_pixels)
-        except OSError as exc:
-            print(f"crowdwatch: cannot read {path}: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        except ImageTooLarge as exc:
-            print(f"crowdwatch: error: {exc}", file=sys.stderr)
-            refused += 1
+        image, problem = _open_image(read_image, path, args.max_pixels)
+        if image is None:
+            refused += problem == "refused"
+            failures += problem == "unreadable"
             continue
         prediction = predictor.predict([image])[0]
         if args.overlay is not None:
