@@ -7,8 +7,9 @@ the previous stage's weights at step STEP: its steps and its wall time are count
 so the table reads as one run (the steps the previous stage trained after STEP are left out of the
 chain's figures, but its own rows up to its last step are still shown). Prints a Markdown table: the
 step, the wall time in minutes (training plus the validations before that step), MAE over all
-validation images and per dataset, and marks the row with the lowest MAE, the checkpoint that the
-training keeps as ``best.pt``.
+validation images and per dataset, where the log has them the probability mass and the count as
+fractions of the true count (see crowdwatch.train.validate), and marks the row with the lowest MAE,
+the checkpoint that the training keeps as ``best.pt``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Row:
     minutes: float  # counted through the chain
     mae: float
     per_dataset: dict[str, float]
+    mass: float | None  # probability mass / true count (logs written since these ratios exist)
+    counted: float | None  # counted / true count
 
 
 def parse_stage(arg: str) -> tuple[Path, int | None]:
@@ -64,6 +67,10 @@ def chain(stages: list[tuple[Path, int | None]]) -> list[Row]:
             step_base += start
             minutes_base += float(at[0]["elapsed_s"]) / 60
         datasets = [c.removeprefix("val_mae_") for c in rows[0] if c.startswith("val_mae_")]
+
+        def ratio(row: dict[str, str], key: str) -> float | None:
+            return float(row[key]) if row.get(key) else None
+
         for r in rows:
             if not r["val_mae"]:
                 continue
@@ -74,6 +81,8 @@ def chain(stages: list[tuple[Path, int | None]]) -> list[Row]:
                     minutes=minutes_base + float(r["elapsed_s"]) / 60,
                     mae=float(r["val_mae"]),
                     per_dataset={d: float(r[f"val_mae_{d}"]) for d in datasets if r[f"val_mae_{d}"]},
+                    mass=ratio(r, "val_mass_ratio"),
+                    counted=ratio(r, "val_counted_ratio"),
                 )
             )
         previous = rows
@@ -85,14 +94,21 @@ def table(rows: list[Row]) -> str:
         return "no validation rows yet\n"
     datasets = list(rows[0].per_dataset)
     best = min(rows, key=lambda r: r.mae)
+    ratios = any(r.mass is not None for r in rows)
+    extra = " mass / counted |" if ratios else ""
     lines = [
-        "| stage | step | wall min | MAE all | " + " | ".join(datasets) + " |",
-        "|---" * (4 + len(datasets)) + "|",
+        "| stage | step | wall min | MAE all | " + " | ".join(datasets) + " |" + extra,
+        "|---" * (4 + len(datasets) + ratios) + "|",
     ]
     for r in rows:
         mark = " (best)" if r is best else ""
         cells = " | ".join(f"{r.per_dataset.get(d, float('nan')):.2f}" for d in datasets)
-        lines.append(f"| {r.stage} | {r.step}{mark} | {r.minutes:.0f} | {r.mae:.2f} | {cells} |")
+        line = f"| {r.stage} | {r.step}{mark} | {r.minutes:.0f} | {r.mae:.2f} | {cells} |"
+        if ratios:
+            line += (
+                f" {r.mass:.2f} / {r.counted:.2f} |" if r.mass is not None and r.counted is not None else " |"
+            )
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 

@@ -13,10 +13,13 @@ from crowdwatch.fileio import write_atomic
 TRAIN_COLUMNS = ["step", "loss", "loss_cls", "loss_point", "grad_norm", "lr", "lr_backbone", "elapsed_s"]
 
 
+RATIOS = ("mass_ratio", "counted_ratio")  # see crowdwatch.train.validate
+
+
 def columns(datasets: Sequence[str]) -> list[str]:
-    cols = TRAIN_COLUMNS + ["val_mae", "val_rmse"]
+    cols = TRAIN_COLUMNS + ["val_mae", "val_rmse", *(f"val_{r}" for r in RATIOS)]
     for name in datasets:
-        cols += [f"val_mae_{name}", f"val_rmse_{name}"]
+        cols += [f"val_mae_{name}", f"val_rmse_{name}", *(f"val_{r}_{name}" for r in RATIOS)]
     return cols
 
 
@@ -44,11 +47,11 @@ class CurveLog:
     ) -> None:
         full = {k: _fmt(v) for k, v in row.items()}
         if val is not None:
-            full["val_mae"], full["val_rmse"] = _fmt(val["all"]["mae"]), _fmt(val["all"]["rmse"])
             for name, metrics in val.items():
-                if name != "all":
-                    full[f"val_mae_{name}"] = _fmt(metrics["mae"])
-                    full[f"val_rmse_{name}"] = _fmt(metrics["rmse"])
+                suffix = "" if name == "all" else f"_{name}"
+                for key in ("mae", "rmse", *RATIOS):
+                    if key in metrics:  # a caller may log MAE and RMSE only
+                        full[f"val_{key}{suffix}"] = _fmt(metrics[key])
         self._writer.writerow({k: full.get(k, "") for k in self.columns})
         self._file.flush()
 

@@ -299,11 +299,14 @@ class Trainer:
             if val is not None:
                 per_dataset = ", ".join(f"{k} {v['mae']:.2f}" for k, v in val.items() if k != "all")
                 logger.info(
-                    "step %d: validation MAE %.2f RMSE %.2f (%s)",
+                    "step %d: validation MAE %.2f RMSE %.2f (%s); probability mass %.2f and counted "
+                    "%.2f of the true count",
                     self.step,
                     val["all"]["mae"],
                     val["all"]["rmse"],
                     per_dataset,
+                    val["all"]["mass_ratio"],
+                    val["all"]["counted_ratio"],
                 )
             if self.step % cfg.train.checkpoint_every == 0:
                 self.save()

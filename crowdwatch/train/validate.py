@@ -4,6 +4,13 @@ Images are loaded once, downscaled so their longest side is at most ``longest_si
 alike; the training scale range 0.7-1.3 covers 768/1024), kept as uint8, and run one at a time.
 Preprocessing and decoding are the model package's own (:class:`Preprocessor`, :func:`decode`), so a
 validation count is what ``crowdwatch count`` would say at that size.
+
+Besides MAE and RMSE, two ratios to the true count show how far a run is while it still counts almost
+nobody, a phase in which MAE stays flat at the mean count: ``mass_ratio`` (the person probabilities of
+all candidates summed, over the true count) and ``counted_ratio`` (the candidates above the threshold,
+over the true count). A network that has learned where people are but spreads each over several
+candidates has a mass ratio near 1 and a counted ratio near 0; the counted ratio rises as it learns
+to give each person one confident candidate.
 """
 
 from __future__ import annotations
@@ -47,6 +54,12 @@ def load_val_images(
     return images
 
 
+@dataclasses.dataclass(frozen=True)
+class ValCount:
+    count: int  # candidates above the threshold whose points fall inside the image
+    mass: float  # person probabilities of all candidates inside the image, summed
+
+
 @torch.inference_mode()
 def count_image(
     net: torch.nn.Module,
@@ -55,13 +68,14 @@ def count_image(
     threshold: float,
     device: torch.device,
     autocast_dtype: torch.dtype | None,
-) -> int:
-    """People counted in one image: candidates above the threshold whose points fall inside it."""
+) -> ValCount:
+    """People counted in one image, and the probability mass of its candidates."""
     batch, geometries = Preprocessor()([image_bgr], device=device)
     enabled = autocast_dtype is not None
     with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=enabled):
         out = net(batch)
-    return decode(out["logits"], out["points"], geometries, threshold)[0].count
+    scores = decode(out["logits"], out["points"], geometries, 0.0)[0].scores  # every candidate inside
+    return ValCount(count=int((scores > threshold).sum()), mass=float(scores.sum()))
 
 
 def validate(
@@ -72,7 +86,8 @@ def validate(
     device: torch.device,
     autocast_dtype: torch.dtype | None,
 ) -> dict[str, dict[str, float]]:
-    """Per dataset and "all": {"mae", "rmse", "n"} of counts on the validation images."""
+    """Per dataset and "all": {"mae", "rmse", "n", "mass_ratio", "counted_ratio"} on the validation
+    images (the ratios are sums over the group's images divided by its true count)."""
     was_training = net.training
     net.eval()
     try:
@@ -84,6 +99,13 @@ def validate(
         net.train(was_training)
     results: dict[str, dict[str, float]] = {}
     for name, idx in dataset_groups([v.dataset for v in images]).items():
-        errors = count_errors([preds[i] for i in idx], [images[i].gt_count for i in idx])
-        results[name] = {**errors, "n": len(idx)}
+        gts = [images[i].gt_count for i in idx]
+        errors = count_errors([preds[i].count for i in idx], gts)
+        people = max(sum(gts), 1)
+        results[name] = {
+            **errors,
+            "n": len(idx),
+            "mass_ratio": sum(preds[i].mass for i in idx) / people,
+            "counted_ratio": sum(preds[i].count for i in idx) / people,
+        }
     return results

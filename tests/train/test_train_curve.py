@@ -74,3 +74,22 @@ def test_a_folder_without_a_log_is_a_clear_error(tmp_path):
     proc = run_script(str(tmp_path))
     assert proc.returncode != 0
     assert "does not exist" in proc.stderr
+
+
+def test_the_ratios_are_shown_where_the_log_has_them(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    log = CurveLog(run / "log.csv", ["a"], resume_step=None)
+    row = {"step": 1, "loss": 0.1, "elapsed_s": 60.0}
+    log.write(
+        row,
+        {
+            "all": {"mae": 9.0, "rmse": 9.0, "mass_ratio": 1.25, "counted_ratio": 0.5},
+            "a": {"mae": 9.0, "rmse": 9.0},
+        },
+    )
+    log.close()
+    proc = run_script(str(run))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].endswith("| a | mass / counted |")
+    assert proc.stdout.splitlines()[2] == "| 1 | 1 (best) | 1 | 9.00 | 9.00 | 1.25 / 0.50 |"
