@@ -50,6 +50,11 @@ def read_log(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def ratio(row: dict[str, str], key: str) -> float | None:
+    """A ratio column's value; None where the log predates the column or the row has no validation."""
+    return float(row[key]) if row.get(key) else None
+
+
 def chain(stages: list[tuple[Path, int | None]]) -> list[Row]:
     out: list[Row] = []
     step_base, minutes_base = 0, 0.0
@@ -67,10 +72,6 @@ def chain(stages: list[tuple[Path, int | None]]) -> list[Row]:
             step_base += start
             minutes_base += float(at[0]["elapsed_s"]) / 60
         datasets = [c.removeprefix("val_mae_") for c in rows[0] if c.startswith("val_mae_")]
-
-        def ratio(row: dict[str, str], key: str) -> float | None:
-            return float(row[key]) if row.get(key) else None
-
         for r in rows:
             if not r["val_mae"]:
                 continue

@@ -119,8 +119,6 @@ def test_config_errors_name_the_key(tmp_path, yaml_text, message):
 
 
 def test_example_config_is_valid():
-    from pathlib import Path
-
     config = load_train_config(Path(__file__).parents[2] / "configs" / "train_example.yaml")
     assert config.train.lr == 1e-4 and config.train.lr_backbone == 1e-5 and config.train.grad_clip == 0.1
 
@@ -129,8 +127,6 @@ def test_example_config_is_valid():
     "name", sorted(p.stem for p in (Path(__file__).parents[2] / "configs").glob("train_*.yaml"))
 )
 def test_shipped_train_configs_are_valid(name):
-    from pathlib import Path
-
     config = load_train_config(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
     assert config.train.steps > 0 and len(config.data.datasets) >= 2
 

@@ -14,6 +14,14 @@ from crowdwatch.train.trainer import Trainer
 from crowdwatch.train.validate import ValImage, validate
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def net_at(probability: float) -> P2PNet:
     """A real P2PNet whose heads give every candidate ``probability`` and its place in the cell layout."""
     net = P2PNet(num_candidates=4)
@@ -26,7 +34,6 @@ def net_at(probability: float) -> P2PNet:
 
 @pytest.mark.parametrize(("probability", "counted"), [(0.05, 0), (0.7, 1)])
 def test_mass_and_counted_ratios_sum_over_the_images_of_a_dataset(probability, counted):
-    torch.set_num_threads(1)
     # 64x64 and 32x48: 8x8 and 4x6 cells of 4 candidates, 256 + 96 candidates in all
     images = [
         ValImage("a", "one.jpg", np.zeros((64, 64, 3), np.uint8), gt_count=10),
@@ -45,7 +52,6 @@ def test_mass_and_counted_ratios_sum_over_the_images_of_a_dataset(probability, c
 
 
 def test_the_training_log_carries_the_ratios_on_validation_steps(tmp_path):
-    torch.set_num_threads(1)
     data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
     raw = {
         "data": {"datasets": [{"path": str(data), "name": "blobs"}], "val_every": 4},
