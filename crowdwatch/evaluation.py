@@ -15,9 +15,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import cv2
 import numpy as np
@@ -57,28 +57,29 @@ def predict_items(
     sweep: Sequence[float] = (),
     progress: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> tuple[list[ImageResult], list[list[int]]]:
-    """Count every item with ``predictor`` at its threshold; also the count at each ``sweep`` threshold.
+) -> tuple[list[ImageResult], dict[float, list[ImageResult]]]:
+    """Count every item with ``predictor`` at its threshold, and again at each ``sweep`` threshold.
 
-    Returns one :class:`ImageResult` per item and, per item, its counts at the (sorted) ``sweep``
-    thresholds.
+    Returns one :class:`ImageResult` per item at the predictor's threshold and, per ``sweep``
+    threshold, one per item counted at that threshold (from the same forward pass).
     """
     threshold = predictor.threshold
     results: list[ImageResult] = []
-    sweep_counts: list[list[int]] = []
-    if sweep:  # decode at the lowest threshold; each higher one is a filter on the scores
-        predictor.threshold = min(sweep[0], threshold)
+    swept: dict[float, list[ImageResult]] = {t: [] for t in sorted(sweep)}
+    if swept:  # decode at the lowest threshold; each higher one is a filter on the scores
+        predictor.threshold = min(min(swept), threshold)
     try:
         for item in tqdm(items, desc="evaluate", unit="img", disable=not progress):
             image, gt = load_image(item.image, max_pixels), load_points(item.points)
             pred = predictor.predict([image])[0]
-            sweep_counts.append([int((pred.scores > t).sum()) for t in sweep])
+            for t, at_t in swept.items():
+                at_t.append(ImageResult(item.dataset, item.image.name, gt, pred.points[pred.scores > t]))
             results.append(
                 ImageResult(item.dataset, item.image.name, gt, pred.points[pred.scores > threshold])
             )
     finally:
         predictor.threshold = threshold
-    return results, sweep_counts
+    return results, swept
 
 
 def true_positives(result: ImageResult, radii: Sequence[float]) -> dict[float, int]:
@@ -131,17 +132,32 @@ def mean_count_baseline(
 
 
 def threshold_sweep(
-    results: Sequence[ImageResult], thresholds: Sequence[float], counts: Sequence[Sequence[int]]
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Per threshold, per dataset and "all": count MAE / RMSE when counting at that threshold."""
-    sweep: dict[str, dict[str, dict[str, float]]] = {}
-    groups = dataset_groups([r.dataset for r in results])
-    for j, t in enumerate(thresholds):
-        sweep[f"{t:g}"] = {}
-        for name, idx in groups.items():
-            truth = [len(results[i].gt) for i in idx]
-            sweep[f"{t:g}"][name] = count_errors([counts[i][j] for i in idx], truth)
-    return sweep
+    swept: Mapping[float, Sequence[ImageResult]], radii: Sequence[float] = DEFAULT_RADII
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per threshold (keyed ``f"{t:g}"``): :func:`summarize` of the results counted at that threshold."""
+    return {f"{t:g}": summarize(results, radii) for t, results in sorted(swept.items())}
+
+
+def best_threshold(sweep: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """The swept threshold with the lowest count MAE over all images (the lowest threshold on a tie)."""
+    return min(sweep, key=lambda t: (sweep[t]["all"]["mae"], float(t)))
+
+
+def write_sweep_table(out: TextIO, sweep: Mapping[str, Mapping[str, Mapping[str, Any]]], lowest: str) -> None:
+    """The sweep as a text table: per threshold and dataset, count MAE and F1 at the largest radius."""
+    if not sweep:
+        return
+    first = next(iter(sweep.values()))
+    names = ["all", *sorted(n for n in first if n != "all")]
+    radius = list(first["all"]["localization"])[-1]
+    width = max(14, *(len(n) for n in names))
+    out.write(f"threshold sweep: count MAE / F1@{radius} (lowest MAE over all images at {lowest})\n")
+    out.write("threshold " + "".join(f"{n:>{width + 2}}" for n in names) + "\n")
+    for t, per_dataset in sweep.items():
+        cells = [
+            f"{per_dataset[n]['mae']:.2f} / {per_dataset[n]['localization'][radius]['f1']:.3f}" for n in names
+        ]
+        out.write(f"{t:<10}" + "".join(f"{c:>{width + 2}}" for c in cells) + "\n")
 
 
 def draw_overlay(image: np.ndarray, result: ImageResult) -> np.ndarray:

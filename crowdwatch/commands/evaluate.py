@@ -1,8 +1,9 @@
 """``crowdwatch evaluate --weights W DATA...``: counting and localization accuracy on annotated folders.
 
 Writes into ``--out``: ``per_image.csv`` (one row per image), ``summary.json`` (per dataset and over
-all images: MAE, RMSE, precision / recall / F1 at each radius) and ``worst/`` (overlays of the images
-with the largest count errors). The measuring is :mod:`crowdwatch.evaluation`.
+all images: MAE, RMSE, precision / recall / F1 at each radius; with ``--sweep``, the same at each swept
+threshold and the one with the lowest MAE over all images) and ``worst/`` (overlays of the images with
+the largest count errors). The measuring is :mod:`crowdwatch.evaluation`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from crowdwatch.data.folders import Item, read_folder, split_items
 from crowdwatch.errors import UsageError
 from crowdwatch.evaluation import (
     DEFAULT_RADII,
+    best_threshold,
     mean_count_baseline,
     predict_items,
     summarize,
     threshold_sweep,
     true_positives,
     write_per_image,
+    write_sweep_table,
     write_worst,
 )
 from crowdwatch.images import DEFAULT_MAX_PIXELS
@@ -130,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         nargs="+",
         metavar="T",
-        help="also report MAE/RMSE when counting at each of these thresholds (to choose one "
-        "on a validation split)",
+        help="also report MAE, RMSE and F1 when counting at each of these thresholds, and the one "
+        "with the lowest MAE over all images (to choose a threshold on a validation split)",
     )
     parser.add_argument("--worst", type=int, default=8, help="overlays of this many worst images")
     parser.add_argument(
@@ -163,7 +166,7 @@ def main(argv: list[str]) -> int:
     )
     out = args.out or Path("runs") / "evaluate" / args.weights.stem
     out.mkdir(parents=True, exist_ok=True)
-    results, sweep_counts = predict_items(
+    results, swept = predict_items(
         predictor, items, sweep=sweep, progress=not args.no_progress, max_pixels=args.max_pixels
     )
     tps = [true_positives(r, args.radii) for r in results]
@@ -184,7 +187,8 @@ def main(argv: list[str]) -> int:
         "datasets": summary,
     }
     if sweep:
-        report["threshold_sweep"] = threshold_sweep(results, sweep, sweep_counts)
+        report["threshold_sweep"] = threshold_sweep(swept, args.radii)
+        report["threshold_lowest_mae"] = best_threshold(report["threshold_sweep"])
     if args.split == "val":  # the trivial baseline any trained model must beat
         report["baseline_mean_count"] = mean_count_baseline(
             results, collect_items(args.data, "train", args.val_every)
@@ -200,5 +204,7 @@ def main(argv: list[str]) -> int:
             f"{name}: baseline (training mean count {entry['train_mean_count']:.1f}): "
             f"MAE {entry['mae']:.2f}, RMSE {entry['rmse']:.2f}\n"
         )
+    if sweep:
+        write_sweep_table(sys.stdout, report["threshold_sweep"], report["threshold_lowest_mae"])
     sys.stdout.write(f"wrote {out / 'summary.json'}, {out / 'per_image.csv'} and {worst_dir}/\n")
     return 0

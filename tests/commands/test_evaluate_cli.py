@@ -21,7 +21,7 @@ def weights(tmp_path):
     return save_checkpoint(tmp_path / "w.pt", P2PNet(), provenance={"note": "random, for tests"})
 
 
-def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights):
+def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights, capsys):
     torch.set_num_threads(1)
     data = write_blob_folder(tmp_path / "blobs", 6, size=(64, 80), max_count=5)
     out = tmp_path / "eval"
@@ -58,8 +58,15 @@ def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights):
         and "f1" in entry["localization"]["8px"]
     )
     assert len(list((out / "worst").glob("*.jpg"))) == 2
-    assert summary["threshold_sweep"]["0.5"]["synth"]["mae"] == pytest.approx(entry["mae"])
-    assert summary["threshold_sweep"]["0.45"]["all"]["mae"] >= 0
+    # the sweep at the checkpoint's own threshold (0.5) is the main report, localization included
+    assert summary["threshold_sweep"]["0.5"]["synth"] == entry
+    sweep_045 = summary["threshold_sweep"]["0.45"]["all"]
+    assert sweep_045["pred_total"] >= entry["pred_total"] and "f1" in sweep_045["localization"]["4px"]
+    lowest = summary["threshold_lowest_mae"]
+    assert lowest == min(["0.45", "0.5"], key=lambda t: summary["threshold_sweep"][t]["all"]["mae"])
+    printed = capsys.readouterr().out
+    assert f"lowest MAE over all images at {lowest}" in printed
+    assert any(line.split()[:1] == ["0.45"] for line in printed.splitlines())
     train_counts = [len((data / f"img_{i:04d}.txt").read_text().split()) // 2 for i in (1, 2, 4, 5)]
     base = summary["baseline_mean_count"]["synth"]
     assert base["train_mean_count"] == pytest.approx(np.mean(train_counts))
