@@ -22,14 +22,15 @@ import argparse
 import datetime as dt
 import hashlib
 import json
-import os
-import platform
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from crowdwatch.model.checkpoint import load_checkpoint, save_checkpoint
+from crowdwatch.model.precision import machine_description
 
 
 def sha256(path: Path) -> str:
@@ -38,19 +39,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def cpu_model() -> str:
-    """This machine's CPU model and core count, e.g. ``AMD EPYC, 2 cores`` (Linux; else platform's guess)."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
 
 
 def chain(provenance: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -134,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "from": str(args.checkpoint),
             "from_sha256": sha256(args.checkpoint),
-            "machine": cpu_model(),
+            "machine": machine_description(torch.device("cpu")),
             "stages": stages,
             "total_steps": sum(s["steps"] or 0 for s in stages),
             "total_wall_time_s": round(sum(s["wall_time_s"] or 0.0 for s in stages), 1),

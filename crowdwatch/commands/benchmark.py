@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import torch
 from crowdwatch.model import P2PNet, Predictor, decode
 from crowdwatch.model.backends import EXPORTED_SUFFIXES
 from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
-from crowdwatch.model.precision import cpu_has_native_bf16
+from crowdwatch.model.precision import cpu_has_native_bf16, machine_description
 from crowdwatch.model.preprocess import Preprocessor, padded_size
 
 #: A real crowd frame, used when the shared data sits beside the checkout (../shared from the repository).
@@ -252,9 +251,7 @@ def main(argv: list[str]) -> int:
     cpu = args.device == "cpu"
     peak_name = "bf16" if peak_dtype() == torch.bfloat16 else "fp32"
     peak = measured_bf16_peak() if cpu else float("nan")  # the CPU's peak; not measured for a GPU
-    where = platform.processor() or platform.machine()
-    if not cpu:
-        where = torch.cuda.get_device_name(0)
+    where = machine_description(torch.device(args.device))
     print(f"# {where}, {args.threads} CPU threads, torch {torch.__version__}")
     if cpu:
         print(f"# measured {peak_name} GEMM peak: {peak / 1e9:.0f} GFLOP/s")

@@ -12,6 +12,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -30,6 +33,23 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def machine_description(device: torch.device, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """What a figure was measured on: the GPU's name, or the CPU's model name and core count.
+
+    The CPU model comes from ``cpuinfo``'s first ``model name`` line (Linux), else from the platform
+    module, which on Linux often knows only the architecture.
+    """
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = ""
+    try:
+        with cpuinfo.open() as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{name or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def resolve_device(device: str | torch.device, *, key: str = "device") -> torch.device:

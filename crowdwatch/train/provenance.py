@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from crowdwatch.data.folders import Item
+from crowdwatch.model.precision import machine_description
 from crowdwatch.train.config import TrainConfig
 
 
@@ -54,6 +55,7 @@ def training_provenance(
         "crops_seen": steps * config.train.images_per_step * config.train.crops_per_image,
         "wall_time_s": round(wall_time_s, 1),
         "device": str(device),
+        "machine": machine_description(device),
         "precision": precision,
         **({"init_from": init} if config.model.init_from is not None else {"backbone_init": init}),
         "validation": {

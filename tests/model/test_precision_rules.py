@@ -25,3 +25,15 @@ def test_explicit_choices_are_kept_and_fp16_training_needs_cuda() -> None:
     assert precision.resolve_training_precision("fp32", cpu) == "fp32"
     with pytest.raises(UsageError, match="only supported on CUDA"):
         precision.resolve_training_precision("fp16", cpu)
+
+
+def test_machine_description_names_the_cpu_model_from_cpuinfo(tmp_path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: Acme\nmodel name\t: Acme Zen 9 9999X\nflags\t: fpu\n")
+    described = precision.machine_description(torch.device("cpu"), cpuinfo)
+    assert described.startswith("Acme Zen 9 9999X, ") and described.endswith(" cores")
+
+
+def test_machine_description_without_cpuinfo_falls_back_to_the_platform(tmp_path) -> None:
+    described = precision.machine_description(torch.device("cpu"), tmp_path / "missing")
+    assert described.endswith(" cores") and not described.startswith(",")

@@ -11,6 +11,7 @@ from crowdwatch.data.synthetic import write_blob_folder
 from crowdwatch.errors import CheckpointError, ImageTooLarge, UsageError
 from crowdwatch.model import P2PNet
 from crowdwatch.model.checkpoint import load_checkpoint, save_checkpoint
+from crowdwatch.model.precision import machine_description
 from crowdwatch.train.config import load_train_config, parse_config
 from crowdwatch.train.trainer import Trainer
 
@@ -79,6 +80,7 @@ def test_best_checkpoint_loads_with_provenance(tmp_path):
     assert prov["datasets"][0]["name"] == "blobs" and prov["datasets"][0]["val_images_used"] == 2
     assert prov["steps"] == 3 and "mae" in prov["validation"]["blobs"] and "rmse" in prov["validation"]["all"]
     assert prov["backbone_init"].startswith(("imagenet", "kaiming"))
+    assert prov["machine"] == machine_description(torch.device("cpu"))
 
 
 def test_resume_after_crash_drops_log_rows_past_the_checkpoint(tmp_path):
