@@ -132,10 +132,19 @@ def mean_count_baseline(
 
 
 def threshold_sweep(
-    swept: Mapping[float, Sequence[ImageResult]], radii: Sequence[float] = DEFAULT_RADII
+    swept: Mapping[float, Sequence[ImageResult]],
+    radii: Sequence[float] = DEFAULT_RADII,
+    summarized: Mapping[float, dict[str, dict[str, Any]]] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per threshold (keyed ``f"{t:g}"``): :func:`summarize` of the results counted at that threshold."""
-    return {f"{t:g}": summarize(results, radii) for t, results in sorted(swept.items())}
+    """Per threshold (keyed ``f"{t:g}"``): :func:`summarize` of the results counted at that threshold.
+
+    ``summarized``: summaries already made at some of the thresholds (at the same ``radii``), reused
+    instead of matching those points again.
+    """
+    done = summarized or {}
+    return {
+        f"{t:g}": done[t] if t in done else summarize(results, radii) for t, results in sorted(swept.items())
+    }
 
 
 def best_threshold(sweep: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:

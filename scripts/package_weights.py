@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import sys
 from collections.abc import Mapping
@@ -29,16 +28,9 @@ from typing import Any
 
 import torch
 
+from crowdwatch.model.backbone import sha256_file
 from crowdwatch.model.checkpoint import load_checkpoint, save_checkpoint
 from crowdwatch.model.precision import machine_description
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def chain(provenance: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -121,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "packaged": {
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "from": str(args.checkpoint),
-            "from_sha256": sha256(args.checkpoint),
+            "from_sha256": sha256_file(args.checkpoint),
             "machine": machine_description(torch.device("cpu")),
             "stages": stages,
             "total_steps": sum(s["steps"] or 0 for s in stages),

@@ -187,7 +187,8 @@ def main(argv: list[str]) -> int:
         "datasets": summary,
     }
     if sweep:
-        report["threshold_sweep"] = threshold_sweep(swept, args.radii)
+        # the checkpoint's own threshold, when swept too, is matched once: its summary is reused
+        report["threshold_sweep"] = threshold_sweep(swept, args.radii, {predictor.threshold: summary})
         report["threshold_lowest_mae"] = best_threshold(report["threshold_sweep"])
     if args.split == "val":  # the trivial baseline any trained model must beat
         report["baseline_mean_count"] = mean_count_baseline(

@@ -59,6 +59,10 @@ def test_threshold_sweep_summarizes_each_threshold():
     sweep = threshold_sweep({0.5: HAND_MADE, 0.3: at_03}, radii=(4.0, 8.0))
     assert list(sweep) == ["0.3", "0.5"]
     assert sweep["0.5"] == summarize(HAND_MADE, radii=(4.0, 8.0))
+    # a summary already made at a threshold is reused as it is, the others are computed
+    made = {"all": {"mae": -1.0}}
+    reused = threshold_sweep({0.5: HAND_MADE, 0.3: at_03}, radii=(4.0, 8.0), summarized={0.5: made})
+    assert reused["0.5"] is made and reused["0.3"] == sweep["0.3"]
     # counts 4 vs 2 and 1 vs 1: MAE 1, RMSE sqrt(2); 4 px: (3,0) and (5,6) match of 5 predictions, 3 truths
     assert sweep["0.3"]["a"]["mae"] == 1.0 and sweep["0.3"]["a"]["rmse"] == pytest.approx(math.sqrt(2))
     a4 = sweep["0.3"]["a"]["localization"]["4px"]

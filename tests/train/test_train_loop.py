@@ -15,13 +15,7 @@ from crowdwatch.model.precision import machine_description
 from crowdwatch.train.config import load_train_config, parse_config
 from crowdwatch.train.trainer import Trainer
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(data, steps=6, **train):

@@ -13,13 +13,7 @@ from crowdwatch.train.config import parse_config
 from crowdwatch.train.trainer import Trainer
 from crowdwatch.train.validate import ValImage, validate
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def net_at(probability: float) -> P2PNet:
