@@ -97,6 +97,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.step, self.elapsed_s = 0, 0.0
         self.best: dict[str, Any] = {"mae": math.inf, "step": None, "val": None}
+        self.validated_step: int | None = None  # the last step validated, so the end is validated once
         out.mkdir(parents=True, exist_ok=True)
         state_path = out / STATE_FILE
         if resume and state_path.is_file():
@@ -123,6 +124,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.step, self.elapsed_s, self.best = state["step"], state["elapsed_s"], state["best"]
+        # a state written before this key existed: its best step is the one step known to be validated
+        self.validated_step = state.get("validated_step", self.best["step"])
         logger.info("resumed %s at step %d", self.out, self.step)
 
     def _same_config(self, saved: dict[str, Any]) -> bool:
@@ -143,6 +146,7 @@ class Trainer:
             step=self.step,
             elapsed_s=self.elapsed_s,
             best=self.best,
+            validated_step=self.validated_step,
             model=self.net.state_dict(),
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
@@ -224,6 +228,7 @@ class Trainer:
             device=self.device,
             autocast_dtype=self.autocast_dtype,
         )
+        self.validated_step = self.step
         if val["all"]["mae"] < self.best["mae"]:
             self.best = {"mae": val["all"]["mae"], "step": self.step, "val": val}
             self.export(self.out / BEST_FILE, val)
@@ -256,8 +261,8 @@ class Trainer:
         try:
             if self.step < stop:
                 rows = self._run_steps(stop, deadline, bar)
-            if self.step >= total and self.best["step"] != self.step and self.val_items:
-                self.run_validation()  # the end of the run is always validated once
+            if self.step >= total and self.validated_step != self.step and self.val_items:
+                self.run_validation()  # the end of the run is always validated, once
             self.save()
         finally:
             bar.close()

@@ -77,6 +77,28 @@ def test_best_checkpoint_loads_with_provenance(tmp_path):
     assert prov["machine"] == machine_description(torch.device("cpu"))
 
 
+class CountingTrainer(Trainer):
+    """The real trainer, counting the steps at which it validates."""
+
+    def run_validation(self):
+        self.validated_at = [*getattr(self, "validated_at", []), self.step]
+        return super().run_validation()
+
+
+def test_the_last_step_is_validated_once_even_when_it_is_not_the_best(tmp_path):
+    # Stage 4 of issue 9 validated its last step twice (6 minutes on a CPU): the end-of-run check asked
+    # whether the last step was the best one, not whether it had been validated.
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    config = tiny_config(data)
+    trainer = CountingTrainer(config, tmp_path / "run", resume=False)
+    trainer.best = {"mae": -1.0, "step": 0, "val": None}  # a best no validation can beat
+    trainer.run(progress=False)
+    assert trainer.validated_at == [3, 6]
+    again = CountingTrainer(config, tmp_path / "run", resume=True)
+    again.run(progress=False)  # a resume of a finished run validates nothing
+    assert getattr(again, "validated_at", []) == []
+
+
 def test_resume_after_crash_drops_log_rows_past_the_checkpoint(tmp_path):
     data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
     config = tiny_config(data, checkpoint_every=100)
