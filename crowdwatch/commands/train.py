@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from crowdwatch.errors import UsageError
-from crowdwatch.train.config import load_train_config
+from crowdwatch.train.config import TrainConfig, load_train_config
 from crowdwatch.train.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="torch CPU threads (overrides train.threads)")
     parser.add_argument("--workers", type=int, help="DataLoader workers (overrides train.workers)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--export-last",
+        type=Path,
+        metavar="PATH",
+        help="with --resume: write the network at the run's last step as a crowdwatch checkpoint (for "
+        "crowdwatch evaluate, e.g. after a run stopped between validations) and exit without training",
+    )
     return parser
 
 
@@ -50,6 +57,8 @@ def main(argv: list[str]) -> int:
     if threads:
         torch.set_num_threads(threads)
     out = args.out or Path("runs") / args.config.stem
+    if args.export_last is not None:
+        return export_last(config, out, args)
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, out, resume=args.resume, device=args.device, workers=args.workers)
     if not (out / "config.yaml").is_file():
@@ -69,4 +78,20 @@ def main(argv: list[str]) -> int:
         f"{best['mae']:.2f}" if best["step"] is not None else "n/a",
         best["step"],
     )
+    return 0
+
+
+def export_last(config: TrainConfig, out: Path, args: argparse.Namespace) -> int:
+    """``--export-last PATH``: the network of the run's ``last.pt`` as a checkpoint; no training."""
+    if not args.resume:
+        raise UsageError("--export-last needs --resume: it exports the state of an existing run in --out")
+    if args.max_steps is not None or args.max_minutes is not None:
+        raise UsageError("--export-last trains nothing: drop --max-steps / --max-minutes")
+    trainer = Trainer(config, out, resume=True, device=args.device, workers=args.workers)
+    # No validation figures: this step may not have been validated (evaluate the file to get them).
+    try:
+        trainer.export(args.export_last, {})
+    finally:
+        trainer.log.close()
+    logger.info("wrote the network at step %d of %s to %s", trainer.step, out, args.export_last)
     return 0

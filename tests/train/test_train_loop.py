@@ -164,6 +164,34 @@ def test_train_command_runs_a_chunk_and_resumes(tmp_path):
     assert (out / "best.pt").is_file() and (out / "config.yaml").is_file()
 
 
+def test_export_last_writes_the_network_of_a_run_stopped_between_validations(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(
+        f"data: {{datasets: [{{path: {data}}}], val_every: 4}}\n"
+        "train: {steps: 6, images_per_step: 1, crops_per_image: 1, crop_size: 32, workers: 0}\n"
+        "validation: {every_steps: 6, longest_side: null}\n"
+    )
+    out = tmp_path / "run"
+    assert train_command([str(cfg), "--out", str(out), "--max-steps", "3", "--no-progress"]) == 0
+    assert not (out / "best.pt").exists()  # nothing validated yet, so nothing to evaluate but the state
+    with pytest.raises(UsageError, match="needs --resume"):
+        train_command([str(cfg), "--out", str(out), "--export-last", str(tmp_path / "x.pt")])
+    with pytest.raises(UsageError, match="trains nothing"):
+        train_command([str(cfg), "--out", str(out), "--resume", "--max-steps", "1", "--export-last", "x.pt"])
+    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    exported = tmp_path / "step3.pt"
+    assert train_command([str(cfg), "--out", str(out), "--resume", "--export-last", str(exported)]) == 0
+    net, meta = load_checkpoint(exported)
+    for key, value in state["model"].items():
+        assert torch.equal(value, net.state_dict()[key]), key
+    assert meta.provenance["steps"] == 3 and meta.provenance["validation"] == {}
+    # the run itself is untouched: it resumes at step 3 and trains to its end
+    assert [row["step"] for row in read_log(out / "log.csv")] == ["1", "2", "3"]
+    assert train_command([str(cfg), "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert [row["step"] for row in read_log(out / "log.csv")] == [str(i) for i in range(1, 7)]
+
+
 def test_resume_of_a_run_begun_before_a_config_key_existed(tmp_path):
     # A run's state holds its config as dumped then; a key added to the schema since (at its default)
     # must not refuse the resume. Simulated by removing a key from the saved config.
