@@ -88,7 +88,7 @@ else
   "$VENV/bin/ruff" check crowdwatch tests scripts benchmarks
   "$VENV/bin/ruff" format --check crowdwatch tests scripts benchmarks
   "$VENV/bin/mypy"
-  # The training tests write checkpoints of a few hundred MB (peak ~0.8 GB in the temporary folder, freed
+  # The training tests write checkpoints of a few hundred MB (peak ~0.9 GB in the temporary folder, freed
   # test by test): with less than 2 GB free the suite would fail in a hundred places with ENOSPC, so say so.
   tmp_dir=${TMPDIR:-/tmp}
   free_mb=$(df -Pm "$tmp_dir" 2>/dev/null | awk 'NR == 2 {print $4}' || true)
