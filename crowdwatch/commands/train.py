@@ -17,7 +17,7 @@ import yaml
 
 from crowdwatch.errors import UsageError
 from crowdwatch.train.config import TrainConfig, load_train_config
-from crowdwatch.train.trainer import Trainer
+from crowdwatch.train.trainer import STATE_FILE, Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,9 @@ def export_last(config: TrainConfig, out: Path, args: argparse.Namespace) -> int
         raise UsageError("--export-last needs --resume: it exports the state of an existing run in --out")
     if args.max_steps is not None or args.max_minutes is not None:
         raise UsageError("--export-last trains nothing: drop --max-steps / --max-minutes")
+    if not (out / STATE_FILE).is_file():
+        # Trainer would start a fresh run here, and its untrained network is not a run's last step.
+        raise UsageError(f"--export-last: {out} holds no run ({STATE_FILE}); name the run with --out")
     trainer = Trainer(config, out, resume=True, device=args.device, workers=args.workers)
     # No validation figures: this step may not have been validated (evaluate the file to get them).
     try:

@@ -173,6 +173,9 @@ def test_export_last_writes_the_network_of_a_run_stopped_between_validations(tmp
         "validation: {every_steps: 6, longest_side: null}\n"
     )
     out = tmp_path / "run"
+    with pytest.raises(UsageError, match="holds no run"):
+        train_command([str(cfg), "--out", str(out), "--resume", "--export-last", str(tmp_path / "x.pt")])
+    assert not (tmp_path / "x.pt").exists()
     assert train_command([str(cfg), "--out", str(out), "--max-steps", "3", "--no-progress"]) == 0
     assert not (out / "best.pt").exists()  # nothing validated yet, so nothing to evaluate but the state
     with pytest.raises(UsageError, match="needs --resume"):
