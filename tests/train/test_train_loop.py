@@ -149,14 +149,20 @@ def test_shipped_train_configs_are_valid(name):
     assert config.train.steps > 0 and len(config.data.datasets) >= 2
 
 
-def test_train_command_runs_a_chunk_and_resumes(tmp_path):
+def write_command_config(tmp_path, *, steps, every_steps):
+    """A tiny training YAML on blob images, for tests that go through ``crowdwatch train``."""
     data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
     cfg = tmp_path / "train.yaml"
     cfg.write_text(
         f"data: {{datasets: [{{path: {data}}}], val_every: 4}}\n"
-        "train: {steps: 3, images_per_step: 1, crops_per_image: 1, crop_size: 32, workers: 0}\n"
-        "validation: {every_steps: 2, longest_side: null}\n"
+        f"train: {{steps: {steps}, images_per_step: 1, crops_per_image: 1, crop_size: 32, workers: 0}}\n"
+        f"validation: {{every_steps: {every_steps}, longest_side: null}}\n"
     )
+    return cfg
+
+
+def test_train_command_runs_a_chunk_and_resumes(tmp_path):
+    cfg = write_command_config(tmp_path, steps=3, every_steps=2)
     out = tmp_path / "run"
     assert train_command([str(cfg), "--out", str(out), "--max-steps", "2", "--no-progress"]) == 0
     assert train_command([str(cfg), "--out", str(out), "--resume", "--no-progress"]) == 0
@@ -165,13 +171,7 @@ def test_train_command_runs_a_chunk_and_resumes(tmp_path):
 
 
 def test_export_last_writes_the_network_of_a_run_stopped_between_validations(tmp_path):
-    data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
-    cfg = tmp_path / "train.yaml"
-    cfg.write_text(
-        f"data: {{datasets: [{{path: {data}}}], val_every: 4}}\n"
-        "train: {steps: 6, images_per_step: 1, crops_per_image: 1, crop_size: 32, workers: 0}\n"
-        "validation: {every_steps: 6, longest_side: null}\n"
-    )
+    cfg = write_command_config(tmp_path, steps=6, every_steps=6)
     out = tmp_path / "run"
     with pytest.raises(UsageError, match="holds no run"):
         train_command([str(cfg), "--out", str(out), "--resume", "--export-last", str(tmp_path / "x.pt")])
