@@ -5,9 +5,9 @@
 Per step (median over --steps, after one warm-up): reading and augmenting the crops (in this process,
 as one DataLoader worker would), the forward pass of each VGG block, the neck and the heads, the
 Hungarian matcher, the loss, the backward pass and the optimiser step. The backward pass is timed
-whole; run with --freeze 0, 2, 3 to see what the early blocks' backward costs. Uses the config's
-precision unless --precision is given. Stop any training run first: the figures are only worth
-anything on an otherwise idle machine.
+whole; run with --freeze 0, 2, 3 to see what the early blocks' backward costs, and with
+--channels-last to compare memory formats. Uses the config's precision unless --precision is given.
+Stop any training run first: the figures are only worth anything on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--freeze", type=int, default=None, help="override model.freeze_blocks")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    parser.add_argument(
+        "--channels-last", action="store_true", help="network and crops in channels_last memory format"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_train_config(args.config)
@@ -57,6 +60,8 @@ def main() -> None:
     frozen = config.model.freeze_blocks if args.freeze is None else args.freeze
     freeze_blocks(net, frozen)
     net.train()
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    net.to(memory_format=memory_format)
     optimizer = build.build_optimizer(net, config)
     precision = args.precision or resolve_training_precision(opt.precision, torch.device("cpu"))
     dtype = AUTOCAST_DTYPES[precision]
@@ -87,6 +92,7 @@ def main() -> None:
     for step in range(args.steps + 1):
         t0 = time.perf_counter()
         images, targets = collate_crops([dataset[(step, slot)] for slot in range(per_step)])
+        images = images.contiguous(memory_format=memory_format)
         t1 = time.perf_counter()
         with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
             out = net(images)
@@ -117,7 +123,8 @@ def main() -> None:
     total = statistics.median(times["step total"])
     print(
         f"{args.config.name}: {crops} crops of {opt.crop_size} px per step, {precision}, "
-        f"{frozen} block(s) frozen, {args.threads} threads; median of {args.steps} steps"
+        f"{frozen} block(s) frozen, {args.threads} threads"
+        f"{', channels_last' if args.channels_last else ''}; median of {args.steps} steps"
     )
     for name, values in times.items():
         value = statistics.median(values)
