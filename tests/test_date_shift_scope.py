@@ -39,13 +39,11 @@ def clock_reads(source: str) -> list[str]:
 
 def test_the_skipped_folders_do_not_read_the_clock() -> None:
     folders = skipped_folders()
-    # tests/system keeps the real clock in its servers and subprocesses anyway; the others are the
-    # compute-heavy folders this test vouches for.
-    assert {"tests/system", "tests/model", "tests/train", "tests/evaluation"} <= set(folders), folders
+    assert folders, "found no --ignore in the test-date-shift branch of scripts/bootstrap.sh"
     found = {
         str(path.relative_to(REPO)): reads
         for folder in folders
-        if folder != "tests/system"
+        if folder != "tests/system"  # its servers and subprocesses keep the real clock anyway
         for path in sorted((REPO / folder).rglob("*.py"))
         if (reads := clock_reads(path.read_text()))
     }
