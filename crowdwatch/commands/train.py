@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: write the network at the run's last step as a crowdwatch checkpoint (for "
         "crowdwatch evaluate, e.g. after a run stopped between validations) and exit without training",
     )
+    parser.add_argument(
+        "--half",
+        action="store_true",
+        help="with --export-last: store the weights as float16 (half the size; they load back as float32)",
+    )
     return parser
 
 
@@ -59,6 +64,8 @@ def main(argv: list[str]) -> int:
     out = args.out or Path("runs") / args.config.stem
     if args.export_last is not None:
         return export_last(config, out, args)
+    if args.half:
+        raise UsageError("--half only applies to --export-last")
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, out, resume=args.resume, device=args.device, workers=args.workers)
     if not (out / "config.yaml").is_file():
@@ -93,7 +100,7 @@ def export_last(config: TrainConfig, out: Path, args: argparse.Namespace) -> int
     trainer = Trainer(config, out, resume=True, device=args.device, workers=args.workers)
     # No validation figures: this step may not have been validated (evaluate the file to get them).
     try:
-        trainer.export(args.export_last, {})
+        trainer.export(args.export_last, {}, half=args.half)
     finally:
         trainer.log.close()
     logger.info("wrote the network at step %d of %s to %s", trainer.step, out, args.export_last)

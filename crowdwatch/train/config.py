@@ -82,6 +82,11 @@ class OptimConfig(_Strict):
     device: str = "auto"
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
     workers: int = Field(1, ge=0, description="DataLoader worker processes")
+    channels_last: bool = Field(
+        False,
+        description="train in the NHWC memory format: an 11-12% cheaper step on a Zen 3 CPU (profiled), "
+        "and the layout of cuDNN's fast bf16/fp16 convolutions on a GPU",
+    )
     checkpoint_every: int = Field(100, ge=1)
 
     @model_validator(mode="after")

@@ -189,6 +189,15 @@ def test_export_last_writes_the_network_of_a_run_stopped_between_validations(tmp
     for key, value in state["model"].items():
         assert torch.equal(value, net.state_dict()[key]), key
     assert meta.provenance["steps"] == 3 and meta.provenance["validation"] == {}
+    half = tmp_path / "step3_fp16.pt"
+    args = [str(cfg), "--out", str(out), "--resume", "--export-last", str(half), "--half"]
+    assert train_command(args) == 0
+    assert half.stat().st_size < 0.6 * exported.stat().st_size
+    half_net, _ = load_checkpoint(half)
+    for key, value in state["model"].items():
+        torch.testing.assert_close(half_net.state_dict()[key], value.half().float(), rtol=0, atol=0)
+    with pytest.raises(UsageError, match="only applies to --export-last"):
+        train_command([str(cfg), "--out", str(out), "--resume", "--half"])
     # the run itself is untouched: it resumes at step 3 and trains to its end
     assert [row["step"] for row in read_log(out / "log.csv")] == ["1", "2", "3"]
     assert train_command([str(cfg), "--out", str(out), "--resume", "--no-progress"]) == 0
@@ -274,3 +283,22 @@ def test_an_image_over_max_pixels_stops_the_run_before_it_starts(tmp_path):
     with pytest.raises(ImageTooLarge, match="48x48 = 2,304 pixels is over the pixel cap of 2,303"):
         Trainer(config, tmp_path / "run", resume=False)
     assert not (tmp_path / "run" / "log.csv").exists()
+
+
+def test_channels_last_trains_the_same_network_as_nchw(tmp_path):
+    """train.channels_last changes the memory layout only: the same seed gives the same losses (to
+    float rounding: the NHWC convolutions sum in another order), and an exact resume still holds."""
+    data = write_blob_folder(tmp_path / "blobs", 12, size=(48, 48), max_count=6)
+    nchw = Trainer(tiny_config(data, steps=4), tmp_path / "nchw", resume=False).run(progress=False)
+    config = tiny_config(data, steps=4, channels_last=True)
+    trainer = Trainer(config, tmp_path / "nhwc", resume=False)
+    nhwc = trainer.run(max_steps=2, progress=False)
+    conv = next(m for m in trainer.net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()  # really NHWC, not a 1x1 kernel that is both
+    nhwc += Trainer(config, tmp_path / "nhwc", resume=True).run(progress=False)
+    assert [r["step"] for r in nhwc] == [1, 2, 3, 4]
+    for a, b in zip(nchw, nhwc, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
+    whole = Trainer(config, tmp_path / "nhwc_whole", resume=False).run(progress=False)
+    assert [r["loss"] for r in whole] == [r["loss"] for r in nhwc]
