@@ -37,6 +37,19 @@ def test_shrunk_copy_scales_points_and_keeps_the_validation_split(tmp_path):
         np.testing.assert_allclose(new_pts, old_pts * 0.5, atol=0.006)
 
 
+def test_train_only_copy_holds_exactly_the_training_split(tmp_path):
+    src = write_blob_folder(tmp_path / "blobs", 12, size=(80, 120), max_count=5)
+    out = tmp_path / "small"
+    args = ["--train-only", "4", "--scale", "1", "--out", str(out), f"blobs={src}"]
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    expected = [i.image.stem for i in split_items(read_folder(src), every=4, part="train")]
+    copied = read_folder(out / "blobs")
+    assert [i.image.stem for i in copied] == expected and len(expected) == 9
+    held_out = {i.image.stem for i in split_items(read_folder(src), every=4, part="val")}
+    assert held_out.isdisjoint(i.image.stem for i in copied)
+
+
 def test_bad_arguments_are_refused(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--scale", "2", "--out", str(tmp_path), "x=y"],
