@@ -43,6 +43,7 @@ def chain(provenance: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "steps": prov.get("steps"),
                 "wall_time_s": prov.get("wall_time_s"),
                 "precision": prov.get("precision"),
+                "machine": prov.get("machine"),
                 "start": prov["init_from"]["path"] if "init_from" in prov else prov.get("backbone_init"),
             }
         )
@@ -88,8 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluation", type=Path, required=True, help="evaluate's summary.json for it")
     parser.add_argument("--must-beat", type=Path, help="summary.json of the weights it replaces")
     parser.add_argument("--threshold", help="a swept threshold (default: the lowest all-image MAE)")
+    parser.add_argument(
+        "--threshold-reason", help="with --threshold: why that one, recorded in the provenance"
+    )
+    parser.add_argument(
+        "--note", help="anything else the provenance should say (e.g. how the data travelled)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="where to write the packaged weights")
     args = parser.parse_args(argv)
+    if args.threshold_reason and args.threshold is None:
+        parser.error("--threshold-reason needs --threshold")
 
     report = read_evaluation(args.evaluation)
     if Path(report["weights"]).resolve() != args.checkpoint.resolve():
@@ -121,10 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             "threshold": float(threshold),
             "threshold_rule": "the swept threshold with the lowest count MAE over all validation images"
             if args.threshold is None
-            else "chosen by hand (--threshold)",
+            else args.threshold_reason or "chosen by hand (--threshold)",
             "validation": {name: figures(entry) for name, entry in new.items()},
             "baseline_mean_count": report.get("baseline_mean_count", {}),
             "weights_stored_as": "float16",
+            **({"note": args.note} if args.note else {}),
         },
     }
     save_checkpoint(args.out, net, threshold=float(threshold), provenance=provenance, half=True)

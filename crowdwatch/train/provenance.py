@@ -49,7 +49,9 @@ def training_provenance(
             for n, d, t in zip(names, config.data.datasets, train_items, strict=True)
         ],
         "validation_split": f"every {config.data.val_every}th image by sorted file name (indices 0, "
-        f"{config.data.val_every}, ...), held out from training",
+        f"{config.data.val_every}, ...), held out from training"
+        if config.data.val_every
+        else "none: every image of these folders was trained on (val_every: 0)",
         "validation_longest_side": config.validation.longest_side,
         "steps": steps,
         "crops_seen": steps * config.train.images_per_step * config.train.crops_per_image,

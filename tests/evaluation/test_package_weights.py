@@ -89,6 +89,16 @@ def test_refuses_weights_that_are_not_better_on_every_dataset(tmp_path, evaluate
     assert done.returncode == 0, done.stderr
     assert f"synth: MAE {worse['datasets']['synth']['mae']:.2f} -> " in done.stdout and out.exists()
     assert load_checkpoint(out)[1].default_threshold == 0.5
+    assert load_checkpoint(out)[1].provenance["packaged"]["threshold_rule"] == "chosen by hand (--threshold)"
+    why = "the config's threshold"
+    done = run_script(weights, *args, "--threshold-reason", why, "--note", "data shrunk", "--must-beat", old)
+    assert done.returncode == 0, done.stderr
+    packaged = load_checkpoint(out)[1].provenance["packaged"]
+    assert packaged["threshold_rule"] == why and packaged["note"] == "data shrunk"
+    done = run_script(
+        weights, "--evaluation", summary_path, "--threshold-reason", why, "--out", tmp_path / "y.pt"
+    )
+    assert done.returncode == 2 and "--threshold-reason needs --threshold" in done.stderr
     assert summary["datasets"]["synth"]["mae"] + 1.0 == worse["datasets"]["synth"]["mae"]
 
 

@@ -302,3 +302,22 @@ def test_channels_last_trains_the_same_network_as_nchw(tmp_path):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
     whole = Trainer(config, tmp_path / "nhwc_whole", resume=False).run(progress=False)
     assert [r["loss"] for r in whole] == [r["loss"] for r in nhwc]
+
+
+def test_a_run_without_validation_trains_on_every_image_and_says_so(tmp_path):
+    """val_every: 0 (e.g. a shrunk training split alone on a GPU machine): no image is held out, nothing
+    is validated, and the exported provenance does not claim a split."""
+    data = write_blob_folder(tmp_path / "blobs", 6, size=(48, 48), max_count=4)
+    raw = {
+        "data": {"datasets": [{"path": str(data)}], "val_every": 0},
+        "train": {"steps": 2, "images_per_step": 1, "crops_per_image": 1, "crop_size": 32, "workers": 0},
+        "validation": {"every_steps": 1, "longest_side": None},
+    }
+    trainer = Trainer(parse_config(raw, tmp_path), tmp_path / "run", resume=False)
+    assert len(trainer.train_items[0]) == 6 and trainer.val_items == []
+    trainer.run(progress=False)
+    assert not (tmp_path / "run" / "best.pt").exists()
+    trainer.export(tmp_path / "last.pt", {})
+    provenance = load_checkpoint(tmp_path / "last.pt")[1].provenance
+    assert provenance["validation_split"].startswith("none")
+    assert provenance["datasets"][0]["train_images"] == 6
