@@ -63,6 +63,7 @@ def test_int8_counts_and_f1_hold_on_validation_images(shared_data: Path, tmp_pat
     f1_ref = summarize(ref, (8.0,))["all"]["localization"]["8px"]["f1"]
     f1_int8 = summarize(got, (8.0,))["all"]["localization"]["8px"]["f1"]
     report = f"count MAE vs fp32 {mae:.3f} (mean {ref_counts.mean():.1f}); F1@8 {f1_ref:.4f} -> {f1_int8:.4f}"
+    print(report)  # the README quotes these figures: pytest -s shows them
     assert ref_counts.mean() > 20, report  # real crowds, not near-empty images
     assert mae <= 0.02 * ref_counts.mean(), report
     assert f1_int8 >= f1_ref - 0.01, report
