@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     sized = config.model_dump(mode="json")
     sized["train"].update(steps=steps, lr_drop_step=drop)
     header = (
-        f"# {args.config} sized by scripts/size_run.py: {rate:.2f} steps/s measured over "
+        f"# {args.config} sized by scripts/size_run.py: {rate!r} steps/s measured over "
         f"{args.calibrate} steps, so {steps} steps fit {args.minutes:g} minutes (x{args.margin:g}); "
         f"lr drop at step {drop}\n"
     )

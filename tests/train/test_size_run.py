@@ -32,7 +32,10 @@ def test_sized_config_fits_the_budget_and_reads_from_anywhere(tmp_path):
     out = tmp_path / "elsewhere" / "sized.yaml"
     proc = run_script(config, "--minutes", "0.2", "--calibrate", "8", "--drop-at", "0.6", "--out", out)
     assert proc.returncode == 0, proc.stderr
-    rate = float(proc.stdout.split(" steps/s")[0])
+    header = out.read_text().splitlines()[0]
+    # the header keeps the rate exactly (repr); the 2 decimals printed could round across a step
+    rate = float(header.split(": ")[1].split(" steps/s")[0])
+    assert proc.stdout.startswith(f"{rate:.2f} steps/s")
     sized = load_train_config(out)
     assert sized.data.datasets[0].path == data  # absolute: the copy lives in another folder
     # the steps are the measured rate times the budget (x0.95), the drop at 60% of them
