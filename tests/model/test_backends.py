@@ -53,13 +53,37 @@ def test_onnx_file_is_checked_dynamic_and_carries_the_metadata(exported: dict[st
     assert meta["export"] == {"format": "onnx", "precision": "fp32", "opset": 18}
 
 
+#: How far OpenVINO's fp32 scores may lie from torch's. Both run float32 convolutions, summed in other
+#: orders: a few 1e-6 relative per layer (sqrt of the terms times float32's 6e-8), so the logits agree to
+#: about 1e-4 and the sigmoid's slope (<= 1/4) keeps the scores closer still. 1e-3 leaves 10x margin.
+SCORE_TOL = 1e-3
+
+
 @pytest.fixture(scope="module")
 def torch_fp32(exported: dict[str, Path], images: list[np.ndarray]) -> dict[str, list[Prediction]]:
     """torch fp32 on the images as one batch (padded to the largest, as the worker batches cameras)
     and on the first alone. Batched and single results differ slightly near the padded borders, for
-    every backend alike, so each backend is compared with torch in the same arrangement."""
-    predictor = Predictor.from_checkpoint(exported["pt"], device="cpu", precision="fp32", longest_side=SIDE)
-    return {"batched": predictor.predict(images), "single": predictor.predict(images[:1])}
+    every backend alike, so each backend is compared with torch in the same arrangement.
+
+    Each arrangement is also decoded at the threshold -/+ SCORE_TOL ("loose"/"strict"): a candidate
+    scored within SCORE_TOL of the threshold may fall on either side of it on another backend or CPU,
+    and only those may differ."""
+    out: dict[str, list[Prediction]] = {}
+    threshold = load_checkpoint(exported["pt"])[1].default_threshold
+    for shift, suffix in ((0.0, ""), (-SCORE_TOL, "/loose"), (SCORE_TOL, "/strict")):
+        predictor = Predictor.from_checkpoint(
+            exported["pt"], device="cpu", precision="fp32", threshold=threshold + shift, longest_side=SIDE
+        )
+        out[f"batched{suffix}"] = predictor.predict(images)
+        out[f"single{suffix}"] = predictor.predict(images[:1])
+    return out
+
+
+def nearest_distances(points: np.ndarray, to: np.ndarray) -> np.ndarray:
+    """For each of ``points``, the distance to the nearest of ``to`` (inf where ``to`` is empty)."""
+    if len(to) == 0:
+        return np.full(len(points), np.inf)
+    return np.sqrt(((points[:, None, :] - to[None, :, :]) ** 2).sum(-1)).min(axis=1)
 
 
 @pytest.mark.parametrize("kind", ["xml", "onnx"])
@@ -73,11 +97,18 @@ def test_exported_fp32_gives_torch_fp32_points(
     assert predictor.meta == load_checkpoint(exported["pt"])[1]
     got = {"batched": predictor.predict(images), "single": predictor.predict(images[:1])}
     for arrangement, preds in got.items():
-        for pred, want in zip(preds, torch_fp32[arrangement], strict=True):
+        for i, pred in enumerate(preds):
+            want = torch_fp32[arrangement][i]
+            loose, strict = torch_fp32[f"{arrangement}/loose"][i], torch_fp32[f"{arrangement}/strict"][i]
             assert want.count > 5  # real people found: the comparison is not between two empty sets
-            assert pred.count == want.count
-            np.testing.assert_allclose(pred.points, want.points, atol=0.05, rtol=0)
-            np.testing.assert_allclose(pred.scores, want.scores, atol=1e-3, rtol=0)
+            # every point torch is sure of is found, and every point found is one torch scores at least
+            # near the threshold; the same point to 0.05 px (offsets are float32 sums like the scores)
+            assert strict.count <= pred.count <= loose.count, (strict.count, pred.count, loose.count)
+            assert nearest_distances(strict.points, pred.points).max(initial=0) <= 0.05
+            assert nearest_distances(pred.points, loose.points).max(initial=0) <= 0.05
+            if pred.count == want.count:  # the usual case: no candidate that close to the threshold
+                np.testing.assert_allclose(pred.points, want.points, atol=0.05, rtol=0)
+                np.testing.assert_allclose(pred.scores, want.scores, atol=SCORE_TOL, rtol=0)
 
 
 def test_new_frame_sizes_compile_once_each(exported: dict[str, Path]) -> None:

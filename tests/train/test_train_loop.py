@@ -285,21 +285,48 @@ def test_an_image_over_max_pixels_stops_the_run_before_it_starts(tmp_path):
     assert not (tmp_path / "run" / "log.csv").exists()
 
 
+def flat_parameters(net: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().float().flatten() for p in net.parameters()])
+
+
 def test_channels_last_trains_the_same_network_as_nchw(tmp_path):
-    """train.channels_last changes the memory layout only: the same seed gives the same losses (to
-    float rounding: the NHWC convolutions sum in another order), and an exact resume still holds."""
+    """train.channels_last changes the memory layout only: from the same seed, both layouts train the
+    same network, and an exact resume still holds in channels_last.
+
+    The two layouts run different convolution kernels, which sum in different orders, so nothing is
+    compared bit for bit across layouts. The bounds, and why they hold on any CPU:
+    - Step 1's loss comes from the same initial weights through the forward pass alone. Float32
+      summation in another order errs by about sqrt(K) * 6e-8 relative per layer (K <= 4608 terms for a
+      3x3x512 kernel: 4e-6), so under 1e-4 over the network's 20 layers even if every layer's error had
+      the same sign. Measured: equal on Zen 3; on Zen 4 the losses of steps 1-3 agreed within 1e-4.
+    - After 4 steps, the distance between the two networks' parameters is compared with how far training
+      moved them. Rounding differences grow through Adam (a gradient near zero can flip its update's
+      sign) and the one-to-one matching (a near tie can pair another proposal), so later losses may
+      differ by more than rounding: 2.5e-4 relative at step 4 on Zen 4. In parameter space that is
+      still tiny: 6e-6 of the distance moved on Zen 3. A layout bug (weights read in another order)
+      changes every forward output at once and moves the networks apart by the order of the training
+      step itself, a ratio near 1. The bound, 1e-2, sits over 1000x above the measured rounding and
+      100x below a real difference.
+    """
     data = write_blob_folder(tmp_path / "blobs", 12, size=(48, 48), max_count=6)
-    nchw = Trainer(tiny_config(data, steps=4), tmp_path / "nchw", resume=False).run(progress=False)
+    reference = Trainer(tiny_config(data, steps=4), tmp_path / "nchw", resume=False)
+    start = flat_parameters(reference.net)
+    nchw = reference.run(progress=False)
     config = tiny_config(data, steps=4, channels_last=True)
     trainer = Trainer(config, tmp_path / "nhwc", resume=False)
+    assert torch.equal(flat_parameters(trainer.net), start)  # the same seed, the same initial network
     nhwc = trainer.run(max_steps=2, progress=False)
     conv = next(m for m in trainer.net.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not conv.weight.is_contiguous()  # really NHWC, not a 1x1 kernel that is both
-    nhwc += Trainer(config, tmp_path / "nhwc", resume=True).run(progress=False)
+    resumed = Trainer(config, tmp_path / "nhwc", resume=True)
+    nhwc += resumed.run(progress=False)
     assert [r["step"] for r in nhwc] == [1, 2, 3, 4]
-    for a, b in zip(nchw, nhwc, strict=True):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
+    assert nchw[0]["loss"] == pytest.approx(nhwc[0]["loss"], rel=1e-4)
+    moved = (flat_parameters(reference.net) - start).norm()
+    apart = (flat_parameters(resumed.net) - flat_parameters(reference.net)).norm()
+    assert moved > 0 and apart <= 1e-2 * moved, f"networks {apart:.3g} apart after moving {moved:.3g}"
+    # within one layout the kernels are the same, so a resumed run equals an uninterrupted one exactly
     whole = Trainer(config, tmp_path / "nhwc_whole", resume=False).run(progress=False)
     assert [r["loss"] for r in whole] == [r["loss"] for r in nhwc]
 
