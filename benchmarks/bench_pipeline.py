@@ -3,6 +3,8 @@
     python benchmarks/bench_pipeline.py                  # 4 cameras, 640x360, 10 min, RSS at 1 and 10 min
     python benchmarks/bench_pipeline.py --duration 120   # short run (RSS at 1 and 2 min)
     python benchmarks/bench_pipeline.py --backend openvino --weights models/p2pnet_int8.xml  # int8
+    python benchmarks/bench_pipeline.py --device cuda --cameras 16 --camera-fps 25 --clip-fps 25 \
+        --duration 40 --warmup 10 --bare 10 --json results/pipeline.json       # 16 cameras on a GPU
 
 In one process, on the same frames and precision:
 1. bare model: ``predictor.predict`` on one frame of each camera, as one batch, for ``--bare`` s;
@@ -94,6 +96,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--weights", type=Path, default=None, help="checkpoint, or the exported model for --backend openvino"
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the report to this file")
     parser.add_argument("--max-batch", type=int, default=None, help="default: --cameras")
     parser.add_argument("--workdir", type=Path, default=None, help="clips and outputs (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -115,7 +119,7 @@ def main(argv: list[str]) -> int:
     ]
     frames = [first_frame(clip) for clip in clips]
     predictor = Predictor.from_checkpoint(
-        args.weights, backend=args.backend, device="cpu", precision=args.precision
+        args.weights, backend=args.backend, device=args.device, precision=args.precision
     )
     bare_before = bare_fps(predictor, frames, args.bare)
     print(f"bare model before: {bare_before:.2f} frames/s", file=sys.stderr, flush=True)
@@ -163,6 +167,7 @@ def main(argv: list[str]) -> int:
         "cameras": args.cameras,
         "size": args.size,
         "backend": predictor.backend.name,
+        "device": str(predictor.device),
         "weights": str(args.weights) if args.weights else "default",
         "precision": predictor.precision,
         "torch_threads": torch.get_num_threads(),
@@ -183,6 +188,9 @@ def main(argv: list[str]) -> int:
         "batches": worker.batches,
     }
     print(json.dumps(report, indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 

@@ -10,6 +10,8 @@ of the sized run needs that copy (its steps are part of the run's config).
     python -m crowdwatch train runs/gpu_plan.yaml --out runs/gpu --max-minutes 7.5
 
 Keep --max-minutes on the run as well: the rate measured in a short calibration can be optimistic.
+With --rate STEPS_PER_S (measured by an earlier run on the same kind of machine) nothing is trained
+here: the calibration's minute or more goes to the run itself.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--minutes", type=float, required=True, help="wall-clock budget of the run")
     parser.add_argument("--out", type=Path, required=True, help="where to write the sized config")
     parser.add_argument("--calibrate", type=int, default=200, help="steps to time (default 200)")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="known steps/s on this machine: no calibration run"
+    )
     parser.add_argument("--drop-at", type=float, default=0.75, help="lr drop, as a fraction of the steps")
     parser.add_argument(
         "--margin", type=float, default=0.95, help="fraction of the measured rate to plan with (checkpoints)"
@@ -48,20 +53,26 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.calibrate < 4 or not 0 < args.drop_at < 1 or not 0 < args.margin <= 1:
         parser.error("need --minutes > 0, --calibrate >= 4, 0 < --drop-at < 1 and 0 < --margin <= 1")
+    if args.rate is not None and not args.rate > 0:
+        parser.error(f"--rate must be a positive number of steps per second, but got {args.rate}")
     config = load_train_config(args.config)
-    probe = config.model_copy(
-        update={"train": config.train.model_copy(update={"steps": args.calibrate, "lr_drop_step": None})}
-    )
-    with tempfile.TemporaryDirectory(prefix="size_run_") as scratch:
-        rows = Trainer(probe, Path(scratch), resume=False).run(progress=False)
-    rate = measure_rate(rows)
-    steps = max(args.calibrate, int(rate * args.minutes * 60 * args.margin))
+    if args.rate is None:
+        probe = config.model_copy(
+            update={"train": config.train.model_copy(update={"steps": args.calibrate, "lr_drop_step": None})}
+        )
+        with tempfile.TemporaryDirectory(prefix="size_run_") as scratch:
+            rows = Trainer(probe, Path(scratch), resume=False).run(progress=False)
+        rate, source = measure_rate(rows), f"measured over {args.calibrate} steps"
+    else:
+        rate, source = args.rate, "given (--rate)"
+    floor = 1 if args.rate is not None else args.calibrate
+    steps = max(floor, int(rate * args.minutes * 60 * args.margin))
     drop = max(1, round(steps * args.drop_at))
     sized = config.model_dump(mode="json")
     sized["train"].update(steps=steps, lr_drop_step=drop)
     header = (
-        f"# {args.config} sized by scripts/size_run.py: {rate!r} steps/s measured over "
-        f"{args.calibrate} steps, so {steps} steps fit {args.minutes:g} minutes (x{args.margin:g}); "
+        f"# {args.config} sized by scripts/size_run.py: {rate!r} steps/s {source}, "
+        f"so {steps} steps fit {args.minutes:g} minutes (x{args.margin:g}); "
         f"lr drop at step {drop}\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -48,3 +48,19 @@ def test_sized_config_fits_the_budget_and_reads_from_anywhere(tmp_path):
 def test_bad_arguments_are_refused(tmp_path):
     proc = run_script(tmp_path / "x.yaml", "--minutes", "0", "--out", tmp_path / "y.yaml")
     assert proc.returncode == 2 and "--minutes" in proc.stderr
+
+
+def test_a_known_rate_sizes_without_training(tmp_path):
+    data = write_blob_folder(tmp_path / "blobs", 4, size=(48, 48), max_count=4)
+    config = tmp_path / "train.yaml"
+    config.write_text(f"data: {{datasets: [{{path: {data}}}], val_every: 0}}\ntrain: {{steps: 3}}\n")
+    out = tmp_path / "sized.yaml"
+    proc = run_script(config, "--minutes", "2", "--rate", "21.5", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    sized = load_train_config(out)
+    assert sized.train.steps == int(21.5 * 2 * 60 * 0.95)  # 2451
+    assert sized.train.lr_drop_step == round(sized.train.steps * 0.75)
+    assert "21.5 steps/s given (--rate)" in out.read_text().splitlines()[0]
+    assert not (tmp_path / "log.csv").exists()
+    bad = run_script(config, "--minutes", "2", "--rate", "-1", "--out", out)
+    assert bad.returncode == 2 and "--rate" in bad.stderr
