@@ -38,7 +38,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from crowdwatch.config.mqtt import MqttSettings
+from crowdwatch.config.mqtt import MqttSettings, TlsFileError, tls_context
 from crowdwatch.errors import UsageError
 from crowdwatch.sinks.base import AlertEvent, Result, SinkBase
 
@@ -458,16 +458,9 @@ class MqttSink(SinkBase):
     def _tls_context(self) -> ssl.SSLContext:
         tls = self.settings.tls
         try:
-            context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"mqtt.tls.ca_file: cannot load {tls.ca_file}: {_describe(exc)}") from None
-        if tls.cert_file is not None:
-            try:
-                context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-            except (OSError, ssl.SSLError) as exc:
-                raise UsageError(
-                    f"mqtt.tls.cert_file/key_file: cannot load {tls.cert_file}: {_describe(exc)}"
-                ) from None
+            context = tls_context(tls)
+        except TlsFileError as exc:
+            raise UsageError(f"{exc.key}: {exc}") from None
         if tls.insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
