@@ -178,6 +178,7 @@ class CameraReader:
 
     def _run(self) -> None:
         failures = 0  # consecutive attempts that produced no frame
+        open_failures = 0  # consecutive attempts that could not open, since the last frame
         reopen_now = True
         try:
             while not self._stop.is_set():
@@ -192,7 +193,8 @@ class CameraReader:
                 except Exception:  # a bug, or a failing event sink: log it (masked), retry with backoff
                     logger.error("%s: reader error:\n%s", self.camera.id, mask_url(traceback.format_exc()))
                     outcome, frames, reason = "error", 0, "reader error"
-                failures = 0 if frames else failures
+                if frames:
+                    failures = open_failures = 0
                 if outcome == "stopped":
                     break
                 if outcome == "eof" and frames and self.camera.kind == "file":
@@ -205,7 +207,8 @@ class CameraReader:
                 reopen_now = False
                 failures += 1
                 if outcome == "open_failed":  # each failed attempt says why; the first of a streak warns
-                    logger.log(logging.WARNING if failures == 1 else logging.INFO, "%s", reason)
+                    open_failures += 1  # (a streak starts at the first failed open after a frame)
+                    logger.log(logging.WARNING if open_failures == 1 else logging.INFO, "%s", reason)
                 self._set_up(False, reason)
         finally:
             self._set_up(False, "reader stopped")
