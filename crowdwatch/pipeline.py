@@ -8,10 +8,10 @@ so a camera that never comes up does not hold up the others), then READY=1 to sy
 progress-gated watchdog pinger. On SIGTERM/SIGINT (or after ``--duration``): STOPPING=1, stop the
 readers, finish the frames already taken, flush and close the sinks, stop the metrics server, all
 within :data:`STOP_BUDGET_S`. A batch still inside the model when the worker's share of the budget
-is spent is abandoned: the sinks are closed without its results, and :attr:`Pipeline.abandoned` says
-so. The caller must then end the process without finalizing the interpreter (``crowdwatch run`` always
-does, see :mod:`crowdwatch.commands.run`): a thread inside a torch operator when the interpreter shuts
-down aborts the process (SIGABRT or SIGSEGV instead of exit 0).
+is spent is abandoned: the sinks are closed without its results, and the log says so. The caller
+must end the process without finalizing the interpreter (``crowdwatch run`` always does, see
+:mod:`crowdwatch.commands.run`): a thread inside a torch operator when the interpreter shuts down
+aborts the process (SIGABRT or SIGSEGV instead of exit 0).
 """
 
 from __future__ import annotations
@@ -93,8 +93,6 @@ class Pipeline:
         self.config = config
         self.stop_budget_s = stop_budget_s
         self._model_factory = model_factory
-        #: True after a stop that left a batch inside the model (its results are not recorded).
-        self.abandoned = False
         self.stop_event = threading.Event()
         self.registry = CollectorRegistry()
         # Process metrics (resident memory, CPU) in the same registry: useful beside the pipeline's own.
@@ -312,7 +310,6 @@ class Pipeline:
         if not stop_readers(readers, timeout=readers_budget):
             logger.warning("some readers are still blocked in the capture library; not waiting for them")
         if not worker.stop(timeout=max(0.5, deadline - time.monotonic() - SINK_CLOSE_S)):
-            self.abandoned = worker.busy
             logger.warning(
                 "the worker did not finish within the stop budget (%s); closing the sinks anyway",
                 "a batch is still inside the model: its results are not recorded"
