@@ -3,12 +3,12 @@
     python benchmarks/bench_stop.py --clip /path/to/clip.mp4                 # 20 trials, 4 hogs
     python benchmarks/bench_stop.py --clip CLIP --trials 5 --hogs 0 --after 3
 
-Makes an 8 s 3840x2160 H.264 copy of ``--clip`` (Debian ffmpeg), then per trial starts
-``python -m crowdwatch run`` on a config with ``model: {threads: 1}`` and one looping file camera at
-1 frame/s, waits for "camera up", waits ``--after`` s more (the model is then inside a 4K frame, which
-takes far longer than the stop budget), sends SIGTERM and records the exit code, the seconds until
-"stopped cleanly" appeared in the log and the seconds until the process ended. ``--hogs`` busy loops
-(``yes > /dev/null``) run during all trials; every process started here is stopped by its PID.
+Makes an 8 s H.264 copy of ``--clip`` at ``--size`` (3840x2160 by default; Debian ffmpeg), then per
+trial starts ``python -m crowdwatch run`` on a config with ``model: {threads: 1}`` and one looping file
+camera at 1 frame/s, waits for "camera up", waits ``--after`` s more (at 4K the model is then inside a
+frame, which takes far longer than the stop budget), sends SIGTERM and records the exit code, the
+seconds until "stopped cleanly" appeared in the log and the seconds until the process ended. ``--hogs``
+busy loops (``yes > /dev/null``) run during all trials; every process started here is stopped by its PID.
 Prints one JSON line per trial and a summary.
 """
 
@@ -30,10 +30,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_4k(clip: Path, out: Path, seconds: float) -> Path:
+def make_clip(clip: Path, out: Path, seconds: float, size: str) -> Path:
+    width, height = size.split("x")
     cmd = [
         "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(clip), "-t", str(seconds),
-        "-vf", "scale=3840:2160", "-c:v", "libx264", "-preset", "ultrafast", str(out),
+        "-vf", f"scale={width}:{height}", "-c:v", "libx264", "-preset", "ultrafast", str(out),
     ]  # fmt: skip
     subprocess.run(cmd, check=True, timeout=600)
     return out
@@ -83,7 +84,8 @@ def trial(config: Path, log: Path, after_s: float, env: dict[str, str]) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clip", type=Path, required=True, help="any video; an 8 s 4K copy is made")
+    parser.add_argument("--clip", type=Path, required=True, help="any video; an 8 s copy is made at --size")
+    parser.add_argument("--size", default="3840x2160", help="frame size of the copy (WxH)")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--hogs", type=int, default=4, help="busy loops (yes > /dev/null) during the trials")
     parser.add_argument("--after", type=float, default=3.0, help="seconds after 'camera up' to send SIGTERM")
@@ -94,7 +96,7 @@ def main() -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        config = write_config(folder, make_4k(args.clip, folder / "4k.mp4", 8))
+        config = write_config(folder, make_clip(args.clip, folder / "camera.mp4", 8, args.size))
         hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(args.hogs)]
         try:
             for n in range(args.trials):
@@ -109,6 +111,7 @@ def main() -> int:
     summary = {
         "trials": len(results),
         "hogs": args.hogs,
+        "size": args.size,
         "exit_codes": {str(rc): sum(r["rc"] == rc for r in results) for rc in {r["rc"] for r in results}},
         "exit_s": {"min": min(exits), "median": statistics.median(exits), "max": max(exits)},
     }
