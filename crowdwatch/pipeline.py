@@ -6,8 +6,12 @@ builds one and runs it).
 Start-up order: config, model, sinks, metrics server, worker, readers (each opens in its own thread,
 so a camera that never comes up does not hold up the others), then READY=1 to systemd and the
 progress-gated watchdog pinger. On SIGTERM/SIGINT (or after ``--duration``): STOPPING=1, stop the
-readers, finish the frames already taken, flush and close the sinks, stop the metrics server, exit 0,
-all within :data:`STOP_BUDGET_S`.
+readers, finish the frames already taken, flush and close the sinks, stop the metrics server, all
+within :data:`STOP_BUDGET_S`. A batch still inside the model when the worker's share of the budget
+is spent is abandoned: the sinks are closed without its results, and the log says so. The caller
+must end the process without finalizing the interpreter (``crowdwatch run`` always does, see
+:mod:`crowdwatch.commands.run`): a thread inside a torch operator when the interpreter shuts down
+aborts the process (SIGABRT or SIGSEGV instead of exit 0).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
@@ -28,7 +32,7 @@ from crowdwatch import __version__
 from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import Config
 from crowdwatch.errors import CrowdwatchError
-from crowdwatch.inference.worker import Worker
+from crowdwatch.inference.worker import PredictorLike, Worker
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.heatmap import HeatmapSink
@@ -46,13 +50,15 @@ from crowdwatch.zones import CameraZones, zones_from_config
 if TYPE_CHECKING:  # loaded in Pipeline.run, after the config is checked (torch is slow to import)
     from crowdwatch.model.predictor import Predictor
 
-__all__ = ["READER_STOP_S", "STATUS_INTERVAL_S", "STOP_BUDGET_S", "Pipeline"]
+__all__ = ["READER_STOP_S", "SINK_CLOSE_S", "STATUS_INTERVAL_S", "STOP_BUDGET_S", "Pipeline", "ServedModel"]
 
 logger = logging.getLogger(__name__)
 
-#: SIGTERM to exit: readers get this long, then the worker (in-flight batch, sinks) gets the rest.
+#: SIGTERM to exit: readers get up to READER_STOP_S, the worker (in-flight batch, sink queue) what is
+#: left but SINK_CLOSE_S, which is kept for closing the sinks (the MQTT sink's close takes up to 2 s).
 STOP_BUDGET_S = 9.0
 READER_STOP_S = 3.0
+SINK_CLOSE_S = 2.5
 #: How often a one-line status goes to the log and to systemd (STATUS=).
 STATUS_INTERVAL_S = 60.0
 
@@ -60,11 +66,33 @@ STATUS_INTERVAL_S = 60.0
 _SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
-class Pipeline:
-    """The running service for one :class:`~crowdwatch.config.Config`."""
+class ServedModel(PredictorLike, Protocol):
+    """What the pipeline needs of its model: ``predict``, and the device and precision for build_info."""
 
-    def __init__(self, config: Config) -> None:
+    @property
+    def device(self) -> object: ...
+
+    @property
+    def precision(self) -> str: ...
+
+
+class Pipeline:
+    """The running service for one :class:`~crowdwatch.config.Config`.
+
+    ``model_factory`` builds the model when :meth:`run` starts (default: the config's ``model`` section
+    through :meth:`Predictor.from_checkpoint`); tests pass their own. ``stop_budget_s`` bounds the stop.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        model_factory: Callable[[], ServedModel] | None = None,
+        stop_budget_s: float = STOP_BUDGET_S,
+    ) -> None:
         self.config = config
+        self.stop_budget_s = stop_budget_s
+        self._model_factory = model_factory
         self.stop_event = threading.Event()
         self.registry = CollectorRegistry()
         # Process metrics (resident memory, CPU) in the same registry: useful beside the pipeline's own.
@@ -93,8 +121,6 @@ class Pipeline:
         self.stop_event.set()
 
     def run(self, duration: float | None = None) -> int:
-        from crowdwatch.model.predictor import Predictor
-
         cfg = self.config
         previous = self._install_signal_handlers()
         try:
@@ -102,14 +128,7 @@ class Pipeline:
                 import torch
 
                 torch.set_num_threads(cfg.model.threads)
-            predictor = Predictor.from_checkpoint(
-                cfg.model.weights,
-                backend=cfg.model.backend,
-                device=cfg.model.device,
-                precision=cfg.model.precision,
-                threshold=cfg.model.threshold,
-                longest_side=cfg.model.longest_side,
-            )
+            predictor = self._model_factory() if self._model_factory else self._load_model()
             self._set_build_info(predictor)
             logger.info(
                 "model ready on %s (%s), %d camera(s)",
@@ -152,6 +171,19 @@ class Pipeline:
             self._restore_signal_handlers(previous)
 
     # -- steps ---------------------------------------------------------------------------------
+    def _load_model(self) -> Predictor:
+        from crowdwatch.model.predictor import Predictor
+
+        model = self.config.model
+        return Predictor.from_checkpoint(
+            model.weights,
+            backend=model.backend,
+            device=model.device,
+            precision=model.precision,
+            threshold=model.threshold,
+            longest_side=model.longest_side,
+        )
+
     def _open_sinks(self, stack: contextlib.ExitStack) -> list[Sink]:
         sinks: list[Sink] = []
         try:
@@ -227,7 +259,7 @@ class Pipeline:
                 "(metrics.port in the config)"
             ) from None
 
-    def _set_build_info(self, predictor: Predictor) -> None:
+    def _set_build_info(self, predictor: ServedModel) -> None:
         import torch
 
         self.metrics.set_build_info(
@@ -271,13 +303,19 @@ class Pipeline:
     def _shutdown(
         self, notifier: Notifier, pinger: WatchdogPinger, readers: list[CameraReader], worker: Worker
     ) -> None:
-        deadline = time.monotonic() + STOP_BUDGET_S
+        deadline = time.monotonic() + self.stop_budget_s
         notifier.stopping()
         pinger.stop()
-        if not stop_readers(readers, timeout=READER_STOP_S):
+        readers_budget = min(READER_STOP_S, self.stop_budget_s / 3)
+        if not stop_readers(readers, timeout=readers_budget):
             logger.warning("some readers are still blocked in the capture library; not waiting for them")
-        if not worker.stop(timeout=max(0.5, deadline - time.monotonic() - 0.5)):
-            logger.warning("the worker did not finish within the stop budget; closing the sinks anyway")
+        if not worker.stop(timeout=max(0.5, deadline - time.monotonic() - SINK_CLOSE_S)):
+            logger.warning(
+                "the worker did not finish within the stop budget (%s); closing the sinks anyway",
+                "a batch is still inside the model: its results are not recorded"
+                if worker.busy
+                else "the sinks are still taking results",
+            )
         logger.info("final counts: %s", json.dumps(self._final_counts(readers)))
         notifier.close()
 

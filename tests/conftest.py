@@ -68,3 +68,11 @@ def cli_env() -> dict[str, str]:
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A fresh 256 kB tmpfs for full-disk tests (skips where mounting needs a root this run lacks)."""
+    from support.small_disk import mounted_small_disk
+
+    yield from mounted_small_disk()

@@ -19,7 +19,6 @@ Found``).
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 
@@ -59,12 +58,6 @@ class OpenCVCapture:
 
     def grab(self) -> bool:
         return bool(self._capture.grab())
-
-    def position_ms(self) -> float | None:
-        """``CAP_PROP_POS_MSEC`` (from the frame's PTS for FFmpeg, the buffer time for V4L2); None when
-        the backend reports nothing usable (NaN, negative)."""
-        position = float(self._capture.get(cv2.CAP_PROP_POS_MSEC))
-        return position if math.isfinite(position) and position >= 0.0 else None
 
     def retrieve(self) -> tuple[bool, np.ndarray | None]:
         ok, image = self._capture.retrieve()

@@ -22,6 +22,11 @@ __all__ = ["DEFAULT_PORTS", "describe_status", "probe"]
 
 _STATUS_LINE_MAX = 512
 
+
+class _NoAnswer(SourceConnectionError):
+    """The server took the TCP connection and the request but sent no reply before the deadline."""
+
+
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 
 
@@ -87,6 +92,11 @@ def describe_status(camera: CameraConfig, stop: threading.Event) -> str:
     Called after OpenCV failed to open, so that the log says why (FFmpeg's own messages are quieted)."""
     try:
         status = _request(camera, stop, "DESCRIBE")
+    except _NoAnswer:  # the probe's OPTIONS was answered just before OpenCV's open
+        return (
+            f"the server answers OPTIONS but not DESCRIBE (no reply within {camera.open_timeout_s:g} s): "
+            "the stream on this path does not start"
+        )
     except SourceConnectionError as exc:
         return str(exc).split(": ", 1)[-1]
     if status is None:
@@ -120,9 +130,7 @@ def _request(camera: CameraConfig, stop: threading.Event, method: str) -> str | 
                 if stop.is_set():
                     raise Stopped
                 if time.monotonic() > deadline:
-                    raise SourceConnectionError(
-                        camera.id, f"{host}:{port} accepted TCP but did not answer RTSP"
-                    )
+                    raise _NoAnswer(camera.id, f"{host}:{port} accepted TCP but did not answer RTSP")
                 try:
                     chunk = sock.recv(256)
                 except TimeoutError:

@@ -42,13 +42,11 @@ from crowdwatch.frames import Frame
 from crowdwatch.images import as_bgr
 from crowdwatch.secrets import mask_url
 
-__all__ = ["DEFAULT_FILE_FPS", "REPLAY_WINDOW_MS", "CameraReader", "backoff_delay", "stop_readers"]
+__all__ = ["DEFAULT_FILE_FPS", "CameraReader", "backoff_delay", "stop_readers"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_FILE_FPS = 25.0
-#: A stream timestamp at most this far behind the last delivered one is a replay, further a new clock.
-REPLAY_WINDOW_MS = 2000.0
 
 
 def backoff_delay(
@@ -92,8 +90,6 @@ class CameraReader:
         self._index = 0
         self._next_due: float | None = None
         self._interval: float | None = None  # moving average of the source's frame interval
-        self._last_position: float | None = None  # stream timestamp (ms) of the last frame delivered
-        self._positions_advance = False  # has this session's stream timestamp ever advanced?
         self._oversized_logged = False  # warn of frames over max_pixels once
         self._thread = threading.Thread(target=self._run, name=f"reader-{camera.id}", daemon=True)
         self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{camera.id}", daemon=True)
@@ -178,6 +174,7 @@ class CameraReader:
 
     def _run(self) -> None:
         failures = 0  # consecutive attempts that produced no frame
+        open_failures = 0  # consecutive attempts that could not open, since the last frame
         reopen_now = True
         try:
             while not self._stop.is_set():
@@ -192,7 +189,8 @@ class CameraReader:
                 except Exception:  # a bug, or a failing event sink: log it (masked), retry with backoff
                     logger.error("%s: reader error:\n%s", self.camera.id, mask_url(traceback.format_exc()))
                     outcome, frames, reason = "error", 0, "reader error"
-                failures = 0 if frames else failures
+                if frames:
+                    failures = open_failures = 0
                 if outcome == "stopped":
                     break
                 if outcome == "eof" and frames and self.camera.kind == "file":
@@ -205,7 +203,8 @@ class CameraReader:
                 reopen_now = False
                 failures += 1
                 if outcome == "open_failed":  # each failed attempt says why; the first of a streak warns
-                    logger.log(logging.WARNING if failures == 1 else logging.INFO, "%s", reason)
+                    open_failures += 1  # (a streak starts at the first failed open after a frame)
+                    logger.log(logging.WARNING if open_failures == 1 else logging.INFO, "%s", reason)
                 self._set_up(False, reason)
         finally:
             self._set_up(False, "reader stopped")
@@ -224,16 +223,14 @@ class CameraReader:
         """Read until failure, end of file or stop; release the capture.
 
         Returns (outcome, new frames grabbed, reason). Only new observations count: a frame that came
-        out of a stalled read, or whose stream timestamp did not advance, is dropped here (see
-        :meth:`_not_new`) before it touches the watchdog, the slot or any counter of frames read.
+        out of a stalled read is dropped here (see :meth:`_stalled`) before it touches the watchdog,
+        the slot or any counter of frames read.
         """
         frames = 0
         pace = 0.0
         if self.camera.kind == "file":
             pace = 1.0 / (capture.fps or DEFAULT_FILE_FPS)
         started = time.monotonic()
-        self._last_position = None
-        self._positions_advance = False
         try:
             while not self._stop.is_set():
                 grab_started = time.monotonic()
@@ -242,13 +239,9 @@ class CameraReader:
                         return "eof", frames, "end of stream"
                     return "error", frames, "read failed"
                 now, wall = time.monotonic(), time.time()
-                stale = self._not_new(capture, now - grab_started)
-                if stale == "stalled":
+                if self._stalled(now - grab_started):
                     self.events.frame_dropped(self.camera.id, "stalled", 1)
                     return "error", frames, f"stream stalled: no data for {self.camera.read_timeout_s:g} s"
-                if stale == "replayed":
-                    self.events.frame_dropped(self.camera.id, "replayed", 1)
-                    continue
                 frames += 1
                 self._note_frame(now)
                 if self._sample(now):
@@ -266,39 +259,21 @@ class CameraReader:
             except Exception as exc:  # noqa: BLE001 - releasing a broken capture must not kill the reader
                 logger.warning("%s: release failed: %s", self.camera.id, mask_url(repr(exc)))
 
-    def _not_new(self, capture: Capture, grab_s: float) -> Literal["stalled", "replayed", None]:
-        """Why the frame just grabbed is not a new observation, or None when it is.
+    def _stalled(self, grab_s: float) -> bool:
+        """Did the frame just grabbed come out of a stalled read (so it is not a new observation)?
 
-        ``stalled`` (streams only): the grab returned only after the read timeout, i.e. OpenCV's
-        interrupt fired because no data came for ``read_timeout_s``. What FFmpeg hands back then is a
-        frame held in its demuxer/decoder, flushed out by the timeout: its data arrived before the
-        stall (with B-frames, several such frames follow). The session ends as a read failure, so
-        the camera goes down at once and reconnects; a live camera's next session starts at the
-        live edge instead of a backlog. Files (a slow disk is not a stale scene) and devices (no
-        read timeout) are exempt.
+        Streams only: the grab returned only after the read timeout, i.e. OpenCV's interrupt fired
+        because no data came for ``read_timeout_s``. What FFmpeg hands back then is a frame held in its
+        demuxer/decoder, flushed out by the timeout: its data arrived before the stall (with B-frames,
+        several such frames follow). The session ends as a read failure, so the camera goes down at
+        once and reconnects; a live camera's next session starts at the live edge instead of a
+        backlog. Files (a slow disk is not a stale scene) and devices (no read timeout) are exempt.
 
-        ``replayed``: the stream's own timestamp (``CAP_PROP_POS_MSEC``) did not advance past the
-        frame delivered before it (a backwards jump of more than :data:`REPLAY_WINDOW_MS` is a
-        restarted stream clock and counts as new). Only applied once the session's timestamps have
-        advanced at least once: a source without timestamps (always 0 or unknown) falls back to the
-        stall rule and the watchdog. Files are exempt here too: a file is read once per pass, so two
-        frames with one timestamp are a sloppy muxer's distinct frames, not a replay.
+        The stream's timestamps are not a test of newness: FFmpeg's RTSP client restarts them about
+        0.2 s into every session (when the first RTCP sender report arrives, 200 ms -> 0 ms), and
+        cameras may stamp distinct frames alike; OpenCV never hands back one decoded frame twice.
         """
-        if self.camera.kind == "file":
-            return None
-        if self.camera.kind == "stream" and grab_s >= self.camera.read_timeout_s:
-            return "stalled"
-        position = capture.position_ms()
-        last, self._last_position = self._last_position, position
-        if position is None or last is None:
-            return None
-        if position > last:
-            self._positions_advance = True
-            return None
-        if self._positions_advance and last - position <= REPLAY_WINDOW_MS:
-            self._last_position = last  # keep the newest position delivered
-            return "replayed"
-        return None
+        return self.camera.kind == "stream" and grab_s >= self.camera.read_timeout_s
 
     def _note_frame(self, now: float) -> None:
         last = self._last_monotonic

@@ -13,10 +13,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 class Section(BaseModel):
     """A config section: unknown keys are errors, values are frozen, and types are strict (``fps: true``
-    or ``loop: 1`` are errors, not 1.0 and True; ints still fill float fields). Path fields opt out with
-    ``strict=False``: YAML gives them as strings."""
+    or ``loop: 1`` are errors, not 1.0 and True; ints still fill float fields; ``.nan`` and ``.inf``
+    are errors in every number field). Path fields opt out with ``strict=False``: YAML gives them as
+    strings."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
@@ -37,5 +38,9 @@ def has_area(polygon: list[list[float]]) -> list[list[float]]:
     return polygon
 
 
-Point = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=2, max_length=2)]
+#: Largest size of a coordinate, in source-frame pixels: far beyond any frame, small enough that areas and
+#: point-in-polygon tests stay exact in float64 (1e300 overflowed them to a zone count of 0).
+MAX_COORDINATE = 1_000_000
+Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_COORDINATE, le=MAX_COORDINATE)]
+Point = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
 Polygon = Annotated[list[Point], Field(min_length=3), AfterValidator(has_area)]

@@ -13,6 +13,9 @@ texts are built from pydantic's ``loc``/``msg`` only and scrubbed, so a resolved
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from crowdwatch.config.mqtt import TlsFileError, tls_context
 from crowdwatch.config.schema import PATTERN_HELP, Config
 from crowdwatch.errors import UsageError
 from crowdwatch.secrets import SecretReferenceError, SecretValues, substitute
@@ -44,6 +48,16 @@ MAX_CONFIG_BYTES = 1024 * 1024
 MAX_EXPANDED_NODES = 100_000
 #: Nesting depth of mappings and sequences.
 MAX_DEPTH = 64
+#: Digits of an integer: nothing in a config needs more than 64 bits (Python refuses over 4300 at all).
+MAX_INT_DIGITS = 19
+#: What a path that is not a regular file is, for the error message.
+_FILE_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -70,6 +84,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen.add(key)
         self.flatten_mapping(node)  # resolve << merge keys (SafeConstructor's own handling)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        digits = len(str(node.value).lstrip("+-").replace("_", ""))
+        if digits > MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"an integer of {digits} digits; expected at most {MAX_INT_DIGITS} (a 64-bit integer)",
+                node.start_mark,
+            )
+        value: int = super().construct_yaml_int(node)
+        return value
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
 
 
 def _check_size(root: yaml.Node) -> str | None:
@@ -104,17 +133,39 @@ def _decode(path: Path, data: bytes) -> str:
         ) from None
 
 
+def _read_capped(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file (symlinks followed) of at most :data:`MAX_CONFIG_BYTES`.
+
+    A device (``/dev/zero``), a FIFO or a directory is refused before it is opened for reading, and
+    the read stops at the cap whatever the file claims its size is (a FIFO swapped in after the check
+    does not block: it is opened non-blocking, and refused)."""
+    _refuse_special(path, path.stat().st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        _refuse_special(path, info.st_mode)
+        data = f.read(MAX_CONFIG_BYTES + 1) if info.st_size <= MAX_CONFIG_BYTES else b""
+    size = max(info.st_size, len(data))
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            path, [("", f"file is {size} bytes; a config may be at most {MAX_CONFIG_BYTES} bytes")]
+        )
+    return data
+
+
+def _refuse_special(path: Path, mode: int) -> None:
+    kind = _FILE_KINDS.get(stat.S_IFMT(mode))
+    if kind is not None:
+        raise ConfigError(path, [("", f"not a regular file: {kind}; expected a YAML file")])
+
+
 def read_yaml(path: Path) -> Any:
-    """The YAML document in ``path`` (None for an empty file); :class:`ConfigError` if unreadable,
-    too large, not UTF-8 (with the position), not YAML (with line and column), holding a duplicate or
-    non-scalar key, nested too deeply, or expanding through aliases beyond :data:`MAX_EXPANDED_NODES`."""
+    """The YAML document in ``path`` (None for an empty file); :class:`ConfigError` if unreadable, not
+    a regular file, too large, not UTF-8 (with the position), not YAML (with line and column), holding
+    a duplicate or non-scalar key or an integer of more than :data:`MAX_INT_DIGITS` digits, nested too
+    deeply, or expanding through aliases beyond :data:`MAX_EXPANDED_NODES`."""
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                path, [("", f"file is {size} bytes; a config may be at most {MAX_CONFIG_BYTES} bytes")]
-            )
-        text = _decode(path, path.read_bytes()[: MAX_CONFIG_BYTES + 1])
+        text = _decode(path, _read_capped(path))
     except FileNotFoundError:
         raise ConfigError(path, [("", "file not found")]) from None
     except OSError as exc:
@@ -162,10 +213,15 @@ def validation_errors(
     """
     secrets = secrets if secrets is not None else SecretValues()
     out = []
-    for err in exc.errors(include_url=False, include_input=False):
+    for err in exc.errors(include_url=False):  # the input is looked at, never shown
         loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
         message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "finite_number":
+            nan = isinstance(err["input"], float) and math.isnan(err["input"])
+            message = (
+                "not a number (NaN); expected a finite number" if nan else "must be finite, not infinity"
+            )
+        elif err["type"] == "extra_forbidden":
             message = "unknown key (not allowed here; check the spelling)"
         elif err["type"] == "missing":
             message = "required key is missing"
@@ -248,6 +304,11 @@ def load_config(path: str | Path) -> Config:
     except ValidationError as exc:
         errors.extend(validation_errors(exc, secrets, PATTERN_HELP))
     errors.extend(_duplicate_ids(data))
+    if config is not None and config.mqtt.enabled and config.mqtt.tls.enabled:
+        try:  # the files run would load only after the model: check them now, for check-config too
+            tls_context(config.mqtt.tls)
+        except TlsFileError as exc:
+            errors.append((exc.key, secrets.scrub(str(exc))))
     if errors:
         raise ConfigError(path, errors)
     assert config is not None

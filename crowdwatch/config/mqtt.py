@@ -13,8 +13,10 @@ repr) and is registered with the config's secrets, so log lines are scrubbed of 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -32,11 +34,19 @@ __all__ = [
     "MqttReconnect",
     "MqttSettings",
     "MqttTls",
+    "TlsFileError",
     "default_site",
+    "tls_context",
 ]
 
 _SLUG_CHARS = re.compile(r"[^a-z0-9_-]+")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+#: A DNS label (RFC 1123; '_' too, as in Docker service names): 1-63 characters, no '-' at either end.
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_HOST_HELP = (
+    "expected a host name (labels of letters, digits, '-' and '_' separated by '.') or an IP address, "
+    "with no scheme, port or path, e.g. broker.example.org or 192.0.2.5"
+)
 
 
 def default_site() -> str:
@@ -116,8 +126,17 @@ class MqttSettings(Section):
     @field_validator("host")
     @classmethod
     def _plain_host(cls, host: str) -> str:
-        if host.strip() != host or "://" in host or "/" in host:
-            raise ValueError("expected a host name or IP address (no scheme, path or spaces), e.g. 192.0.2.5")
+        try:
+            ipaddress.ip_address(host)
+            return host
+        except ValueError:
+            pass
+        bad = sorted({c for c in host if not (c.isascii() and (c.isalnum() or c in "-_."))})
+        if bad:
+            shown = ", ".join("a space" if c == " " else repr(c) for c in bad)
+            raise ValueError(f"{_HOST_HELP}; but it contains {shown}")
+        if not all(_LABEL.match(label) for label in host.removesuffix(".").split(".")):
+            raise ValueError(f"{_HOST_HELP}; but it has an empty label or one that starts or ends with '-'")
         return host
 
     @field_validator("topic_prefix")
@@ -163,3 +182,41 @@ class MqttSettings(Section):
         if self.port is not None:
             return self.port
         return 8883 if self.tls.enabled else 1883
+
+
+class TlsFileError(ValueError):
+    """A TLS file of the ``mqtt.tls`` section that cannot be loaded; ``key`` is its key path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def tls_context(tls: MqttTls) -> ssl.SSLContext:
+    """The client's TLS context: the CA file (or the system CAs), the client certificate and key.
+
+    Raises :class:`TlsFileError` naming the key of a file that is missing, unreadable or not PEM.
+    Used when the config is loaded (so ``check-config`` catches these before ``run`` loads a model)
+    and again by the MQTT sink when it connects. ``insecure`` is applied by the caller.
+    """
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsFileError(
+            "mqtt.tls.ca_file", f"cannot load {tls.ca_file}: {_describe(exc)} (expected PEM CA certificates)"
+        ) from None
+    if tls.cert_file is not None:
+        try:
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsFileError(
+                "mqtt.tls.cert_file/key_file",
+                f"cannot load {tls.cert_file}: {_describe(exc)} (expected a PEM certificate and its key)",
+            ) from None
+    return context
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__

@@ -112,6 +112,7 @@ class Worker:
         self._sinks = SinkRunner(self.sinks, queue_size=queue_size)
         self._stop = threading.Event()
         self._last_progress: float | None = None
+        self._busy = False  # inside predictor.predict
         self._inference = threading.Thread(target=self._run_inference, name="worker", daemon=True)
         self.batches = 0
 
@@ -131,6 +132,11 @@ class Worker:
         return self._sinks.stop(deadline) and finished
 
     @property
+    def busy(self) -> bool:
+        """True while a batch is inside the model (what a stop that cannot wait leaves behind)."""
+        return self._busy
+
+    @property
     def sink_runner(self) -> SinkRunner:
         """The runner feeding the sinks: its ``status()`` is each sink's lost rows and failing reason."""
         return self._sinks
@@ -143,7 +149,11 @@ class Worker:
     def process(self, frames: Sequence[Frame]) -> list[Result]:
         """Run one batch and publish its results (the inference thread's work; callable in tests)."""
         started = self._clock()
-        predictions = self.predictor.predict([frame.image for frame in frames])
+        self._busy = True
+        try:
+            predictions = self.predictor.predict([frame.image for frame in frames])
+        finally:
+            self._busy = False
         self.events.batch_done(len(frames), self._clock() - started)
         results = []
         for frame, prediction in zip(frames, predictions, strict=True):

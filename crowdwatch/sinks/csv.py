@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crowdwatch.logthrottle import LogThrottle
 from crowdwatch.sinks.base import Result, SinkBase
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class CsvSink(SinkBase):
         self.path: Path | None = None
         self._pending: list[str] = []
         self._last_flush = clock()
+        self._log = LogThrottle(logger, clock=clock)  # a full disk fails every flush: once a minute
 
     # -- Sink protocol -------------------------------------------------------------------------
     def open(self) -> None:
@@ -166,11 +168,22 @@ class CsvSink(SinkBase):
                 written = os.write(self._fd, view)
                 view = view[written:]
             os.fsync(self._fd)
+            if self.error is not None:
+                logger.info("csv %s: writing again (%d rows lost in all)", self.path, self.lost_rows)
+                self._log.reset("flush")
             self.error = None
         except OSError as exc:
             self.lost_rows += rows
             self.error = f"{exc.strerror or exc} ({self.path})"
-            logger.error("csv %s: lost %d rows: %s", self.path, rows, exc.strerror or exc)
+            self._log.log(
+                "flush",
+                logging.ERROR,
+                "csv %s: lost %d rows: %s (%d lost in all)",
+                self.path,
+                rows,
+                exc.strerror or exc,
+                self.lost_rows,
+            )
             try:
                 os.ftruncate(self._fd, before)
             except OSError:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import ssl
 import threading
@@ -38,8 +37,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from crowdwatch.config.mqtt import MqttSettings
+from crowdwatch.config.mqtt import MqttSettings, TlsFileError, tls_context
 from crowdwatch.errors import UsageError
+from crowdwatch.logthrottle import LogThrottle
 from crowdwatch.sinks.base import AlertEvent, Result, SinkBase
 
 __all__ = [
@@ -67,8 +67,6 @@ MAX_HANDED = 1000
 MAX_INFLIGHT = 20
 #: The longest close() takes: the outbox drains while connected, then ``offline``, then disconnect.
 CLOSE_BUDGET_S = 2.0
-#: A broker that stays away, or keeps refusing the login, is reported again at most this often.
-REPEAT_LOG_S = 60.0
 
 ONLINE, OFFLINE = b"online", b"offline"
 _AUTH_FAILURES = {"Bad user name or password", "Not authorized"}
@@ -169,7 +167,7 @@ class MqttSink(SinkBase):
         self._client: _Client | None = None
         self._publisher: threading.Thread | None = None
         self._away_since: float | None = None  # since when a connection that we had is gone
-        self._last_logged: dict[str, float] = {}
+        self._log = LogThrottle(logger)  # a broker away or refusing: reported again once a minute
 
     # -- Sink ------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -365,7 +363,7 @@ class MqttSink(SinkBase):
             self.events.mqtt_dropped("connection_lost", len(lost))
         self.events.mqtt_connected(True)
         for key in ("refused", "unreachable"):  # a new outage is reported at once
-            self._last_logged.pop(key, None)
+            self._log.reset(key)
         if away is None:
             logger.info("mqtt: connected to %s as %s", self.where, self.client_id)
         else:  # once a minute at most for a flapping link (crowdwatch_mqtt_connections_total counts all)
@@ -458,16 +456,9 @@ class MqttSink(SinkBase):
     def _tls_context(self) -> ssl.SSLContext:
         tls = self.settings.tls
         try:
-            context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"mqtt.tls.ca_file: cannot load {tls.ca_file}: {_describe(exc)}") from None
-        if tls.cert_file is not None:
-            try:
-                context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-            except (OSError, ssl.SSLError) as exc:
-                raise UsageError(
-                    f"mqtt.tls.cert_file/key_file: cannot load {tls.cert_file}: {_describe(exc)}"
-                ) from None
+            context = tls_context(tls)
+        except TlsFileError as exc:
+            raise UsageError(f"{exc.key}: {exc}") from None
         if tls.insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
@@ -475,11 +466,8 @@ class MqttSink(SinkBase):
         return context
 
     def _log_every(self, key: str, level: int, message: str, *args: object) -> None:
-        """Log ``message`` now unless the same ``key`` was logged within :data:`REPEAT_LOG_S`."""
-        now = time.monotonic()
-        if now - self._last_logged.get(key, -math.inf) >= REPEAT_LOG_S:
-            self._last_logged[key] = now
-            logger.log(level, message, *args)
+        """Log ``message`` now unless the same ``key`` was logged within the last minute."""
+        self._log.log(key, level, message, *args)
 
 
 def _drop_idle_loop_noise(record: logging.LogRecord) -> bool:

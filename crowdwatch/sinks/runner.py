@@ -4,7 +4,8 @@ A slow disk never stalls inference: :meth:`SinkRunner.submit` never blocks, and 
 the queue full is refused (the worker counts it as ``frames_dropped_total{reason="sink_overload"}``).
 The sink thread calls ``write`` for each result and ``tick`` on every sink at least every
 :data:`SINK_TICK_S`, so sinks flush on time when no result arrives. A failing sink is logged (at most
-once a minute per sink) and never stops the others. ``None`` in the queue is the stop sentinel.
+once a minute per sink, :mod:`crowdwatch.logthrottle`) and never stops the others. ``None`` in the
+queue is the stop sentinel.
 
 The runner is the one record of what each sink lost (:meth:`SinkRunner.status`): a ``write`` that
 raises loses its result (one row), and a sink that loses rows inside itself (the CSV sink's failed
@@ -23,16 +24,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from crowdwatch.logthrottle import LogThrottle
 from crowdwatch.sinks.base import Result, Sink
 
-__all__ = ["SINK_ERROR_LOG_INTERVAL_S", "SINK_TICK_S", "SinkRunner", "SinkStatus", "sink_names"]
+__all__ = ["SINK_TICK_S", "SinkRunner", "SinkStatus", "sink_names"]
 
 logger = logging.getLogger(__name__)
 
 #: How often the sink thread lets sinks flush when no result arrives.
 SINK_TICK_S = 0.2
-#: A failing sink is reported at most this often (it may fail on every row while a disk is full).
-SINK_ERROR_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class SinkRunner:
         self.sinks = list(sinks)
         self.names = sink_names(self.sinks)
         self._queue: queue.Queue[Result | None] = queue.Queue(maxsize=queue_size)
-        self._errors: dict[int, float] = {}  # id(sink) -> when its last failure was logged
+        self._log = LogThrottle(logger)  # a failing sink may fail on every row: once a minute
         self._status_lock = threading.Lock()
         self._lost = [0] * len(self.sinks)  # rows lost, per sink
         self._seen_own = [0] * len(self.sinks)  # the sink's own lost_rows already added to _lost
@@ -132,10 +132,13 @@ class SinkRunner:
                 if is_write:  # its result is not recorded
                     self._lost[i] += 1
                 self._raised[i] = f"{type(exc).__name__}: {exc}"
-            now = time.monotonic()
-            if now - self._errors.get(id(sink), -SINK_ERROR_LOG_INTERVAL_S) >= SINK_ERROR_LOG_INTERVAL_S:
-                self._errors[id(sink)] = now
-                logger.exception("worker: sink %s failed (reported once a minute)", type(sink).__name__)
+            self._log.log(
+                self.names[i],
+                logging.ERROR,
+                "worker: sink %s failed (reported once a minute)",
+                type(sink).__name__,
+                exc_info=True,
+            )
         else:
             if is_write and self._raised[i] is not None:
                 with self._status_lock:

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 __all__ = ["DROP_REASONS", "CameraCounts", "FrameCounts"]
 
 #: Why a frame or result was dropped (every camera has each series from the start, at 0).
-DROP_REASONS = ("superseded", "sink_overload", "decode_error", "stalled", "replayed", "oversized")
+DROP_REASONS = ("superseded", "sink_overload", "decode_error", "stalled", "oversized")
 
 
 @dataclass

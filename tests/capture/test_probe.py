@@ -68,3 +68,58 @@ def test_probe_tells_what_answered(reply: bytes, message: str) -> None:
             open_capture(cam, threading.Event())
         thread.join(2)
     assert PASSWORD not in str(info.value)
+
+
+def serve_options_only() -> tuple[socket.socket, threading.Event]:
+    """A TCP server on 127.0.0.1 that answers every RTSP OPTIONS with 200 OK and never answers DESCRIBE
+    (a camera whose stream on that path never starts); set the event to let it go."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    done = threading.Event()
+
+    def session(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(0.1)
+            buffer = b""
+            while not done.is_set():
+                try:
+                    chunk = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    return
+                buffer += chunk
+                while b"\r\n\r\n" in buffer:
+                    request, buffer = buffer.split(b"\r\n\r\n", 1)
+                    if request.startswith(b"OPTIONS "):
+                        lines = request.split(b"\r\n")
+                        cseq = next((line for line in lines if line.startswith(b"CSeq")), b"")
+                        conn.sendall(b"RTSP/1.0 200 OK\r\n" + cseq + b"\r\nPublic: OPTIONS, DESCRIBE\r\n\r\n")
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=session, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, done
+
+
+def test_a_server_answering_options_but_not_describe_is_reported_as_such() -> None:
+    server, done = serve_options_only()
+    try:
+        cam = camera(f"rtsp://admin:{PASSWORD}@127.0.0.1:{server.getsockname()[1]}/x", open_timeout_s=1.0)
+        with pytest.raises(SourceConnectionError) as info:
+            open_capture(cam, threading.Event())
+    finally:
+        done.set()
+        server.close()
+    message = str(info.value)
+    # it said "accepted TCP but did not answer RTSP", though the server had answered the probe's OPTIONS
+    assert "answers OPTIONS but not DESCRIBE" in message and "did not answer RTSP" not in message, message
+    assert PASSWORD not in message

@@ -198,38 +198,6 @@ def test_an_image_that_is_not_8_bit_is_a_decode_error(readers: list[CameraReader
     assert events.counts["read"] == 0
 
 
-class Timestamped(FakeCapture):
-    """Frames whose stream timestamps (ms) are given, one per grab."""
-
-    def __init__(self, positions: list[float | None]) -> None:
-        super().__init__(frames=len(positions))
-        self.positions = positions
-
-    def position_ms(self) -> float | None:
-        return self.positions[self.count - 1]
-
-
-@pytest.mark.parametrize(
-    ("positions", "read", "replayed"),
-    [
-        ([0.0, 40.0, 80.0, 80.0, 120.0, 100.0, 160.0], 5, 2),  # 80 again and 100 after 120: replays
-        ([0.0, 0.0, 0.0, 0.0], 4, 0),  # no timestamps (always 0): every frame counts
-        ([None, None, None], 3, 0),  # none reported at all
-        ([5000.0, 5040.0, 40.0, 80.0], 4, 0),  # the stream clock restarted: new frames
-    ],
-)
-def test_a_frame_whose_stream_timestamp_did_not_advance_is_not_counted(
-    readers: list[CameraReader], positions: list[float | None], read: int, replayed: int
-) -> None:
-    events = RecordingEvents()
-    cam = camera("rtsp://127.0.0.1:9/x")
-    capture = Timestamped(positions)
-    run_reader(readers, cam, events=events, capture_factory=factory_of(capture))
-    wait_for(lambda: capture.count == len(positions) and events.counts["read"] >= read, timeout=2)
-    time.sleep(0.05)
-    assert (events.counts["read"], events.counts["dropped:replayed"]) == (read, replayed)
-
-
 def test_frames_over_max_pixels_are_dropped(readers: list[CameraReader]) -> None:
     events = RecordingEvents()
     run_reader(
@@ -237,15 +205,3 @@ def test_frames_over_max_pixels_are_dropped(readers: list[CameraReader]) -> None
     )
     wait_for(lambda: events.counts["dropped:oversized"] == 3, timeout=2)
     assert events.counts["read"] == 0
-
-
-def test_a_file_with_repeated_timestamps_keeps_every_frame(
-    readers: list[CameraReader], tmp_path: Path
-) -> None:
-    events = RecordingEvents()
-    capture = Timestamped([0.0, 40.0, 40.0, 80.0])  # a sloppy muxer, not a replay
-    run_reader(
-        readers, camera(str(tmp_path / "clip.mp4")), events=events, capture_factory=factory_of(capture)
-    )
-    wait_for(lambda: events.counts["read"] == 4, timeout=2)
-    assert events.counts["dropped:replayed"] == 0

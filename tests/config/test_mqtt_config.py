@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from support.config_files import write_config
+from support.mosquitto import make_tls_files
 
 from crowdwatch.config import ConfigError, load_config
 from crowdwatch.config.mqtt import default_site
@@ -44,7 +45,8 @@ def test_a_full_section_loads_and_the_password_stays_hidden(
 ) -> None:
     (tmp_path / "creds").mkdir()
     (tmp_path / "creds" / "mqtt").write_text(SECRET + "\n")
-    (tmp_path / "ca.pem").write_text("not read at load time")
+    # a real CA certificate: TLS files are loaded with the config (check-config refuses what run would)
+    (tmp_path / "ca.pem").write_bytes(make_tls_files(tmp_path / "tls").ca.read_bytes())
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
     config = load_config(
         write_config(

@@ -82,9 +82,6 @@ class FakeCapture:
         image[0, 0, 0] = self.count % 256
         return True, image
 
-    def position_ms(self) -> float | None:
-        return None  # a source without stream timestamps
-
     def release(self) -> None:
         self.released = True
 

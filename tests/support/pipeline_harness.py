@@ -128,12 +128,21 @@ def write_lossless_still_h264(path: Path, image: np.ndarray, seconds: float = 12
 
 
 class PipelineProcess:
-    """``python -m crowdwatch run CONFIG`` in its own session, logs to files under ``log_dir``."""
+    """``python -m crowdwatch run CONFIG`` in its own session, logs to files under ``log_dir``.
+
+    ``command`` replaces ``python -m crowdwatch run`` (the config path and ``args`` follow it).
+    """
 
     def __init__(
-        self, config: Path, log_dir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+        self,
+        config: Path,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        command: tuple[str, ...] = (sys.executable, "-m", "crowdwatch", "run"),
     ) -> None:
         self.config = config
+        self.command = command
         self.stdout_path = log_dir / "pipeline.stdout"
         self.stderr_path = log_dir / "pipeline.stderr"
         self.env = dict(os.environ if env is None else env)
@@ -148,7 +157,7 @@ class PipelineProcess:
     def start(self, ready_timeout: float = 60.0) -> PipelineProcess:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "crowdwatch", "run", str(self.config), *self.args],
+                [*self.command, str(self.config), *self.args],
                 stdout=out,
                 stderr=err,
                 cwd=REPO,

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support.capture_fakes import RecordingEvents, camera, fixture_readers, run_reader, wait_for  # noqa: F401 (fixture_readers is a fixture)
 from support.rtsp_fixtures import (  # noqa: F401 - fixtures clip_factory, rtsp_clip, rtsp_server (skip without gst/ffmpeg)
@@ -18,7 +19,10 @@ from support.rtsp_fixtures import (  # noqa: F401 - fixtures clip_factory, rtsp_
     fixture_rtsp_server,
 )
 
+from crowdwatch.capture.base import Capture
+from crowdwatch.capture.opencv import open_capture
 from crowdwatch.capture.reader import CameraReader
+from crowdwatch.config import CameraConfig
 
 PASSWORD = "hunter2-Secret"
 
@@ -121,3 +125,48 @@ def test_a_host_that_never_answers_does_not_delay_another_camera(
         time.sleep(2.0)
         assert good_events.counts["read"] - counted >= 15  # ~10 fps while the other camera keeps failing
         assert not dead_reader.up
+
+
+class CountingCapture:
+    """The real OpenCV capture, counting its successful grabs (what the reader got from FFmpeg)."""
+
+    def __init__(self, capture: Capture) -> None:
+        self.capture = capture
+        self.fps = capture.fps
+        self.grabs = 0
+
+    def grab(self) -> bool:
+        ok = self.capture.grab()
+        self.grabs += ok
+        return ok
+
+    def retrieve(self) -> tuple[bool, np.ndarray | None]:
+        return self.capture.retrieve()
+
+    def release(self) -> None:
+        self.capture.release()
+
+
+@pytest.mark.rtsp
+def test_every_frame_of_a_healthy_live_stream_is_read(
+    readers: list[CameraReader], rtsp_server: RtspServer
+) -> None:
+    # FFmpeg's RTSP client restarts the stream's timestamps ~0.2 s into every session (at the first RTCP
+    # report: 0, 100, 200, then 0 ms again); a rule that dropped frames whose timestamp did not advance
+    # ("replayed") dropped those new frames, every session.
+    sessions: list[CountingCapture] = []
+
+    def counting(cam: CameraConfig, stop: threading.Event) -> Capture:
+        sessions.append(CountingCapture(open_capture(cam, stop)))
+        return sessions[-1]
+
+    events = RecordingEvents()
+    reader = run_reader(
+        readers, camera(rtsp_server.url("/live"), read_timeout_s=3.0), events=events, capture_factory=counting
+    )
+    wait_for(lambda: events.counts["read"] >= 20, timeout=20)  # 2 s of a 10 fps stream
+    reader.stop()
+    assert len(sessions) == 1 and sessions[0].grabs >= 20
+    # no test takes frames from the slot, so each frame but the last is superseded: that is all
+    dropped = {key for key in events.counts if key.startswith("dropped:")} - {"dropped:superseded"}
+    assert events.counts["read"] == sessions[0].grabs and not dropped, (sessions[0].grabs, events.counts)

@@ -59,3 +59,21 @@ def test_a_camera_whose_frames_are_over_max_pixels_is_refused_at_open(
         lambda: "frames of 320x240 = 76,800 pixels are over max_pixels (76,799)" in caplog.text, timeout=10
     )
     assert not reader.up and events.counts["read"] == 0
+
+
+@pytest.mark.rtsp
+def test_the_first_failed_reconnect_after_a_drop_is_a_warning(
+    readers: list[CameraReader], rtsp_server: RtspServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It was INFO: the dropped session counted as the streak's first failure, the failed open as its second.
+    caplog.set_level(logging.INFO, logger="crowdwatch.capture")
+    good = run_reader(readers, camera(rtsp_server.url("/live"), read_timeout_s=1.0, reconnect=FAST_RETRY))
+    wait_for(lambda: good.up, timeout=10)
+    rtsp_server.kill()
+
+    def refused() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "Connection refused" in r.getMessage()]
+
+    wait_for(lambda: len(refused()) >= 3, timeout=15)
+    levels = [logging.getLevelName(r.levelno) for r in refused()]
+    assert levels[:3] == ["WARNING", "INFO", "INFO"], levels

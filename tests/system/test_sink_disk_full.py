@@ -3,61 +3,22 @@
 Lost rows must be visible everywhere an operator looks: ``crowdwatch_sink_lost_rows_total{sink="csv"}``
 and ``crowdwatch_sink_up`` on /metrics, /healthz ``degraded`` (503) while the sink fails and 200 once
 space is freed, and the final summary in the log; rows on disk plus rows lost equal the rows made.
-Mounting a tmpfs needs root (CAP_SYS_ADMIN): without it the test skips, saying so.
+Mounting a tmpfs needs root (CAP_SYS_ADMIN): without it the test skips, saying so (the ``small_disk``
+fixture, tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
 import signal
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support.pipeline_harness import PipelineProcess, read_csv_rows, write_config, write_still_clip
+from support.small_disk import fill
 
 from crowdwatch.demo import render_frames
-
-TMPFS_SIZE = "256k"
-
-
-@pytest.fixture(name="small_disk")
-def fixture_small_disk() -> Iterator[Path]:
-    """A fresh 256 kB tmpfs, unmounted afterwards (skips where mounting is not permitted)."""
-    mount_point = Path(tempfile.mkdtemp(prefix="cw-disk-"))
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        mount_point.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {result.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-        mount_point.rmdir()
-
-
-def fill(disk: Path) -> Path:
-    """Write zeros until the disk is full (ENOSPC); returns the filler file."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        with pytest.raises(OSError) as info:
-            while True:
-                os.write(fd, bytes(4096))
-    finally:
-        os.close(fd)
-    assert info.value.errno == errno.ENOSPC
-    return filler
 
 
 def test_rows_lost_on_a_full_disk_are_counted_reported_and_healthz_degrades(
