@@ -22,7 +22,12 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from crowdwatch import __version__
 from crowdwatch.capture.reader import CameraReader, stop_readers
@@ -33,6 +38,7 @@ from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.heatmap import HeatmapSink
 from crowdwatch.sinks.mqtt import MqttSink
+from crowdwatch.sinks.mqtt_messages import CameraLayout, SiteLayout
 from crowdwatch.sinks.overlay import OverlaySink
 from crowdwatch.sinks.runner import SinkStatus
 from crowdwatch.telemetry.health import camera_health
@@ -66,6 +72,9 @@ class Pipeline:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.stop_event = threading.Event()
+        # No `*_created` series: a sample per counter and histogram that no dashboard or rule reads
+        # (a process-wide switch of client_python; this process only ever serves the pipeline's metrics).
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # (client_python leaves it untyped)
         self.registry = CollectorRegistry()
         # Process metrics (resident memory, CPU) in the same registry: useful beside the pipeline's own.
         ProcessCollector(registry=self.registry)
@@ -83,6 +92,8 @@ class Pipeline:
             [cam.id for cam in config.cameras],
             {cam.id: [zone.id for zone in cam.zones] for cam in config.cameras},
         )
+        self.metrics.set_build_info(site=config.site, version=__version__)
+        self.mqtt: MqttSink | None = None  # when mqtt.enabled, once the sinks are made
         # each sink's lost rows and failing state: the sink runner's record, once the sinks run
         self._sink_status: Callable[[], list[SinkStatus]] = list
         self.registry.register(SinkLossCollector(lambda: self._sink_status()))
@@ -121,7 +132,8 @@ class Pipeline:
                 stack.callback(self._log_sink_losses)  # runs last: after the sinks' final flush
                 sinks = self._open_sinks(stack)
                 wake = threading.Event()
-                readers = [CameraReader(cam, self.metrics, on_frame=wake) for cam in cfg.cameras]
+                events = _ReaderEvents(self.metrics, self.mqtt)
+                readers = [CameraReader(cam, events, on_frame=wake) for cam in cfg.cameras]
                 if cfg.metrics.enabled:
                     stack.callback(self._metrics_server(readers).stop)
                 worker = Worker(
@@ -208,8 +220,19 @@ class Pipeline:
     def _mqtt_sink(self) -> MqttSink:
         """The MQTT sink, its metrics registered beside the pipeline's (only when MQTT is on)."""
         metrics = MqttMetrics(self.registry)
-        sink = MqttSink(self.config.mqtt, self.config.site, events=metrics)
+        layout = SiteLayout(
+            tuple(
+                CameraLayout(
+                    cam.id,
+                    tuple(zone.id for zone in cam.zones),
+                    tuple(zone.id for zone in cam.zones if zone.alert is not None),
+                )
+                for cam in self.config.cameras
+            )
+        )
+        sink = MqttSink(self.config.mqtt, self.config.site, layout=layout, events=metrics)
         metrics.watch_outbox(sink.outbox_length)
+        self.mqtt = sink
         return sink
 
     def _metrics_server(self, readers: list[CameraReader]) -> MetricsServer:
@@ -231,7 +254,6 @@ class Pipeline:
         import torch
 
         self.metrics.set_build_info(
-            version=__version__,
             torch=torch.__version__,
             device=str(predictor.device),
             precision=str(predictor.precision),
@@ -307,3 +329,28 @@ class Pipeline:
     def _restore_signal_handlers(previous: dict[int, _SignalHandler]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class _ReaderEvents:
+    """The readers' events: all to the metrics, and each camera going up or down also to the MQTT sink
+    (its ``<camera>/status``)."""
+
+    def __init__(self, metrics: PipelineMetrics, mqtt: MqttSink | None) -> None:
+        self.metrics, self.mqtt = metrics, mqtt
+
+    def frame_read(self, camera: str) -> None:
+        self.metrics.frame_read(camera)
+
+    def frame_dropped(self, camera: str, reason: str, n: int = 1) -> None:
+        self.metrics.frame_dropped(camera, reason, n)
+
+    def reconnect(self, camera: str) -> None:
+        self.metrics.reconnect(camera)
+
+    def camera_up(self, camera: str, up: bool) -> None:
+        self.metrics.camera_up(camera, up)
+        if self.mqtt is not None:
+            self.mqtt.camera_status(camera, up)
+
+    def frame_captured(self, camera: str, captured_at: float) -> None:
+        self.metrics.frame_captured(camera, captured_at)
