@@ -115,11 +115,15 @@ class AlertSettings(Section):
         0.0, ge=0, le=86_400, description="the (smoothed) count must stay past high/low this long (seconds)"
     )
 
-    @model_validator(mode="after")
-    def _high_above_low(self) -> AlertSettings:
-        if not self.high > self.low:
-            raise ValueError(f"high ({self.high}) must be greater than low ({self.low})")
-        return self
+    # A field check on `low` (not a model check, which pydantic skips when any field failed): so a bad
+    # pair is reported beside every other error of the section, e.g. a negative for_s.
+    @field_validator("low")
+    @classmethod
+    def _high_above_low(cls, low: float, info: ValidationInfo) -> float:
+        high = info.data.get("high")
+        if high is not None and not high > low:
+            raise ValueError(f"high ({high}) must be greater than low ({low})")
+        return low
 
 
 class ZoneConfig(Section):

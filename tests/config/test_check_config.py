@@ -48,7 +48,7 @@ BAD_CONFIGS = [
         "cameras:\n  - id: a\n    url: a.mp4\n    zones:\n"
         "      - id: z\n        polygon: [[0, 0], [9, 0], [9, 9]]\n"
         "        alert: {high: 3, low: 3}\n",
-        "cameras[0].zones[0].alert",
+        "cameras[0].zones[0].alert.low",
         "greater than low",
     ),
     ("negative-default-fps", "defaults: {fps: -2}\n" + GOOD, "defaults.fps", "greater than 0"),
