@@ -23,7 +23,17 @@ PACKAGE = Path(__file__).resolve().parent.parent / "crowdwatch"
 
 #: Bottom to top. Keep in step with ARCHITECTURE.md.
 LAYERS: list[set[str]] = [
-    {"__init__", "errors", "fileio", "imageheader", "frames", "secrets", "polygons", "smoothing"},
+    {
+        "__init__",
+        "errors",
+        "fileio",
+        "imageheader",
+        "frames",
+        "secrets",
+        "polygons",
+        "smoothing",
+        "weightsfile",
+    },
     {"config", "zones", "drawing", "density", "images"},
     {"model", "data", "capture", "sinks"},
     {"train", "evaluation", "inference", "telemetry", "demo"},
