@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from crowdwatch.commands import help_text
 from crowdwatch.demo import render_frames
 from crowdwatch.images import read_image
 from crowdwatch.model import P2PNet, Predictor, decode
@@ -210,7 +211,9 @@ def _mem(row: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     """Entry point of ``crowdwatch benchmark``; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="crowdwatch benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="crowdwatch benchmark",
+        description=help_text(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS))
     parser.add_argument("--iters", type=int, default=3, help="timed steps per measurement (median kept)")
