@@ -3,7 +3,8 @@
 :class:`Pipeline` assembles the rooms (``crowdwatch run CONFIG``, in :mod:`crowdwatch.commands.run`,
 builds one and runs it).
 
-Start-up order: config, model, sinks, metrics server, worker, readers (each opens in its own thread,
+Start-up order: config, the metrics port (bound first, so a port in use is found before the slow model
+load), model, sinks, metrics server, worker, readers (each opens in its own thread,
 so a camera that never comes up does not hold up the others), then READY=1 to systemd and the
 progress-gated watchdog pinger. On SIGTERM/SIGINT (or after ``--duration``): STOPPING=1, stop the
 readers, finish the frames already taken, flush and close the sinks, stop the metrics server, exit 0,
@@ -32,7 +33,7 @@ from prometheus_client import (
 from crowdwatch import __version__
 from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import Config
-from crowdwatch.errors import CrowdwatchError
+from crowdwatch.errors import CrowdwatchError, UsageError
 from crowdwatch.inference.worker import Worker
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
@@ -107,6 +108,8 @@ class Pipeline:
         from crowdwatch.model.predictor import Predictor
 
         cfg = self.config
+        readers: list[CameraReader] = []  # filled once the model and sinks are ready
+        server = self._metrics_server(readers) if cfg.metrics.enabled else None  # bound, not serving yet
         previous = self._install_signal_handlers()
         try:
             if cfg.model.threads:
@@ -133,9 +136,9 @@ class Pipeline:
                 sinks = self._open_sinks(stack)
                 wake = threading.Event()
                 events = _ReaderEvents(self.metrics, self.mqtt)
-                readers = [CameraReader(cam, events, on_frame=wake) for cam in cfg.cameras]
-                if cfg.metrics.enabled:
-                    stack.callback(self._metrics_server(readers).stop)
+                readers += [CameraReader(cam, events, on_frame=wake) for cam in cfg.cameras]
+                if server is not None:
+                    server.start()
                 worker = Worker(
                     predictor,
                     readers,
@@ -161,6 +164,8 @@ class Pipeline:
             logger.info("stopped cleanly")
             return 0
         finally:
+            if server is not None:
+                server.stop()
             self._restore_signal_handlers(previous)
 
     # -- steps ---------------------------------------------------------------------------------
@@ -236,18 +241,19 @@ class Pipeline:
         return sink
 
     def _metrics_server(self, readers: list[CameraReader]) -> MetricsServer:
-        """/metrics, and /healthz from the readers' own judgement of their cameras."""
+        """/metrics, and /healthz from the readers' own judgement of their cameras: bound now (a port in
+        use is a config error, exit 2), serving once :meth:`MetricsServer.start` is called."""
         address, port = self.config.metrics.address, self.config.metrics.port
 
         def health() -> tuple[bool, dict[str, object]]:
             return camera_health((reader.state() for reader in readers), self._sink_status())
 
         try:
-            return MetricsServer(self.registry, health, address, port).start()
+            return MetricsServer(self.registry, health, address, port)
         except OSError as exc:
-            raise CrowdwatchError(
+            raise UsageError(
                 f"metrics: cannot listen on {address}:{port}: {exc.strerror or exc} "
-                "(metrics.port in the config)"
+                "(metrics.address and metrics.port in the config)"
             ) from None
 
     def _set_build_info(self, predictor: Predictor) -> None:
