@@ -3,7 +3,8 @@
 :class:`Pipeline` assembles the rooms (``crowdwatch run CONFIG``, in :mod:`crowdwatch.commands.run`,
 builds one and runs it).
 
-Start-up order: config, model, sinks, metrics server, worker, readers (each opens in its own thread,
+Start-up order: config, the metrics port (bound first, so a port in use is found before the slow model
+load), model, sinks, metrics server, worker, readers (each opens in its own thread,
 so a camera that never comes up does not hold up the others), then READY=1 to systemd and the
 progress-gated watchdog pinger. On SIGTERM/SIGINT (or after ``--duration``): STOPPING=1, stop the
 readers, finish the frames already taken, flush and close the sinks, stop the metrics server, all
@@ -26,17 +27,23 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from crowdwatch import __version__
 from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import Config
-from crowdwatch.errors import CrowdwatchError
+from crowdwatch.errors import CrowdwatchError, UsageError
 from crowdwatch.inference.worker import PredictorLike, Worker
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.heatmap import HeatmapSink
 from crowdwatch.sinks.mqtt import MqttSink
+from crowdwatch.sinks.mqtt_messages import CameraLayout, SiteLayout
 from crowdwatch.sinks.overlay import OverlaySink
 from crowdwatch.sinks.runner import SinkStatus
 from crowdwatch.telemetry.health import camera_health
@@ -94,6 +101,9 @@ class Pipeline:
         self.stop_budget_s = stop_budget_s
         self._model_factory = model_factory
         self.stop_event = threading.Event()
+        # No `*_created` series: a sample per counter and histogram that no dashboard or rule reads
+        # (a process-wide switch of client_python; this process only ever serves the pipeline's metrics).
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # (client_python leaves it untyped)
         self.registry = CollectorRegistry()
         # Process metrics (resident memory, CPU) in the same registry: useful beside the pipeline's own.
         ProcessCollector(registry=self.registry)
@@ -111,6 +121,8 @@ class Pipeline:
             [cam.id for cam in config.cameras],
             {cam.id: [zone.id for zone in cam.zones] for cam in config.cameras},
         )
+        self.metrics.set_build_info(site=config.site, version=__version__)
+        self.mqtt: MqttSink | None = None  # when mqtt.enabled, once the sinks are made
         # each sink's lost rows and failing state: the sink runner's record, once the sinks run
         self._sink_status: Callable[[], list[SinkStatus]] = list
         self.registry.register(SinkLossCollector(lambda: self._sink_status()))
@@ -122,6 +134,8 @@ class Pipeline:
 
     def run(self, duration: float | None = None) -> int:
         cfg = self.config
+        readers: list[CameraReader] = []  # filled once the model and sinks are ready
+        server = self._metrics_server(readers) if cfg.metrics.enabled else None  # bound, not serving yet
         previous = self._install_signal_handlers()
         try:
             if cfg.model.threads:
@@ -140,9 +154,10 @@ class Pipeline:
                 stack.callback(self._log_sink_losses)  # runs last: after the sinks' final flush
                 sinks = self._open_sinks(stack)
                 wake = threading.Event()
-                readers = [CameraReader(cam, self.metrics, on_frame=wake) for cam in cfg.cameras]
-                if cfg.metrics.enabled:
-                    stack.callback(self._metrics_server(readers).stop)
+                events = _ReaderEvents(self.metrics, self.mqtt)
+                readers += [CameraReader(cam, events, on_frame=wake) for cam in cfg.cameras]
+                if server is not None:
+                    server.start()
                 worker = Worker(
                     predictor,
                     readers,
@@ -168,6 +183,8 @@ class Pipeline:
             logger.info("stopped cleanly")
             return 0
         finally:
+            if server is not None:
+                server.stop()
             self._restore_signal_handlers(previous)
 
     # -- steps ---------------------------------------------------------------------------------
@@ -240,30 +257,41 @@ class Pipeline:
     def _mqtt_sink(self) -> MqttSink:
         """The MQTT sink, its metrics registered beside the pipeline's (only when MQTT is on)."""
         metrics = MqttMetrics(self.registry)
-        sink = MqttSink(self.config.mqtt, self.config.site, events=metrics)
+        layout = SiteLayout(
+            tuple(
+                CameraLayout(
+                    cam.id,
+                    tuple(zone.id for zone in cam.zones),
+                    tuple(zone.id for zone in cam.zones if zone.alert is not None),
+                )
+                for cam in self.config.cameras
+            )
+        )
+        sink = MqttSink(self.config.mqtt, self.config.site, layout=layout, events=metrics)
         metrics.watch_outbox(sink.outbox_length)
+        self.mqtt = sink
         return sink
 
     def _metrics_server(self, readers: list[CameraReader]) -> MetricsServer:
-        """/metrics, and /healthz from the readers' own judgement of their cameras."""
+        """/metrics, and /healthz from the readers' own judgement of their cameras: bound now (a port in
+        use is a config error, exit 2), serving once :meth:`MetricsServer.start` is called."""
         address, port = self.config.metrics.address, self.config.metrics.port
 
         def health() -> tuple[bool, dict[str, object]]:
             return camera_health((reader.state() for reader in readers), self._sink_status())
 
         try:
-            return MetricsServer(self.registry, health, address, port).start()
+            return MetricsServer(self.registry, health, address, port)
         except OSError as exc:
-            raise CrowdwatchError(
+            raise UsageError(
                 f"metrics: cannot listen on {address}:{port}: {exc.strerror or exc} "
-                "(metrics.port in the config)"
+                "(metrics.address and metrics.port in the config)"
             ) from None
 
     def _set_build_info(self, predictor: ServedModel) -> None:
         import torch
 
         self.metrics.set_build_info(
-            version=__version__,
             torch=torch.__version__,
             device=str(predictor.device),
             precision=str(predictor.precision),
@@ -345,3 +373,28 @@ class Pipeline:
     def _restore_signal_handlers(previous: dict[int, _SignalHandler]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class _ReaderEvents:
+    """The readers' events: all to the metrics, and each camera going up or down also to the MQTT sink
+    (its ``<camera>/status``)."""
+
+    def __init__(self, metrics: PipelineMetrics, mqtt: MqttSink | None) -> None:
+        self.metrics, self.mqtt = metrics, mqtt
+
+    def frame_read(self, camera: str) -> None:
+        self.metrics.frame_read(camera)
+
+    def frame_dropped(self, camera: str, reason: str, n: int = 1) -> None:
+        self.metrics.frame_dropped(camera, reason, n)
+
+    def reconnect(self, camera: str) -> None:
+        self.metrics.reconnect(camera)
+
+    def camera_up(self, camera: str, up: bool) -> None:
+        self.metrics.camera_up(camera, up)
+        if self.mqtt is not None:
+            self.mqtt.camera_status(camera, up)
+
+    def frame_captured(self, camera: str, captured_at: float) -> None:
+        self.metrics.frame_captured(camera, captured_at)

@@ -33,6 +33,7 @@ LAYERS: list[set[str]] = [
         "polygons",
         "smoothing",
         "logthrottle",
+        "weightsfile",
     },
     {"config", "zones", "drawing", "density", "images"},
     {"model", "data", "capture", "sinks"},

@@ -117,28 +117,45 @@ def test_camera_variable_filters_every_per_camera_query():
         "crowdwatch_build_info",
         "crowdwatch_sink_lost_rows_total",  # per sink, not per camera
         "crowdwatch_sink_up",
+        "crowdwatch_mqtt_connected",  # per box
+        "crowdwatch_mqtt_dropped_messages_total",
     }
     for title, expr in panel_queries(dashboard):
         for name in metric_names(expr) & {*per_camera, *(f"{m}_bucket" for m in per_camera)}:
             assert re.search(rf'{name}\{{[^}}]*camera=~"\$camera"', expr), (title, name)
 
 
-def test_site_variable_filters_every_query():
-    """Many boxes, one Prometheus: each target carries a `site` label, and every query honours $site."""
+def test_site_variable_filters_every_query_without_a_scrape_label():
+    """Many boxes, one Prometheus: the site comes from each box's own crowdwatch_build_info{site}, not
+    from a label the scrape config must add; the hidden `instance` variable holds the chosen sites'
+    boxes, and every query filters on it."""
     dashboard = load_dashboard()
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    site = variables["site"]
+    names = [v["name"] for v in dashboard["templating"]["list"]]
+    assert names.index("site") < names.index("instance") < names.index("camera")  # each reads the one before
+    site, instance = variables["site"], variables["instance"]
     assert site["type"] == "query" and site["multi"] and site["includeAll"] and site["allValue"] == ".*"
     assert "label_values(crowdwatch_build_info, site)" in site["query"]["query"]
-    assert 'site=~"$site"' in variables["camera"]["query"]["query"]  # cameras of the chosen sites
+    assert instance["query"]["query"] == 'label_values(crowdwatch_build_info{site=~"$site"}, instance)'
+    assert (
+        instance["hide"] == 2 and instance["includeAll"] and "allValue" not in instance
+    )  # All = those found
+    assert 'instance=~"$instance"' in variables["camera"]["query"]["query"]  # cameras of the chosen sites
     for title, expr in panel_queries(dashboard):
+        assert "site" not in expr, title
         for selector in re.findall(r"\bcrowdwatch_[a-z_]+(?:\{[^}]*\})?", expr):
-            assert re.search(r'\{[^}]*site=~"\$site"', selector), (title, selector)
+            assert re.search(r'\{[^}]*instance=~"\$instance"', selector), (title, selector)
         if "sum by (" in expr and "camera" in expr:
-            # camera ids are unique per box only: per-camera sums keep the site apart
-            assert all("site" in by for by in re.findall(r"sum by \(([^)]*)\)", expr) if "camera" in by), (
-                title
-            )
+            # camera ids are unique per box only: per-camera sums keep the boxes apart
+            by_camera = [by for by in re.findall(r"sum by \(([^)]*)\)", expr) if "camera" in by]
+            assert all("instance" in by for by in by_camera), title
+
+
+def test_mqtt_panels_show_the_connection_and_dropped_messages():
+    exprs = {title: expr for title, expr in panel_queries(load_dashboard())}
+    assert exprs["MQTT connected"].startswith("crowdwatch_mqtt_connected{")
+    assert "crowdwatch_mqtt_dropped_messages_total" in exprs["MQTT messages dropped"]
+    assert "by (instance, reason)" in exprs["MQTT messages dropped"]
 
 
 def test_panels_have_unique_ids_and_do_not_overlap():

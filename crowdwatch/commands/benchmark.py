@@ -12,6 +12,11 @@ Each (path, resolution) runs in a fresh subprocess, so that its peak resident me
 
     crowdwatch export --format openvino --int8 --calibration FRAMES/ --out models/
     crowdwatch benchmark --openvino-model models/p2pnet.xml --int8-model models/p2pnet_int8.xml
+
+Every path counts the same frame, scaled to each resolution: --image PATH (a frame of your cameras), or
+else the packaged synthetic demo frame. The last column is the convolutions' GFLOP/s and, on a CPU,
+their share of the measured floating-point peak; an int8 model runs integer instructions, so it gets
+no share (its GFLOP/s can exceed the floating-point peak).
 """
 
 from __future__ import annotations
@@ -29,14 +34,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from crowdwatch.commands import help_text
+from crowdwatch.demo import render_frames
+from crowdwatch.images import read_image
 from crowdwatch.model import P2PNet, Predictor, decode
-from crowdwatch.model.backends import EXPORTED_SUFFIXES
 from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
 from crowdwatch.model.precision import cpu_has_native_bf16, machine_description
 from crowdwatch.model.preprocess import Preprocessor, padded_size
+from crowdwatch.weightsfile import EXPORTED_SUFFIXES, resolve_weights
 
-#: A real crowd frame, used when the shared data sits beside the checkout (../shared from the repository).
-SAMPLE_FRAME = Path(__file__).resolve().parents[3] / "shared/data/mall/train/seq_000001.jpg"
+#: The packaged demo frame: the synthetic demo clip's first frame (640x480, this many people drawn).
+DEMO_SIZE, DEMO_PEOPLE, DEMO_SEED = (640, 480), 40, 0
 PATHS = ("naive", "crowdwatch", "openvino", "int8")
 RESOLUTIONS = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 
@@ -93,21 +101,31 @@ def current_rss_mib() -> float:
     return float("nan")
 
 
-def test_frame(height: int, width: int) -> np.ndarray:
-    """A real crowd frame if the shared data is beside the checkout, else a textured synthetic one."""
+def source_frame(image: Path | None) -> tuple[np.ndarray, str]:
+    """The frame to count (``image``, or the packaged demo frame) and what it is, for the report."""
+    if image is not None:
+        return read_image(image), str(image)
+    width, height = DEMO_SIZE
+    frame = render_frames(width, height, 1, DEMO_PEOPLE, seed=DEMO_SEED)[0]
+    note = (
+        f"the packaged synthetic demo frame ({DEMO_PEOPLE} people drawn, {width}x{height}); "
+        "pass --image PATH to count a frame of your own cameras"
+    )
+    return frame, note
+
+
+def test_frame(height: int, width: int, image: Path | None = None) -> np.ndarray:
+    """:func:`source_frame` scaled to ``width`` x ``height``."""
     import cv2
 
-    image = cv2.imread(str(SAMPLE_FRAME)) if SAMPLE_FRAME.exists() else None
-    if image is None:
-        rng = np.random.default_rng(0)
-        image = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (7, 7), 0)
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    frame, _ = source_frame(image)
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _load(weights: str | None) -> tuple[P2PNet, CheckpointMeta]:
     if weights and Path(weights).suffix.lower() in EXPORTED_SUFFIXES:
         weights = None  # an exported model runs on the other paths; the naive one runs the checkpoint
-    path = weights or packaged_weights()
+    path = resolve_weights(weights) or packaged_weights()
     if path:
         return load_checkpoint(path)
     torch.manual_seed(0)
@@ -120,7 +138,7 @@ def _load(weights: str | None) -> tuple[P2PNet, CheckpointMeta]:
 def _worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     height, width = RESOLUTIONS[args.resolution]
-    frame = test_frame(height, width)
+    frame = test_frame(height, width, args.image)
     net, meta = _load(args.weights)
     counts: list[int] = []
     device = torch.device(args.device)
@@ -141,7 +159,8 @@ def _worker(args: argparse.Namespace) -> None:
         if args.path == "crowdwatch" and args.backend == "torch":
             predictor = Predictor(net, meta, device=args.device, precision=args.precision)
         else:
-            model = {"crowdwatch": args.weights, "openvino": args.openvino_model, "int8": args.int8_model}
+            weights = str(resolve_weights(args.weights))
+            model = {"crowdwatch": weights, "openvino": args.openvino_model, "int8": args.int8_model}
             predictor = Predictor.from_checkpoint(
                 model[args.path], backend="openvino", precision=args.precision
             )
@@ -177,6 +196,14 @@ def _worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def _share(path: str, achieved: float, peak: float, cpu: bool, gpu_mib: float | None) -> str:
+    """The table's last column after the GFLOP/s: the share of the CPU's floating-point peak, except
+    for int8 (integer operations against a float peak would read as e.g. 172%); on a GPU its memory."""
+    if not cpu:
+        return f"; GPU MiB {gpu_mib:.0f}" if gpu_mib is not None else ""
+    return "" if path == "int8" else f" ({100 * achieved / peak:.0f}%)"
+
+
 def _mem(row: dict[str, Any]) -> str:
     return f"{row['peak_rss_mib']:.0f} (+{row['peak_rss_mib'] - row['loaded_rss_mib']:.0f})"
 
@@ -184,7 +211,9 @@ def _mem(row: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     """Entry point of ``crowdwatch benchmark``; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="crowdwatch benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="crowdwatch benchmark",
+        description=help_text(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS))
     parser.add_argument("--iters", type=int, default=3, help="timed steps per measurement (median kept)")
@@ -211,9 +240,15 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help="the frame to count, scaled to each resolution (default: the packaged synthetic demo frame)",
+    )
+    parser.add_argument(
         "--weights",
         default=None,
-        help="checkpoint (default: packaged, else random); with --backend openvino, the exported model",
+        help="checkpoint (default: the packaged weights); with --backend openvino, the exported model",
     )
     parser.add_argument(
         "--backend", choices=("torch", "openvino"), default="torch", help="the crowdwatch path's backend"
@@ -240,6 +275,11 @@ def main(argv: list[str]) -> int:
             )
             return 2
     paths = [p for p in PATHS if p in ("naive", "crowdwatch") or getattr(args, f"{p}_model")]
+    try:
+        _, frame_note = source_frame(args.image)
+    except OSError as exc:
+        print(f"crowdwatch benchmark: --image {args.image}: {exc}", file=sys.stderr)
+        return 2
     if args.worker:
         args.path = args.worker
         _worker(args)
@@ -253,6 +293,7 @@ def main(argv: list[str]) -> int:
     peak = measured_bf16_peak() if cpu else float("nan")  # the CPU's peak; not measured for a GPU
     where = machine_description(torch.device(args.device))
     print(f"# {where}, {args.threads} CPU threads, torch {torch.__version__}")
+    print(f"# frame: {frame_note}")
     if cpu:
         print(f"# measured {peak_name} GEMM peak: {peak / 1e9:.0f} GFLOP/s")
     rows = []
@@ -280,9 +321,9 @@ def main(argv: list[str]) -> int:
                 "--backend",
                 args.backend,
             ]
-            for option in ("weights", "openvino_model", "int8_model"):
+            for option in ("weights", "openvino_model", "int8_model", "image"):
                 if getattr(args, option):
-                    cmd += [f"--{option.replace('_', '-')}", getattr(args, option)]
+                    cmd += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
@@ -320,12 +361,10 @@ def main(argv: list[str]) -> int:
                 f"{res:>10} | {path:>10} | {b['precision']:>9} | {b['fps']:8.3f} | "
                 f"{b['fps'] / best['naive']['fps']:7.2f}x | {b['fps'] / best['crowdwatch']['fps']:12.2f}x | "
                 f"{_mem(b):>14} | {b['count']:>5} | {achieved / 1e9:.0f}"
-                + (
-                    f" ({100 * achieved / peak:.0f}%)"
-                    if cpu
-                    else (f"; GPU MiB {b['peak_gpu_mib']:.0f}" if b["peak_gpu_mib"] is not None else "")
-                )
+                + _share(path, achieved, peak, cpu, b["peak_gpu_mib"])
             )
+    if cpu and "int8" in paths:
+        print(f"(int8 runs integer instructions: no share of the {peak_name} peak is given for it)")
     if args.json:
         # No CPU peak on a GPU run: null, not NaN (which is not JSON).
         args.json.write_text(json.dumps({"bf16_peak_flops": peak if cpu else None, "rows": rows}, indent=1))

@@ -1,7 +1,9 @@
 """``crowdwatch check-config FILE``: validate a site config file without starting anything.
 
 Exit 0 when valid, printing a summary of the cameras with masked URLs; exit 2 when invalid, printing
-each error with its key path on stderr.
+each error with its key path on stderr. The weights file (``model.weights``, or the packaged weights) must
+exist and be what ``model.backend`` runs: checked from its name and first bytes, without loading the
+network.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from crowdwatch.config import Config, ConfigError, load_config
 from crowdwatch.secrets import SecretUrl, mask_url
+from crowdwatch.weightsfile import PACKAGED_WEIGHTS, weights_problem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +39,8 @@ def _summary(config: Config) -> list[str]:
             and not Path(camera.url.reveal()).is_file()
         ):
             lines.append(f"    warning: {camera.id}: file does not exist (yet)")
+    weights = config.model.weights or PACKAGED_WEIGHTS
+    lines.append(f"  model: {weights} ({config.model.backend})")
     lines.append(f"  output: {config.output.dir}")
     if config.metrics.enabled:
         lines.append(f"  metrics: http://{config.metrics.address}:{config.metrics.port}/metrics")
@@ -57,5 +62,15 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"crowdwatch: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    weights = config.model.weights or PACKAGED_WEIGHTS
+    problem = weights_problem(weights, config.model.backend)
+    if problem is not None:
+        what = "model.weights" if config.model.weights else "model.weights (null: the packaged weights)"
+        print(
+            f"crowdwatch: error: {config.source}: invalid configuration (1 error):\n"
+            f"  {what}: {weights}: {problem}",
+            file=sys.stderr,
+        )
+        return 2
     print("\n".join(_summary(config)))
     return 0

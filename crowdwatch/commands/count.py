@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("images", nargs="+", metavar="IMG", help="image files (any format OpenCV reads)")
     parser.add_argument(
-        "--weights", type=Path, default=None, help="crowdwatch checkpoint (default: the packaged weights)"
+        "--weights",
+        type=Path,
+        default=None,
+        help="crowdwatch checkpoint (default: the packaged weights, also by the name default)",
     )
     parser.add_argument(
         "--threshold", type=float, default=None, help="score threshold in [0, 1) (default: the checkpoint's)"

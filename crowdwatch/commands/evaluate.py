@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[NAME=]FOLDER",
         help="folders of <name>.jpg + <name>.txt (and list.txt); NAME labels the results",
     )
-    parser.add_argument("--weights", type=Path, required=True, help="crowdwatch checkpoint")
+    parser.add_argument(
+        "--weights", type=Path, required=True, help="crowdwatch checkpoint, or default (the packaged weights)"
+    )
     parser.add_argument("--out", type=Path, help="output folder (default runs/evaluate/<weights name>)")
     parser.add_argument(
         "--split",

@@ -8,7 +8,7 @@
 ``--calibration`` is a folder of images (up to ``--frames`` of them, evenly spaced) or a site config
 (``--frames`` frames from each of its cameras, ``--every`` frames apart, so a site calibrates on its own
 scenes). int8 writes the fp32 IR beside the int8 one and records, in the int8 model's metadata, the
-calibration set and how far its counts move from the fp32 model's on those images.
+calibration set and how far its counts move from the fp32 model's on those images, and prints it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from crowdwatch.commands import help_text
 from crowdwatch.data.folders import IMAGE_SUFFIXES
 from crowdwatch.errors import UsageError
 from crowdwatch.images import read_image
@@ -37,7 +38,9 @@ DEFAULT_CALIBRATION_SIDE = 1280
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="crowdwatch export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="crowdwatch export",
+        description=help_text(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--weights", type=Path, default=None, help="checkpoint (default: the packaged weights)"
@@ -105,7 +108,26 @@ def main(argv: list[str]) -> int:
         count_fn=_counts if args.int8 else None,
     )
     sys.stdout.write(f"wrote {path}\n")
+    if args.int8:
+        sys.stdout.write(drift_line(path) + "\n")
     return 0
+
+
+def drift_line(int8_xml: Path) -> str:
+    """The int8 model's count drift against the fp32 model, as its metadata records it."""
+    import openvino as ov
+
+    from crowdwatch.model.backends import read_metadata
+
+    drift = read_metadata(int8_xml, ov.Core().read_model(str(int8_xml)))["export"].get("count_drift")
+    if not drift:
+        return "int8 count drift: not measured"
+    return (
+        f"int8 count drift against the fp32 model on {drift['images']} calibration image(s): "
+        f"MAE {drift['count_mae_vs_fp32']:g} ({drift['count_mae_percent_of_mean']:g}% of the mean count "
+        f"{drift['mean_count_fp32']:g}), largest difference {drift['max_abs_count_diff']:g}; check it on "
+        "annotated frames with crowdwatch evaluate --backend openvino"
+    )
 
 
 def _counts(path: Path, images: Sequence[np.ndarray]) -> list[int]:

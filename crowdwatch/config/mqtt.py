@@ -31,6 +31,7 @@ from pydantic import (
 from crowdwatch.config.base import Section, resolve_path
 
 __all__ = [
+    "MqttHomeAssistant",
     "MqttReconnect",
     "MqttSettings",
     "MqttTls",
@@ -93,6 +94,26 @@ class MqttReconnect(Section):
         return self
 
 
+def _check_topic_prefix(prefix: str) -> str:
+    if any(c in prefix for c in "+#\0") or prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        raise ValueError(
+            "expected topic levels separated by '/', without wildcards (+ #), empty levels or "
+            "a leading or trailing '/', e.g. crowdwatch or acme/stations"
+        )
+    return prefix
+
+
+class MqttHomeAssistant(Section):
+    """Home Assistant MQTT discovery: entities that appear in Home Assistant without YAML."""
+
+    enabled: bool = Field(False, description="publish Home Assistant discovery messages (retained)")
+    discovery_prefix: str = Field(
+        "homeassistant", min_length=1, max_length=200, description="Home Assistant's discovery prefix"
+    )
+
+    _prefix = field_validator("discovery_prefix")(_check_topic_prefix)
+
+
 class MqttSettings(Section):
     """Where and how the MQTT sink publishes (see the README's MQTT section for topics and payloads)."""
 
@@ -122,6 +143,7 @@ class MqttSettings(Section):
         10_000, ge=10, le=1_000_000, description="messages kept while the broker is away; the oldest go first"
     )
     reconnect: MqttReconnect = Field(default_factory=MqttReconnect)
+    homeassistant: MqttHomeAssistant = Field(default_factory=MqttHomeAssistant)
 
     @field_validator("host")
     @classmethod
@@ -139,20 +161,7 @@ class MqttSettings(Section):
             raise ValueError(f"{_HOST_HELP}; but it has an empty label or one that starts or ends with '-'")
         return host
 
-    @field_validator("topic_prefix")
-    @classmethod
-    def _topic_prefix(cls, prefix: str) -> str:
-        if (
-            any(c in prefix for c in "+#\0")
-            or prefix.startswith("/")
-            or prefix.endswith("/")
-            or "//" in prefix
-        ):
-            raise ValueError(
-                "expected topic levels separated by '/', without wildcards (+ #), empty levels or "
-                "a leading or trailing '/', e.g. crowdwatch or acme/stations"
-            )
-        return prefix
+    _prefix = field_validator("topic_prefix")(_check_topic_prefix)
 
     @field_validator("client_id")
     @classmethod

@@ -28,6 +28,7 @@ from crowdwatch.config.base import Polygon, Section, resolve_path
 from crowdwatch.config.mqtt import MqttSettings, default_site
 from crowdwatch.imageheader import DEFAULT_MAX_PIXELS
 from crowdwatch.secrets import SecretUrl, SecretValues
+from crowdwatch.weightsfile import DEFAULT_NAME, PACKAGED_WEIGHTS
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="lower-case letters, digits, '-' and '_'")]
@@ -46,7 +47,7 @@ _BACKEND_RULE = "openvino runs an exported .xml/.onnx (crowdwatch export), torch
 
 class ModelSettings(Section):
     weights: Path | None = Field(
-        None, strict=False, description="P2PNet weights file; null = the packaged weights"
+        None, strict=False, description="P2PNet weights file; null or default = the packaged weights"
     )
     backend: Literal["torch", "openvino"] = Field("torch", description="openvino: weights = exported .xml")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="inference precision")
@@ -64,6 +65,11 @@ class ModelSettings(Section):
     threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads; null = torch's default")
 
     _abs_weights = field_validator("weights")(resolve_path)
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _default_is_packaged(cls, value: object) -> object:
+        return PACKAGED_WEIGHTS if value == DEFAULT_NAME else value
 
     @model_validator(mode="after")
     def _weights_fit_backend(self) -> ModelSettings:
@@ -115,11 +121,15 @@ class AlertSettings(Section):
         0.0, ge=0, le=86_400, description="the (smoothed) count must stay past high/low this long (seconds)"
     )
 
-    @model_validator(mode="after")
-    def _high_above_low(self) -> AlertSettings:
-        if not self.high > self.low:
-            raise ValueError(f"high ({self.high}) must be greater than low ({self.low})")
-        return self
+    # A field check on `low` (not a model check, which pydantic skips when any field failed): so a bad
+    # pair is reported beside every other error of the section, e.g. a negative for_s.
+    @field_validator("low")
+    @classmethod
+    def _high_above_low(cls, low: float, info: ValidationInfo) -> float:
+        high = info.data.get("high")
+        if high is not None and not high > low:
+            raise ValueError(f"high ({high}) must be greater than low ({low})")
+        return low
 
 
 class ZoneConfig(Section):

@@ -30,12 +30,12 @@ from crowdwatch.errors import CheckpointError, UsageError
 from crowdwatch.model.checkpoint import CheckpointMeta, parse_meta
 from crowdwatch.model.p2pnet import P2PNet
 from crowdwatch.model.precision import resolve_inference_precision
+from crowdwatch.weightsfile import EXPORTED_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "openvino")
 #: File endings of exported models (``crowdwatch export``); a ``.pt`` is a torch checkpoint.
-EXPORTED_SUFFIXES = (".xml", ".onnx")
 EXTRA_HINT = "install the optional extra: pip install 'crowdwatch[openvino]'"
 #: Key of the JSON metadata in ONNX ``metadata_props`` and in the IR's ``rt_info``.
 METADATA_KEY = "crowdwatch"

@@ -32,9 +32,10 @@ from crowdwatch.model.p2pnet import (
     REGRESSION_SCALE,
     P2PNet,
 )
+from crowdwatch.weightsfile import DEFAULT_NAME, PACKAGED_WEIGHTS
 
 #: Where the packaged default weights live (shipped with the wheel, loaded with no download).
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "p2pnet_default.pt"
+DEFAULT_WEIGHTS = PACKAGED_WEIGHTS
 FORMAT = "crowdwatch-p2pnet"
 FORMAT_VERSION = 1
 BACKBONE = "vgg16"
@@ -166,7 +167,7 @@ def load_checkpoint(path: str | Path, *, num_candidates: int | None = None) -> t
     """Load a crowdwatch checkpoint into a fresh float32 :class:`P2PNet` on the CPU.
 
     Args:
-        path: the checkpoint file.
+        path: the checkpoint file (``default``: the packaged weights).
         num_candidates: if given, the N the caller expects; a checkpoint with another N is refused.
 
     Raises:
@@ -174,7 +175,7 @@ def load_checkpoint(path: str | Path, *, num_candidates: int | None = None) -> t
             another architecture (a published P2PNet file is recognised and ``convert`` suggested);
             the wrong N; missing or unexpected keys (named); tensors of the wrong shape (named).
     """
-    path = Path(path)
+    path = PACKAGED_WEIGHTS if str(path) == DEFAULT_NAME else Path(path)
     payload = read_checkpoint_file(path)
     meta = parse_meta(path, payload)
     if num_candidates is not None and meta.num_candidates != num_candidates:

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 
 from crowdwatch.errors import CheckpointError, UsageError
-from crowdwatch.model.backends import BACKENDS, EXPORTED_SUFFIXES, Backend, OpenVINOBackend, TorchBackend
+from crowdwatch.model.backends import BACKENDS, Backend, OpenVINOBackend, TorchBackend
 from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
 from crowdwatch.model.p2pnet import P2PNet
 from crowdwatch.model.postprocess import Prediction, decode
 from crowdwatch.model.precision import PRECISIONS
 from crowdwatch.model.preprocess import Preprocessor
+from crowdwatch.weightsfile import EXPORTED_SUFFIXES, resolve_weights
 
 #: PRECISIONS and BACKENDS are re-exported: callers choosing them for a Predictor find the choices beside it.
 __all__ = ["BACKENDS", "PRECISIONS", "UNTRAINED_WARNING", "Predictor"]
@@ -76,9 +77,11 @@ class Predictor:
     ) -> Predictor:
         """Load ``path`` for ``backend``.
 
-        torch: a crowdwatch checkpoint; ``None`` means the packaged default weights, or random ones with
-        a loud warning. openvino: an exported ``.xml`` or ``.onnx`` (``crowdwatch export``), required.
+        torch: a crowdwatch checkpoint; ``None`` or ``default`` means the packaged default weights (None:
+        random ones with a loud warning on an install without them). openvino: an exported ``.xml`` or
+        ``.onnx`` (``crowdwatch export``), required.
         """
+        path = resolve_weights(path)
         if backend not in BACKENDS:
             raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, but got {backend!r}")
         if backend == "openvino":

@@ -1,13 +1,14 @@
-"""The MQTT sink: counts, alert events and the box's availability on a broker, for a fleet of boxes.
+"""The MQTT sink: counts, alert states and availability (the box's and each camera's) on a broker.
 
-Topics, under ``<topic_prefix>/<site>`` (``crowdwatch/lobby``):
+The topics and payloads are in :mod:`crowdwatch.sinks.mqtt_messages`, Home Assistant's discovery configs
+in :mod:`crowdwatch.sinks.homeassistant`; this module decides when to send them and sends them.
 
-- ``status``: ``online`` (retained) once connected; ``offline`` (retained) on a clean stop, and from the
-  broker as our last will when the process dies or the network goes (after 1.5 keep-alive periods);
-- ``<camera>/count``: the camera's (smoothed) count, JSON, retained;
-- ``<camera>/<zone>/count``: the zone's (smoothed) count and alert state, JSON, retained;
-- ``<camera>/<zone>/alert``: an alert raised or cleared, JSON (retained: the last event is the zone's
-  current state).
+On every (re)connect, before anything else, the sink says what is true now: ``online`` for the box,
+each camera's ``status``, each alert zone's current state (retained, replacing whatever an earlier run
+left) and, when enabled, the discovery configs. It also reads the retained messages under the site once
+(a subscription until its own ``online`` comes back, which marks the end of what the broker held) and
+clears, with an empty retained payload, every topic the current config no longer has: the counts and
+alerts of removed cameras and zones, and their discovery configs.
 
 paho-mqtt is the client: the Eclipse project's maintained Python client, with TLS, last will, QoS 0-2
 and its own network thread that reconnects with a doubling backoff. A broker that is down, slow or
@@ -21,16 +22,12 @@ connections, publications and drops (``crowdwatch.telemetry.mqtt_metrics`` turns
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import paho.mqtt.client as paho
@@ -40,7 +37,20 @@ from paho.mqtt.reasoncodes import ReasonCode
 from crowdwatch.config.mqtt import MqttSettings, TlsFileError, tls_context
 from crowdwatch.errors import UsageError
 from crowdwatch.logthrottle import LogThrottle
-from crowdwatch.sinks.base import AlertEvent, Result, SinkBase
+from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.sinks.homeassistant import discovery_filter, discovery_messages, node_id
+from crowdwatch.sinks.mqtt_messages import (
+    OFFLINE,
+    ONLINE,
+    Message,
+    SiteLayout,
+    SiteTopics,
+    alert_payload,
+    iso_utc,
+    result_messages,
+    retained_topics,
+)
+from crowdwatch.sinks.mqtt_state import RetainedSweep, SiteState
 
 __all__ = [
     "CLOSE_BUDGET_S",
@@ -50,6 +60,7 @@ __all__ = [
     "MqttEvents",
     "MqttSink",
     "NullMqttEvents",
+    "SiteLayout",
     "alert_payload",
     "iso_utc",
 ]
@@ -68,7 +79,6 @@ MAX_INFLIGHT = 20
 #: The longest close() takes: the outbox drains while connected, then ``offline``, then disconnect.
 CLOSE_BUDGET_S = 2.0
 
-ONLINE, OFFLINE = b"online", b"offline"
 _AUTH_FAILURES = {"Bad user name or password", "Not authorized"}
 
 
@@ -96,40 +106,6 @@ class NullMqttEvents:
         pass
 
 
-@dataclass(frozen=True)
-class Message:
-    topic: str
-    payload: bytes
-    retain: bool
-
-
-def iso_utc(t: float) -> str:
-    """Wall-clock seconds as ISO 8601 UTC with milliseconds: ``2026-11-29T04:44:43.120Z``."""
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _json(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
-
-
-def alert_payload(site: str, camera: str, event: AlertEvent) -> bytes:
-    """An alert event as JSON: where, which way, the count against its threshold, since when, at when."""
-    return _json(
-        {
-            "site": site,
-            "camera": camera,
-            "zone": event.zone,
-            "state": event.state,
-            "count": round(event.count, 2),
-            "threshold": event.threshold,
-            "since": iso_utc(event.since),
-            "since_timestamp": round(event.since, 3),
-            "time": iso_utc(event.at),
-            "timestamp": round(event.at, 3),
-        }
-    )
-
-
 class _Client(paho.Client):
     """paho's client, remembering why the last connection attempt failed (paho only says that it did)."""
 
@@ -148,13 +124,44 @@ class MqttSink(SinkBase):
 
     ``open`` starts the connection in the background (it never waits for the broker), ``write`` never
     blocks, ``close`` publishes ``offline`` and disconnects within :data:`CLOSE_BUDGET_S`.
+    ``layout`` is the site's cameras and zones: with it the sink says each camera's availability and
+    each zone's alert state on every connect, clears what earlier configs left retained, and publishes
+    Home Assistant discovery when ``settings.homeassistant.enabled``. Without it (tests of the
+    transport alone) it only publishes results.
     """
 
-    def __init__(self, settings: MqttSettings, site: str, *, events: MqttEvents | None = None) -> None:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        site: str,
+        *,
+        layout: SiteLayout | None = None,
+        events: MqttEvents | None = None,
+    ) -> None:
         self.settings = settings
         self.site = site
-        self.base = f"{settings.topic_prefix}/{site}"
-        self.status_topic = f"{self.base}/status"
+        self.topics = SiteTopics(f"{settings.topic_prefix}/{site}")
+        self.base = self.topics.base
+        self.status_topic = self.topics.status
+        self.state = SiteState(self.topics, site, layout or SiteLayout(), settings.retain)
+        self._discovery: list[Message] = []
+        self._sweep: RetainedSweep | None = None
+        if layout is not None:
+            ha = settings.homeassistant
+            if ha.enabled:
+                try:
+                    self._discovery = discovery_messages(
+                        ha.discovery_prefix, settings.topic_prefix, site, layout.cameras
+                    )
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from None
+            keep = retained_topics(self.topics, layout.cameras, settings.retain)
+            filters = [
+                self.topics.everything,
+                discovery_filter(ha.discovery_prefix, node_id(settings.topic_prefix, site)),
+            ]
+            keep |= {message.topic for message in self._discovery}
+            self._sweep = RetainedSweep(filters, keep, Message(self.status_topic, ONLINE, True))
         self.events: MqttEvents = events if events is not None else NullMqttEvents()
         self.client_id = settings.client_id or f"crowdwatch-{site}-{os.getpid()}"
         self.where = f"{settings.host}:{settings.effective_port}"
@@ -197,6 +204,7 @@ class MqttSink(SinkBase):
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         client.connect_async(s.host, s.effective_port, keepalive=s.keepalive_s)
         self._client = client
         self._publisher = threading.Thread(target=self._publish_loop, name="mqtt-publisher", daemon=True)
@@ -212,8 +220,17 @@ class MqttSink(SinkBase):
         client.loop_start()
 
     def write(self, result: Result) -> None:
+        self.state.note(result)
+        # encoded before taking the lock the publisher shares
+        self._enqueue(list(result_messages(self.topics, self.site, result, self.settings.retain)))
+
+    def camera_status(self, camera: str, up: bool) -> None:
+        """A camera went up or down (called from its reader's thread; never blocks): its retained
+        ``status``, queued in order with the counts."""
+        self._enqueue([self.state.camera_changed(camera, up)])
+
+    def _enqueue(self, messages: list[Message]) -> None:
         dropped = 0
-        messages = list(self._messages(result))  # encoded before taking the lock the publisher shares
         with self._cond:
             for message in messages:
                 if len(self._outbox) >= self.settings.outbox_size:
@@ -243,7 +260,9 @@ class MqttSink(SinkBase):
             self._cond.notify_all()
         if self._publisher is not None:
             self._publisher.join(max(0.0, deadline - 0.6 - time.monotonic()))
-        if self._connected:
+        if self._connected:  # every camera offline, then the box
+            for message in self.state.on_close():
+                client.publish(message.topic, message.payload, qos=self.settings.qos, retain=True)
             info = client.publish(self.status_topic, OFFLINE, qos=self.settings.qos, retain=True)
             try:
                 info.wait_for_publish(max(0.05, deadline - 0.3 - time.monotonic()))
@@ -273,31 +292,6 @@ class MqttSink(SinkBase):
     def outbox_length(self) -> int:
         """Messages waiting: in the outbox, and handed to paho but not yet sent or acknowledged."""
         return len(self._outbox) + len(self._handed)
-
-    # -- messages ---------------------------------------------------------------------------------
-    def _messages(self, result: Result) -> Iterator[Message]:
-        retain = self.settings.retain
-        camera = result.camera
-        when = {"frame": result.index, "time": iso_utc(result.captured_at)}
-        when["timestamp"] = round(result.captured_at, 3)
-        count = result.smoothed_count if result.smoothed_count is not None else float(result.count)
-        head = {"site": self.site, "camera": camera}
-        body = {"count": round(count, 2), "raw_count": result.count, **when}
-        yield Message(f"{self.base}/{camera}/count", _json({**head, **body}), retain)
-        for zone, raw in result.zone_counts.items():
-            zone_count = result.zone_smoothed.get(zone, float(raw))
-            payload = {
-                **head,
-                "zone": zone,
-                "count": round(zone_count, 2),
-                "raw_count": raw,
-                "alert": bool(result.zone_alerts.get(zone, False)),
-                **when,
-            }
-            yield Message(f"{self.base}/{camera}/{zone}/count", _json(payload), retain)
-        for event in result.alert_events:
-            topic = f"{self.base}/{camera}/{event.zone}/alert"
-            yield Message(topic, alert_payload(self.site, camera, event), retain)
 
     # -- the publisher thread ---------------------------------------------------------------------
     def _publish_loop(self) -> None:
@@ -346,15 +340,22 @@ class MqttSink(SinkBase):
         if reason.is_failure:
             self._refused(reason)
             return
-        info = client.publish(self.status_topic, ONLINE, qos=self.settings.qos, retain=True)
+        if self._sweep is not None:  # read what the broker retains for us, up to our `online` below
+            self._sweep.start()
+            client.subscribe([(topic_filter, 0) for topic_filter in self._sweep.filters])
         with self._cond:
             # QoS 0 messages paho had not sent when the connection went were dropped by paho on reconnect.
             lost = [mid for mid, qos in self._handed.items() if qos == 0]
             for mid in lost:
                 del self._handed[mid]
             self._early.clear()
-            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self._handed[info.mid] = self.settings.qos
+        now = [
+            Message(self.status_topic, ONLINE, True),
+            *self.state.on_connect(time.time()),
+            *self._discovery,
+        ]
+        self._publish_now(client, now)
+        with self._cond:
             self._connected = True
             away = self._away_since
             self._away_since = None
@@ -376,9 +377,23 @@ class MqttSink(SinkBase):
                 away_s,
             )
 
+    def _on_message(self, client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        if self._sweep is None:
+            return
+        stale = self._sweep.received(message.topic, bytes(message.payload), bool(message.retain))
+        if stale is None:
+            return
+        client.unsubscribe(list(self._sweep.filters))
+        self._publish_now(client, [Message(topic, b"", True) for topic in stale])
+        if stale:
+            shown = ", ".join(stale[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
+            logger.info("mqtt: cleared %d retained topic(s) the config no longer has: %s", len(stale), shown)
+
     def _on_disconnect(
         self, _client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _properties: Any
     ) -> None:
+        if self._sweep is not None:
+            self._sweep.stop()
         with self._cond:
             was_connected = self._connected
             self._connected = False
@@ -433,6 +448,19 @@ class MqttSink(SinkBase):
         self.events.mqtt_published()
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _publish_now(self, client: paho.Client, messages: list[Message]) -> None:
+        """Hand ``messages`` to paho ahead of the outbox (paho's thread: on connect, at the sweep's end)."""
+        qos = self.settings.qos
+        infos = [client.publish(m.topic, m.payload, qos=qos, retain=m.retain) for m in messages]
+        with self._cond:
+            for info in infos:
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    continue
+                if info.mid in self._early:
+                    self._early.discard(info.mid)
+                else:
+                    self._handed[info.mid] = qos
+
     def _refused(self, reason: ReasonCode) -> None:
         user = self.settings.username
         if str(reason) in _AUTH_FAILURES:

@@ -8,8 +8,7 @@ custom collector) exposes the same numbers on /metrics. Nothing reads numbers ba
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -32,13 +31,12 @@ class CameraCounts:
 
 class FrameCounts:
     """Thread-safe per-camera counters; a Prometheus collector for ``crowdwatch_frames_*_total`` and
-    ``crowdwatch_reconnects_total``. ``wall_clock`` stamps each series' ``_created`` sample."""
+    ``crowdwatch_reconnects_total``, without ``_created`` samples (the pipeline turns them off for the
+    client's own counters too: nothing reads them)."""
 
-    def __init__(self, cameras: Iterable[str], *, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, cameras: Iterable[str]) -> None:
         self._lock = threading.Lock()
-        self._wall_clock = wall_clock
         self._counts: dict[str, CameraCounts] = {}
-        self._created: dict[tuple[str, str], float] = {}  # (camera, "" or a drop reason) -> created
         for camera in cameras:
             self._camera(camera)
 
@@ -57,8 +55,6 @@ class FrameCounts:
     def add_dropped(self, camera: str, reason: str, n: int = 1) -> None:
         with self._lock:
             dropped = self._camera(camera).dropped
-            if reason not in dropped:
-                self._created[(camera, reason)] = self._wall_clock()
             dropped[reason] = dropped.get(reason, 0) + n
 
     def get(self, camera: str) -> CameraCounts:
@@ -92,12 +88,11 @@ class FrameCounts:
             "crowdwatch_reconnects_total", "Reconnection attempts to the camera.", labels=["camera"]
         )
         for camera, c in counts:
-            created = self._created[(camera, "")]
-            read.add_metric([camera], c.read, created=created)
-            processed.add_metric([camera], c.processed, created=created)
+            read.add_metric([camera], c.read)
+            processed.add_metric([camera], c.processed)
             for reason, n in c.dropped.items():
-                dropped.add_metric([camera, reason], n, created=self._created.get((camera, reason), created))
-            reconnects.add_metric([camera], c.reconnects, created=created)
+                dropped.add_metric([camera, reason], n)
+            reconnects.add_metric([camera], c.reconnects)
         yield from (read, processed, dropped, reconnects)
 
     def _camera(self, camera: str) -> CameraCounts:
@@ -105,5 +100,4 @@ class FrameCounts:
         counts = self._counts.get(camera)
         if counts is None:
             counts = self._counts[camera] = CameraCounts()
-            self._created[(camera, "")] = self._wall_clock()
         return counts

@@ -5,13 +5,19 @@ Metric names are fixed (the Grafana dashboard and the alert rules use them). Eve
 camera and zone ids from the config, never URLs. The frame counters are kept once, in
 :class:`~crowdwatch.telemetry.counts.FrameCounts` (registered here as a collector), so the pipeline
 reads its own numbers from there and never from the registry.
+
+The people gauges (``crowdwatch_people``, ``crowdwatch_people_smoothed``, ``crowdwatch_zone_people``,
+``crowdwatch_zone_people_smoothed``) exist only while their camera is up: they appear with its first
+processed frame, and are removed when it goes down (not set to 0, not left at the last count), so a graph
+shows a gap, ``absent()`` sees it, and no alert fires on a dead camera's last value.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram, Info
 
 from crowdwatch.sinks.base import Result
 from crowdwatch.telemetry.counts import DROP_REASONS, FrameCounts
@@ -28,8 +34,9 @@ class PipelineMetrics:
 
     Args:
         registry: where the metrics are registered (a fresh one per test).
-        cameras: the camera ids, so every camera's series exist (at 0) before its first frame.
-        zones: camera id -> its zone ids, so zone series exist (at 0) before the first frame.
+        cameras: the camera ids, so every camera's ``camera_up`` (0) and alert series exist before its
+            first frame (its people gauges appear with that frame).
+        zones: camera id -> its zone ids.
     """
 
     def __init__(
@@ -40,6 +47,10 @@ class PipelineMetrics:
     ) -> None:
         self.registry = registry
         cameras = list(cameras)
+        self._zones = {camera: tuple((zones or {}).get(camera, ())) for camera in cameras}
+        self._up: set[str] = set()  # cameras up now: only their results set the people gauges
+        self._up_lock = threading.Lock()  # a result and its camera going down never interleave
+        self._build: dict[str, str] = {}
         #: The frame counters: read them here (status, final summary), never from the registry.
         self.counts = FrameCounts(cameras)
 
@@ -83,20 +94,14 @@ class PipelineMetrics:
         self.batch_size = Histogram(
             "crowdwatch_batch_size", "Frames per model batch.", buckets=BATCH_BUCKETS, registry=registry
         )
-        self.build_info = gauge(
-            "crowdwatch_build_info",
-            "Always 1; labels describe the build.",
-            ("version", "torch", "device", "precision"),
-        )
-        # Create every camera's series now, so dashboards see 0 rather than nothing.
+        # crowdwatch_build_info{site, version, torch, device, precision} 1
+        self.build_info = Info("crowdwatch_build", "The build and the site it serves.", registry=registry)
+        # Create every camera's series now, so dashboards see 0 rather than nothing (not the people
+        # gauges: a camera that never delivered a frame has no count).
         for camera in cameras:
-            self.people.labels(camera)
-            self.people_smoothed.labels(camera)
             self.camera_up_gauge.labels(camera)
             self.latency.labels(camera)
-            for zone in (zones or {}).get(camera, ()):
-                self.zone_people.labels(camera, zone)
-                self.zone_people_smoothed.labels(camera, zone)
+            for zone in self._zones[camera]:
                 self.zone_alert.labels(camera, zone)
 
     # -- ReaderEvents --------------------------------------------------------------------------
@@ -110,7 +115,17 @@ class PipelineMetrics:
         self.counts.add_reconnect(camera)
 
     def camera_up(self, camera: str, up: bool) -> None:
-        self.camera_up_gauge.labels(camera).set(1 if up else 0)
+        with self._up_lock:
+            self.camera_up_gauge.labels(camera).set(1 if up else 0)
+            if up:
+                self._up.add(camera)
+                return
+            self._up.discard(camera)
+            self.people.remove(camera)
+            self.people_smoothed.remove(camera)
+            for zone in self._zones.get(camera, ()):
+                self.zone_people.remove(camera, zone)
+                self.zone_people_smoothed.remove(camera, zone)
 
     def frame_captured(self, camera: str, captured_at: float) -> None:
         self.last_frame_ts.labels(camera).set(captured_at)
@@ -123,16 +138,25 @@ class PipelineMetrics:
     def result_published(self, result: Result) -> None:
         camera = result.camera
         self.counts.add_processed(camera)
-        self.people.labels(camera).set(result.count)
         self.latency.labels(camera).observe(result.latency_s)
+        with self._up_lock:
+            if camera in self._up:  # not a frame taken before its camera went down
+                self._set_people(result)
+        for zone, alert in result.zone_alerts.items():
+            self.zone_alert.labels(camera, zone).set(1 if alert else 0)
+
+    def _set_people(self, result: Result) -> None:
+        camera = result.camera
+        self.people.labels(camera).set(result.count)
         if result.smoothed_count is not None:
             self.people_smoothed.labels(camera).set(result.smoothed_count)
         for zone, count in result.zone_counts.items():
             self.zone_people.labels(camera, zone).set(count)
         for zone, smoothed in result.zone_smoothed.items():
             self.zone_people_smoothed.labels(camera, zone).set(smoothed)
-        for zone, alert in result.zone_alerts.items():
-            self.zone_alert.labels(camera, zone).set(1 if alert else 0)
 
-    def set_build_info(self, *, version: str, torch: str, device: str, precision: str) -> None:
-        self.build_info.labels(version, torch, device, precision).set(1)
+    def set_build_info(self, **labels: str) -> None:
+        """Add labels to ``crowdwatch_build_info`` (site and version at start, the rest once the model
+        is loaded: device, precision, torch)."""
+        self._build.update(labels)
+        self.build_info.info(self._build)

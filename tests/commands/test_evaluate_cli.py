@@ -141,3 +141,23 @@ def test_an_image_over_max_pixels_stops_evaluate_with_exit_2(tmp_path, weights, 
     assert cli_main([*args, "--max-pixels", "1024"]) == 0  # 32x32: exactly at the cap
     assert cli_main([*args, "--max-pixels", "1023"]) == 2
     assert "img_0000.png: 32x32 = 1,024 pixels is over the pixel cap of 1,023" in capfd.readouterr().err
+
+
+def test_weights_default_is_the_packaged_checkpoint(tmp_path):
+    """`count` says "weights": "default" and training takes `init_from: default`: evaluate takes it too."""
+    torch.set_num_threads(1)
+    data = write_blob_folder(tmp_path / "blobs", 2, size=(64, 80), max_count=3)
+    out = tmp_path / "eval"
+    argv = [
+        "--weights",
+        "default",
+        f"synth={data}",
+        "--out",
+        str(out),
+        "--precision",
+        "fp32",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["weights"] == "default" and summary["datasets"]["synth"]["images"] == 2

@@ -129,3 +129,43 @@ def test_export_without_the_extra_names_it(
     monkeypatch.setitem(sys.modules, "openvino", None)  # as above, in this process
     assert cli(["export", "--format", "openvino", "--out", str(tmp_path)]) == 2
     assert "crowdwatch[openvino]" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a whole int8 export on two small frames
+def test_int8_prints_the_count_drift_its_metadata_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crowdwatch.demo import render_frames
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for seed in (1, 2):
+        cv2.imwrite(str(frames / f"f{seed}.png"), render_frames(160, 128, 1, 25, seed=seed)[0])
+    out = tmp_path / "models"
+    argv = ["export", "--format", "openvino", "--int8", "--calibration", str(frames), "--longest-side", "160"]
+    assert cli([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    import openvino as ov
+
+    int8 = out / "p2pnet_int8.xml"
+    meta = json.loads(str(ov.Core().read_model(str(int8)).get_rt_info(["crowdwatch"]).astype(str)))
+    drift = meta["export"]["count_drift"]
+    assert (
+        "int8 count drift against the fp32 model on 2 calibration image(s): "
+        f"MAE {drift['count_mae_vs_fp32']:g} "
+        f"({drift['count_mae_percent_of_mean']:g}% of the mean count {drift['mean_count_fp32']:g})"
+    ) in printed
+
+
+@pytest.mark.parametrize("command", ["export", "benchmark"])
+def test_help_shows_no_restructuredtext_markup(command: str, cli_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "crowdwatch", command, "--help"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "--calibration" in result.stdout or "--image" in result.stdout
+    assert "``" not in result.stdout and ":func:" not in result.stdout, result.stdout

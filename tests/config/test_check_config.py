@@ -48,7 +48,7 @@ BAD_CONFIGS = [
         "cameras:\n  - id: a\n    url: a.mp4\n    zones:\n"
         "      - id: z\n        polygon: [[0, 0], [9, 0], [9, 9]]\n"
         "        alert: {high: 3, low: 3}\n",
-        "cameras[0].zones[0].alert",
+        "cameras[0].zones[0].alert.low",
         "greater than low",
     ),
     ("negative-default-fps", "defaults: {fps: -2}\n" + GOOD, "defaults.fps", "greater than 0"),
@@ -182,3 +182,44 @@ def test_an_invalid_value_from_a_secret_is_never_echoed(
     assert result.returncode == 2
     assert f"  {key}:" in result.stderr
     assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "files", "expected"),
+    [
+        ("{weights: missing.pt}", {}, "missing.pt: no such file"),
+        (
+            "{weights: frames.xml, backend: openvino}",
+            {"frames.xml": b"<?xml version='1.0'?><net>"},
+            "frames.bin",
+        ),
+        ("{weights: notes.pt}", {"notes.pt": b"just some text"}, "not a PyTorch checkpoint"),
+        ("{weights: model.xml, backend: openvino}", {"model.xml": b"<html>", "model.bin": b"x"}, "no <net>"),
+        ("{weights: empty.pt}", {"empty.pt": b""}, "the file is empty"),
+    ],
+)
+def test_a_weights_file_that_is_missing_or_not_for_its_backend_is_an_error(
+    model: str, files: dict[str, bytes], expected: str, tmp_path: Path, cli_env: dict[str, str], python: str
+) -> None:
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    result = check_config(write_config(tmp_path, f"model: {model}\n" + GOOD), cli_env, python)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "  model.weights: " in result.stderr and expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_weights_default_and_a_real_checkpoint_pass_without_loading_the_network(
+    tmp_path: Path, cli_env: dict[str, str], python: str
+) -> None:
+    result = check_config(write_config(tmp_path, "model: {weights: default}\n" + GOOD), cli_env, python)
+    assert result.returncode == 0, result.stderr
+    assert "p2pnet_default.pt (torch)" in result.stdout
+    config = write_config(tmp_path, "model: {weights: default}\n" + GOOD)
+    probe = (
+        "import sys; from crowdwatch.commands import check_config; "
+        f"rc = check_config.main([{str(config)!r}]); assert rc == 0; "
+        "assert 'torch' not in sys.modules, 'check-config imported torch'"
+    )
+    run = subprocess.run([python, "-c", probe], env=cli_env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr

@@ -87,6 +87,11 @@ def test_built_in_defaults(tmp_path: Path) -> None:
             "alert: {high: 3, low: 1, for_s: -2}}]\n",
             "cameras[0].zones[0].alert.for_s",
         ),
+        (  # every error of the section, not only the first pydantic finds
+            "cameras:\n  - id: a\n    url: a.mp4\n    zones: [{id: z, polygon: [[0, 0], [9, 0], [9, 9]], "
+            "alert: {high: 5, low: 8, for_s: -2}}]\n",
+            ("cameras[0].zones[0].alert.low", "cameras[0].zones[0].alert.for_s"),
+        ),
         ("cameras:\n  - {id: a, url: a.mp4}\noutput: {heatmaps: {cell_px: 1}}\n", "output.heatmaps.cell_px"),
         ("cameras:\n  - {id: a, url: a.mp4}\noutput: {heatmaps: {colour: red}}\n", "output.heatmaps.colour"),
         (

@@ -27,6 +27,8 @@ CONTRACT_METRICS = {
     "crowdwatch_build_info",
     "crowdwatch_sink_lost_rows_total",
     "crowdwatch_sink_up",
+    "crowdwatch_mqtt_connected",
+    "crowdwatch_mqtt_dropped_messages_total",
 }
 
 

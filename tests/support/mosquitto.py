@@ -216,3 +216,21 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def retained(
+    port: int, user: str, password: str, topic_filter: str, timeout: float = 20.0
+) -> dict[str, bytes]:
+    """What the broker retains under ``topic_filter`` now: topic -> payload.
+
+    A fresh subscription gets the retained messages first; a message this client publishes afterwards
+    (non-retained, to a marker topic under the filter's first level) arrives after all of them.
+    """
+    marker = f"{topic_filter.split('/', 1)[0]}/test-marker-{time.monotonic_ns()}"
+    sub = Subscriber(port, user, password, [topic_filter, marker])
+    try:
+        sub.client.publish(marker, b"end", qos=1, retain=False)
+        sub.wait_for("the marker", lambda: bool(sub.received(marker)), timeout=timeout)
+        return {m.topic: m.payload for m in sub.received(topic_filter) if m.retain and m.topic != marker}
+    finally:
+        sub.close()

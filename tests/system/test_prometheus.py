@@ -69,6 +69,10 @@ def test_alerts_cover_the_issue_and_use_contract_metrics():
     } <= names
     camera_down = next(r for r in rules if r["alert"] == "CrowdwatchCameraDown")
     assert camera_down["for"] == "1m"
+    # The zone's own for_s holds the alert already: a `for:` here would hold it twice.
+    assert "for" not in next(r for r in rules if r["alert"] == "CrowdwatchOccupancyHigh")
+    mqtt = next(r for r in rules if r["alert"] == "CrowdwatchMqttDisconnected")
+    assert mqtt["expr"] == "crowdwatch_mqtt_connected == 0"
     used = {m for r in rules for m in re.findall(r"crowdwatch_[a-z_]+", r["expr"])}
     histogram_series = {f"{m}_{s}" for m in CONTRACT_METRICS for s in ("bucket", "sum", "count")}
     assert used and used <= CONTRACT_METRICS | histogram_series

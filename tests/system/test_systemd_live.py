@@ -33,7 +33,7 @@ from support.systemd_unit import REPO, NotifyListener, stop_process, unit_comman
 SECRET = "s3cr3t-Pa55"
 WATCHDOG_USEC = 1_000_000
 PROGRESS_S = 3.0
-#: The `site` label the scrape config puts on the target, as in configs/prometheus/prometheus.yml.
+#: The config's `site`: the dashboard finds it on crowdwatch_build_info (the target carries no label).
 SITE = "lobby-box"
 
 pytestmark = [
@@ -78,6 +78,7 @@ def service(tmp_path_factory):
         config.write_text(
             yaml.safe_dump(
                 {
+                    "site": SITE,
                     "model": {"device": "cpu", "threads": 1, "max_batch": 2},
                     "defaults": {
                         "fps": 5,
@@ -102,6 +103,12 @@ def service(tmp_path_factory):
                     "output": {"dir": str(tmp / "state" / "crowdwatch")},
                     "metrics": {"address": "127.0.0.1", "port": metrics_port},
                     "systemd": {"watchdog_progress_s": PROGRESS_S},
+                    # no broker listens there: the MQTT panels show it disconnected
+                    "mqtt": {
+                        "enabled": True,
+                        "port": _free_port(),
+                        "reconnect": {"initial_s": 1, "max_s": 2},
+                    },
                 }
             )
         )
@@ -126,9 +133,7 @@ def service(tmp_path_factory):
         prom_config = yaml.safe_load((REPO / "configs" / "prometheus" / "prometheus.yml").read_text())
         prom_config["global"].update({"scrape_interval": "1s", "evaluation_interval": "1s"})
         prom_config["rule_files"] = [str(REPO / "configs" / "prometheus" / "alerts.yml")]
-        prom_config["scrape_configs"][0]["static_configs"] = [
-            {"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"site": SITE}}
-        ]
+        prom_config["scrape_configs"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"]}]
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
         prom_port = _free_port()
         prometheus = subprocess.Popen(
@@ -182,7 +187,9 @@ def test_every_dashboard_query_returns_series(service):
     # As Grafana would send them: the site and camera variables set to ours, $__rate_interval expanded
     # for a 1 s scrape interval (Grafana uses at least 4 scrape intervals).
     queries = {
-        expr.replace("$site", SITE).replace("$camera", "lobby").replace("$__rate_interval", "10s")
+        expr.replace("$instance", f"127.0.0.1:{service['metrics_port']}")
+        .replace("$camera", "lobby")
+        .replace("$__rate_interval", "10s")
         for _, expr in panel_queries(load_dashboard())
     }
     pending = set(queries)
@@ -196,6 +203,7 @@ def test_every_dashboard_query_returns_series(service):
                 pass  # Prometheus still starting
         time.sleep(1)
     assert not pending, f"no series for: {sorted(pending)}"
+    assert _prom_query(port, f'crowdwatch_build_info{{site="{SITE}"}}')  # what the site variable reads
     assert _prom_query(port, 'crowdwatch_camera_up{camera="lobby"} == 1')
     assert _prom_query(port, 'rate(crowdwatch_frames_processed_total{camera="lobby"}[10s]) > 0')
     # CrowdwatchRestarting and CrowdwatchDown rely on these two, which come from outside the dashboard.

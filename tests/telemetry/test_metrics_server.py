@@ -106,6 +106,7 @@ def test_smoothed_gauges_are_served_over_http() -> None:
 
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry, ["cam1"], {"cam1": ["door"]})
+    metrics.camera_up("cam1", True)  # its reader says so before the first frame
     door = Zone("door", np.array([[0, 0], [10, 0], [10, 10], [0, 10]], np.float32))
     worker = Worker(Heads(), [], events=metrics, zones={"cam1": CameraZones([door], window_s=10)})
     for i, n in enumerate([10, 10, 40]):  # 1 frame/s: 10, 10, then 40 for 1 s of the 2 s seen

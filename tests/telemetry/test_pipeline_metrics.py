@@ -19,12 +19,45 @@ def make(registry: CollectorRegistry) -> PipelineMetrics:
     return PipelineMetrics(registry, ["cam1", "cam2"], {"cam1": ["door"]})
 
 
-def test_series_exist_at_zero_before_any_frame(registry: CollectorRegistry) -> None:
+def result(camera: str = "cam1", count: int = 4, door: int = 2) -> Result:
+    return Result(
+        camera=camera,
+        index=0,
+        captured_at=1_700_000_000.5,
+        image=np.zeros((2, 2, 3), np.uint8),
+        points=np.zeros((count, 2), np.float32),
+        count=count,
+        latency_s=0.7,
+        zone_counts={"door": door} if camera == "cam1" else {},
+        zone_alerts={"door": True} if camera == "cam1" else {},
+        smoothed_count=count - 0.5,
+        zone_smoothed={"door": door + 0.5} if camera == "cam1" else {},
+    )
+
+
+PEOPLE = {
+    ("crowdwatch_people", ("camera", "cam1")),
+    ("crowdwatch_people_smoothed", ("camera", "cam1")),
+    ("crowdwatch_zone_people", ("camera", "cam1"), ("zone", "door")),
+    ("crowdwatch_zone_people_smoothed", ("camera", "cam1"), ("zone", "door")),
+}
+
+
+def people_series(registry: CollectorRegistry, camera: str = "cam1") -> set[tuple[object, ...]]:
+    found = set()
+    for family in registry.collect():
+        for sample in family.samples:
+            if "people" in sample.name and sample.labels.get("camera") == camera:
+                found.add((sample.name, *sorted(sample.labels.items())))
+    return found
+
+
+def test_series_exist_at_zero_before_any_frame_except_the_people_gauges(registry: CollectorRegistry) -> None:
     make(registry)
     value = registry.get_sample_value
     assert value("crowdwatch_camera_up", {"camera": "cam2"}) == 0
     assert value("crowdwatch_frames_dropped_total", {"camera": "cam1", "reason": "sink_overload"}) == 0
-    assert value("crowdwatch_zone_people", {"camera": "cam1", "zone": "door"}) == 0
+    assert people_series(registry) == set()  # no frame yet: no count, not a count of 0
     assert value("crowdwatch_zone_alert", {"camera": "cam1", "zone": "door"}) == 0
     assert value("crowdwatch_frames_read_total", {"camera": "cam2"}) == 0
     assert value("crowdwatch_reconnects_total", {"camera": "cam2"}) == 0
@@ -39,20 +72,9 @@ def test_reader_events_and_results_update_the_named_metrics(registry: CollectorR
     m.camera_up("cam1", True)
     m.frame_captured("cam1", 1_700_000_000.5)
     m.batch_done(2, 0.3)
-    m.result_published(
-        Result(
-            camera="cam1",
-            index=0,
-            captured_at=1_700_000_000.5,
-            image=np.zeros((2, 2, 3), np.uint8),
-            points=np.zeros((4, 2), np.float32),
-            count=4,
-            latency_s=0.7,
-            zone_counts={"door": 2},
-            zone_alerts={"door": True},
-        )
-    )
-    m.set_build_info(version="0.1.0", torch="2.x", device="cpu", precision="fp32")
+    m.result_published(result())
+    m.set_build_info(site="lobby", version="0.1.0")
+    m.set_build_info(torch="2.x", device="cpu", precision="fp32")
     value = registry.get_sample_value
     assert value("crowdwatch_frames_read_total", {"camera": "cam1"}) == 2
     assert value("crowdwatch_frames_dropped_total", {"camera": "cam1", "reason": "superseded"}) == 3
@@ -70,7 +92,7 @@ def test_reader_events_and_results_update_the_named_metrics(registry: CollectorR
     assert (
         value(
             "crowdwatch_build_info",
-            {"version": "0.1.0", "torch": "2.x", "device": "cpu", "precision": "fp32"},
+            {"site": "lobby", "version": "0.1.0", "torch": "2.x", "device": "cpu", "precision": "fp32"},
         )
         == 1
     )
@@ -87,7 +109,32 @@ def test_counts_are_kept_once_and_exported_as_counters(registry: CollectorRegist
     value = registry.get_sample_value
     assert value("crowdwatch_frames_read_total", {"camera": "cam2"}) == counts.read
     assert value("crowdwatch_frames_dropped_total", {"camera": "cam2", "reason": "other_reason"}) == 1
-    assert value("crowdwatch_frames_read_created", {"camera": "cam2"}) is not None  # like a client Counter
+    assert value("crowdwatch_frames_read_created", {"camera": "cam2"}) is None  # no _created series
     text = generate_latest(registry).decode()
     assert "# TYPE crowdwatch_frames_dropped_total counter" in text
     assert m.counts.get("never-seen").processed == 0
+
+
+def test_a_camera_that_goes_down_loses_its_people_gauges_until_its_next_frame(
+    registry: CollectorRegistry,
+) -> None:
+    m = make(registry)
+    m.camera_up("cam1", True)
+    m.camera_up("cam2", True)
+    m.result_published(result())
+    m.result_published(result("cam2", count=9))
+    assert people_series(registry) == PEOPLE
+
+    m.camera_up("cam1", False)
+    assert people_series(registry) == set()  # absent: not 0, not frozen at 4
+    assert registry.get_sample_value("crowdwatch_camera_up", {"camera": "cam1"}) == 0
+    assert registry.get_sample_value("crowdwatch_people", {"camera": "cam2"}) == 9  # the other camera stays
+    m.result_published(result())  # a frame taken before the camera went down, published after
+    assert people_series(registry) == set()
+
+    m.camera_up("cam1", True)
+    assert people_series(registry) == set()  # up, but no new frame yet
+    m.result_published(result(count=6, door=1))
+    assert people_series(registry) == PEOPLE
+    assert registry.get_sample_value("crowdwatch_people", {"camera": "cam1"}) == 6
+    assert registry.get_sample_value("crowdwatch_zone_people", {"camera": "cam1", "zone": "door"}) == 1

@@ -1,0 +1,136 @@
+"""The MQTT sink's state on connect against a real mosquitto: retained alerts replaced by the present,
+topics of removed zones and cameras cleared, each camera's availability. The sink runs in-process
+(no model); what the broker retains is read back by a fresh subscriber."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.mosquitto import Mosquitto, Subscriber, require_mosquitto, retained
+
+from crowdwatch.config.mqtt import MqttSettings
+from crowdwatch.sinks.base import AlertEvent, Result
+from crowdwatch.sinks.mqtt import MqttSink
+from crowdwatch.sinks.mqtt_messages import CameraLayout, SiteLayout
+
+BOX, BOX_PASSWORD = "box", "box-pass-1180"
+SUB, SUB_PASSWORD = "reader", "reader-pass-6613"
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    require_mosquitto()
+    broker = Mosquitto(tmp_path / "broker", {BOX: BOX_PASSWORD, SUB: SUB_PASSWORD}).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def sink(broker: Mosquitto, layout: SiteLayout, **overrides: object) -> MqttSink:
+    data: dict[str, object] = {
+        "enabled": True,
+        "port": broker.port,
+        "username": BOX,
+        "password": BOX_PASSWORD,
+        "reconnect": {"initial_s": 1, "max_s": 1},
+        "keepalive_s": 5,
+    }
+    data.update(overrides)
+    return MqttSink(MqttSettings.model_validate(data), "lobby", layout=layout)
+
+
+def result(camera: str, zones: dict[str, int], events: tuple[AlertEvent, ...] = ()) -> Result:
+    return Result(
+        camera=camera,
+        index=1,
+        captured_at=T0,
+        image=np.zeros((4, 4, 3), np.uint8),
+        points=np.zeros((sum(zones.values()), 2), np.float32),
+        count=sum(zones.values()),
+        latency_s=0.01,
+        zone_counts=zones,
+        zone_alerts={zone: any(e.zone == zone and e.state == "raised" for e in events) for zone in zones},
+        alert_events=events,
+    )
+
+
+def snapshot(broker: Mosquitto) -> dict[str, bytes]:
+    return retained(broker.port, SUB, SUB_PASSWORD, "crowdwatch/lobby/#")
+
+
+def test_restart_with_a_changed_config_replaces_the_old_alert_and_clears_removed_topics(
+    broker: Mosquitto,
+) -> None:
+    first = SiteLayout(
+        (
+            CameraLayout("hall", ("door", "gone"), ("door", "gone")),
+            CameraLayout("old-cam", ("x",), ()),
+        )
+    )
+    raised = AlertEvent("door", "raised", 12.0, 10.0, T0 - 5, T0)
+    with sink(broker, first) as run1:
+        run1.camera_status("hall", True)
+        run1.camera_status("old-cam", True)
+        run1.write(result("hall", {"door": 12, "gone": 1}, (raised,)))
+        run1.write(result("old-cam", {"x": 3}))
+        sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/hall/door/alert"])
+        sub.wait_for("the raised alert", lambda: any(m.json()["state"] == "raised" for m in sub.received()))
+        sub.close()
+    before = snapshot(broker)
+    assert json.loads(before["crowdwatch/lobby/hall/door/alert"])["state"] == "raised"
+    assert before["crowdwatch/lobby/hall/status"] == b"offline"  # a clean stop: every camera offline
+    assert before["crowdwatch/lobby/status"] == b"offline"
+    assert "crowdwatch/lobby/old-cam/x/count" in before
+
+    # The second run: `door` can no longer be raised, `gone` and the old camera are out of the config.
+    second = SiteLayout((CameraLayout("hall", ("door",), ("door",)),))
+    with sink(broker, second) as run2:
+        sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/status"])
+        sub.wait_for("online", lambda: any(m.payload == b"online" for m in sub.received()))
+        sub.close()
+        expected = {  # the last counts of `hall` stay (its status says whether they are live)
+            "crowdwatch/lobby/status",
+            "crowdwatch/lobby/hall/status",
+            "crowdwatch/lobby/hall/count",
+            "crowdwatch/lobby/hall/door/count",
+            "crowdwatch/lobby/hall/door/alert",
+        }
+        after: dict[str, bytes] = {}
+        for _ in range(100):  # the sweep runs right after the connect; poll what the broker retains
+            after = snapshot(broker)
+            if set(after) == expected:
+                break
+        assert set(after) == expected, sorted(after)
+        door = json.loads(after["crowdwatch/lobby/hall/door/alert"])
+        assert door["state"] == "cleared" and door["count"] is None and door["since"] is None
+        assert after["crowdwatch/lobby/hall/status"] == b"offline"  # no frame from it yet
+        run2.camera_status("hall", True)
+        sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/hall/status"])
+        sub.wait_for(
+            "hall online", lambda: sub.received()[-1].payload == b"online" if sub.received() else False
+        )
+        sub.close()
+    assert snapshot(broker)["crowdwatch/lobby/hall/status"] == b"offline"
+
+
+def test_the_current_alert_state_is_published_again_on_every_connect(broker: Mosquitto) -> None:
+    layout = SiteLayout((CameraLayout("hall", ("door",), ("door",)),))
+    raised = AlertEvent("door", "raised", 12.0, 10.0, T0 - 5, T0)
+    with sink(broker, layout) as box:
+        box.write(result("hall", {"door": 12}, (raised,)))
+        sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/hall/door/alert"])
+        sub.wait_for("raised", lambda: box.connected and box.outbox_length() == 0 and bool(sub.received()))
+        seen = len(sub.received())
+        broker.kill()  # the broker forgets everything (no persistence), then comes back
+        broker.start()
+        sub.wait_for("the alert again after the reconnect", lambda: len(sub.received()) > seen, timeout=30)
+        sub.close()
+        again = sub.received()[-1].json()
+        assert again["state"] == "raised" and again["since_timestamp"] == T0 - 5
+        assert snapshot(broker)["crowdwatch/lobby/hall/door/alert"] == sub.received()[-1].payload
