@@ -1,6 +1,6 @@
 """Where one training step's time goes, on the real data of a training config.
 
-    python benchmarks/profile_train_step.py configs/train_cpu_imagenet.yaml --steps 3 --threads 2
+    python benchmarks/profile_train_step.py configs/train_cpu_finetune.yaml --steps 3 --threads 2
 
 Per step (median over --steps, after one warm-up): reading and augmenting the crops (in this process,
 as one DataLoader worker would), the forward pass of each VGG block, the neck and the heads, the
