@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make the README's sample heatmap (docs/heatmap.jpg) from the synthetic demo clip, with the real parts.
+"""Make the docs' sample heatmap (docs/heatmap.jpg) from the synthetic demo clip, with the real parts.
 
     PYTHONPATH=$PWD python scripts/heatmap_sample.py [--out docs/heatmap.jpg] [--seconds 60]
 

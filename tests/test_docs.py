@@ -1,16 +1,22 @@
 """What the docs say about defaults and reasons is what the code does: configs/site.yaml's values
-against the schema's defaults, the packaged threshold against the packaged checkpoint, the README's
-drop reasons against the code's lists, and the credential and weights names of the deployment example."""
+against the schema's defaults, the packaged threshold against the packaged checkpoint, the drop reasons
+of docs/configuration.md against the code's lists, the credential and weights names of the deployment
+example, the README's first-camera config against the schema and its commands against the CLI. And the
+docs hold together: every relative link resolves, and the README stays short and written for users."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from pydantic import BaseModel
 
+from crowdwatch.cli import COMMANDS
+from crowdwatch.config.loader import load_config
 from crowdwatch.config.mqtt import MqttSettings
 from crowdwatch.config.schema import (
     CameraSettings,
@@ -27,6 +33,14 @@ from crowdwatch.weightsfile import PACKAGED_WEIGHTS
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
+DOCS = {path.name: path.read_text() for path in sorted((REPO / "docs").glob("*.md"))}
+CONFIGURATION = DOCS["configuration.md"]
+DEPLOYMENT = DOCS["deployment.md"]
+MQTT = DOCS["mqtt.md"]
+#: Every Markdown page a user reads, by path relative to the repository.
+PAGES = {"README.md": README, "ARCHITECTURE.md": (REPO / "ARCHITECTURE.md").read_text()} | {
+    f"docs/{name}": text for name, text in DOCS.items()
+}
 SITE_YAML = (REPO / "configs" / "site.yaml").read_text()
 #: site.yaml keys set to a value other than the default on purpose (an example site).
 NOT_DEFAULTS = {"output.dir"}
@@ -83,11 +97,11 @@ def test_the_documented_packaged_threshold_is_the_checkpoint_s() -> None:
     assert f"threshold {threshold:g})" in README  # the weights box at the top
 
 
-def test_the_readme_lists_every_drop_reason() -> None:
-    frames = re.search(r"frames_dropped_total\{reason\}` \(([^)]*)\)", README)
+def test_the_configuration_reference_lists_every_drop_reason() -> None:
+    frames = re.search(r"frames_dropped_total\{reason\}` \(([^)]*)\)", CONFIGURATION)
     assert frames is not None
     assert re.findall(r"`([a-z_]+)`", frames.group(1)) == list(DROP_REASONS)
-    mqtt = re.search(r"mqtt_dropped_messages_total\{reason\}` \(([^)]*)\)", README)
+    mqtt = re.search(r"mqtt_dropped_messages_total\{reason\}` \(([^)]*)\)", CONFIGURATION)
     assert mqtt is not None
     assert re.findall(r"`([a-z_]+)`", mqtt.group(1)) == list(MQTT_DROP_REASONS)
 
@@ -97,14 +111,96 @@ def test_credential_names_follow_the_unit_s_load_credential() -> None:
     unit = (REPO / "systemd" / "crowdwatch.service").read_text()
     credential_id = re.search(r"^LoadCredential=([a-z]+):/etc/crowdwatch/credentials$", unit, re.M)
     assert credential_id is not None
-    for text in (README, SITE_YAML):
-        for name in re.findall(r"\$\{credential:([a-z_]+)\}", text):
-            assert name.startswith(f"{credential_id.group(1)}_"), name
-    assert "`/etc/crowdwatch/credentials/mqtt`" in README and "${credential:camera_mqtt}" in README
+    texts = (SITE_YAML, *PAGES.values())
+    names = [name for text in texts for name in re.findall(r"\$\{credential:([a-z_]+)\}", text)]
+    assert len(names) >= 3, names
+    for name in names:
+        assert name.startswith(f"{credential_id.group(1)}_"), name
+    assert "`/etc/crowdwatch/credentials/mqtt`" in MQTT and "${credential:camera_mqtt}" in MQTT
 
 
 def test_the_deployment_example_names_a_crowdwatch_checkpoint() -> None:
     """A published .pth file needs `crowdwatch convert` first; the example names what `model.weights` runs."""
-    deployment = README[README.index("## Deployment") : README.index("## The model")]
-    weights = re.findall(r"/etc/crowdwatch/weights/[\w.]+", deployment)
+    weights = re.findall(r"/etc/crowdwatch/weights/[\w.]+", DEPLOYMENT)
     assert weights and all(w.endswith(".pt") for w in weights), weights
+
+
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a heading: lower case, punctuation dropped, spaces made hyphens."""
+    text = re.sub(r"[`*_]|\[([^]]*)\]\([^)]*\)", r"\1", heading.strip()).lower()
+    kept = "".join(c for c in text if c in " -" or unicodedata.category(c)[0] in "LN")
+    return kept.replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    body = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    return {github_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", body, re.M)}
+
+
+def links(text: str) -> list[str]:
+    body = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    body = re.sub(r"`[^`\n]*`", "", body)  # code spans are not links
+    return re.findall(r"\]\(([^)\s]+)\)", body)
+
+
+def test_links_are_found_outside_code() -> None:
+    assert links("[a](b.md#c) `[d](e.md)`\n```\n[f](g.md)\n```\n![h](i.jpg)") == ["b.md#c", "i.jpg"]
+    assert len(links(README)) >= 15
+
+
+def test_github_anchor_follows_github_s_rule() -> None:
+    assert github_anchor("Restarts, watchdog and stopping") == "restarts-watchdog-and-stopping"
+    assert github_anchor("On every (re)connect") == "on-every-reconnect"
+    assert github_anchor("`crowdwatch` on a GPU") == "crowdwatch-on-a-gpu"
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_relative_link_points_to_a_file_and_anchor_that_exist(page: str) -> None:
+    broken = []
+    for link in links(PAGES[page]):
+        if re.match(r"[a-z]+:", link):  # https:, mailto:
+            continue
+        target, _, anchor = link.partition("#")
+        path = (REPO / page).parent / target if target else REPO / page
+        if not path.resolve().exists():
+            broken.append(link)
+        elif anchor and path.suffix == ".md" and anchor not in anchors(path.read_text()):
+            broken.append(link)
+    assert not broken, f"{page}: {broken}"
+
+
+#: Words of how the project was built, which mean nothing to a user.
+PROCESS_WORDS = re.compile(
+    r"\bsession \d|\bsessions? of 20|\bissue \d|\bissue's\b|\blent\b|\$OUT\b|\d+-minute call|"
+    r"\bstage \d|\bstages? \d[a-z]?\b|\bwe tried\b",
+    re.I,
+)
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_pages_carry_no_process_history(page: str) -> None:
+    assert not PROCESS_WORDS.findall(PAGES[page])
+
+
+def test_the_readme_stays_short() -> None:
+    assert len(README.splitlines()) < 300
+
+
+def test_the_readme_s_commands_are_the_cli_s() -> None:
+    table = README[README.index("## Commands") : README.index("## Configuration")]
+    assert set(re.findall(r"^\| `crowdwatch ([a-z-]+)", table, re.M)) == set(COMMANDS)
+
+
+def test_the_first_camera_config_is_valid_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    section = README[README.index("## Your first camera") : README.index("## Commands")]
+    blocks = re.findall(r"^```yaml\n(.*?)^```", section, re.M | re.S)
+    assert len(blocks) == 1
+    (tmp_path / "site.yaml").write_text(blocks[0])
+    exported = re.search(r"^export ([A-Z_]+)=", section, re.M)
+    assert exported is not None
+    monkeypatch.setenv(exported.group(1), "the-password")
+    config = load_config(tmp_path / "site.yaml")
+    assert [camera.id for camera in config.cameras] == ["entrance"]
+    assert config.output.dir == tmp_path / "runs" / "site"
+    assert "runs/site/counts-YYYY-MM-DD.csv" in section and "runs/site/snapshots/entrance.jpg" in section
+    assert f"{config.metrics.address}:{config.metrics.port}/metrics" in section

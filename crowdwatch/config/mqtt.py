@@ -115,7 +115,7 @@ class MqttHomeAssistant(Section):
 
 
 class MqttSettings(Section):
-    """Where and how the MQTT sink publishes (see the README's MQTT section for topics and payloads)."""
+    """Where and how the MQTT sink publishes (see docs/mqtt.md for topics and payloads)."""
 
     enabled: bool = Field(False, description="publish counts, alert events and availability over MQTT")
     host: str = Field("127.0.0.1", min_length=1, max_length=253, description="broker host name or address")

@@ -5,11 +5,11 @@ The validation images are the training runs' fixed split, every 10th image of ea
 it (the first images of each folder's split) at a longest side of 384 px, and calibrates on training
 images (never the validation ones) at the same size. Bar: count MAE against torch fp32 at most 2% of
 the mean count, and F1 at 8 px against the ground truth at most 0.01 below torch fp32's.
-The count bar was 1% for the first ImageNet-free weights. The stage 4 weights (issue 9) drift 1.29
+The count bar was 1% for the first ImageNet-free weights. An earlier set of weights drifted 1.29
 counts of 113 here (1.14%; F1 0.325 -> 0.323), and neither full bias correction (1.83) nor keeping
 the whole classification head in float (1.17) brought them under 1%. A broken quantization drifts by
 tens of percent, which 2% still catches.
-The full-split figures are in the README (the command there reproduces them).
+The full-split figures are in docs/results.md, "OpenVINO and int8" (the command there reproduces them).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def test_int8_counts_and_f1_hold_on_validation_images(shared_data: Path, tmp_pat
     f1_ref = summarize(ref, (8.0,))["all"]["localization"]["8px"]["f1"]
     f1_int8 = summarize(got, (8.0,))["all"]["localization"]["8px"]["f1"]
     report = f"count MAE vs fp32 {mae:.3f} (mean {ref_counts.mean():.1f}); F1@8 {f1_ref:.4f} -> {f1_int8:.4f}"
-    print(report)  # the README quotes these figures: pytest -s shows them
+    print(report)  # docs/results.md quotes these figures: pytest -s shows them
     assert ref_counts.mean() > 20, report  # real crowds, not near-empty images
     assert mae <= 0.02 * ref_counts.mean(), report
     assert f1_int8 >= f1_ref - 0.01, report

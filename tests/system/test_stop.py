@@ -82,7 +82,7 @@ def test_exit_after_sigterm_runs_nothing_after_the_final_flush(tmp_path: Path) -
             timeout=120,
             interval=0.5,
         )
-        # The pipeline's own stop budget is 9 s; the README promises exit within 10 s.
+        # The pipeline's own stop budget is 9 s; the README and docs/deployment.md promise exit within 10 s.
         rc, seconds = pipeline.signal(signal.SIGTERM, timeout=60)
     finally:
         pipeline.close()
