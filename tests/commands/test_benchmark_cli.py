@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import cv2
+import pytest
 
 from crowdwatch.commands.benchmark import _share, source_frame
 from crowdwatch.demo import render_frames
@@ -27,6 +28,7 @@ def test_int8_rows_get_no_share_of_the_float_peak() -> None:
     assert _share("int8", 172e9, float("nan"), False, 900.0) == "; GPU MiB 900"
 
 
+@pytest.mark.slow  # three processes that each load torch and the network: ~30 s of CPU, minutes under load
 def test_benchmark_counts_the_image_it_is_given(tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
     image = tmp_path / "my_camera.png"
     cv2.imwrite(str(image), render_frames(320, 240, 1, 25, seed=1)[0])
@@ -43,7 +45,8 @@ def test_benchmark_counts_the_image_it_is_given(tmp_path: Path, python: str, cli
         "--precision",
         "fp32",
     ]
-    result = subprocess.run(argv, env=cli_env, capture_output=True, text=True, timeout=300, check=False)
+    # the timeout only guards a hang: under 4 CPU hogs this took 210 s, and 300 s was too tight once
+    result = subprocess.run(argv, env=cli_env, capture_output=True, text=True, timeout=1800, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"# frame: {image}" in result.stdout
     counts = [int(c) for c in re.findall(r"count (\d+)", result.stdout)]
@@ -52,5 +55,5 @@ def test_benchmark_counts_the_image_it_is_given(tmp_path: Path, python: str, cli
 
 def test_a_missing_image_is_exit_2(tmp_path: Path, python: str, cli_env: dict[str, str]) -> None:
     argv = [python, "-m", "crowdwatch", "benchmark", "--image", str(tmp_path / "nope.png")]
-    result = subprocess.run(argv, env=cli_env, capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(argv, env=cli_env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 2 and "nope.png" in result.stderr, result.stderr
