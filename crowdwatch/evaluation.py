@@ -184,15 +184,6 @@ def scored(result: ImageResult) -> Scored:
     return Scored(result.dataset, result.gt, result.pred, height)
 
 
-def _text(
-    canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float, color: tuple[int, int, int]
-) -> None:
-    """``text`` in ``color`` with a black outline, readable on any background."""
-    thickness = max(1, round(scale * 2))
-    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
-    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
-
-
 def draw_overlay(image: np.ndarray, result: ImageResult, radius: float = DEFAULT_RADII[-1]) -> np.ndarray:
     """A copy of ``image`` with the predictions and ground truth matched one-to-one within ``radius``
     (as F1 at that radius): hits (matched predictions) as green dots, false positives as red dots,
@@ -219,10 +210,12 @@ def draw_overlay(image: np.ndarray, result: ImageResult, radius: float = DEFAULT
         (f"false positive: {int((~hit).sum())}", FALSE_POSITIVE_COLOR),
         (f"missed head: {int(missed.sum())}", MISS_COLOR),
     ]
-    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)[0][0] for t, _ in lines)
+    thickness = max(1, round(scale * 2))
+    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for t, _ in lines)
     cv2.rectangle(canvas, (0, 0), (width + 16, line * len(lines) + 8), (40, 40, 40), -1)
     for row, (text, color) in enumerate(lines):
-        _text(canvas, text, (8, line * (row + 1) - 4), scale, color)
+        origin = (8, line * (row + 1) - 4)
+        cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
     return canvas
 
 
