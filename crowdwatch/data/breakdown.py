@@ -213,29 +213,26 @@ def _cell(value: float | None) -> str:
 
 
 def write_tables(out: TextIO, report: dict[str, dict[str, Any]]) -> None:
-    """The breakdown as Markdown tables: per key, one row per bin and per dataset the heads, then recall
-    / precision at the fixed radius and at the relative radius; then the count bias per dataset."""
+    """The breakdown as Markdown: per dataset (then "all") one table, a row per bin of each key, with the
+    heads, the predictions, and recall / precision at the fixed radius and at the relative radius; then
+    the count bias per dataset."""
     names = [n for n in report if n != "all"] + ["all"]
-    radius = report[names[-1]]["radius"]
-    titles = {
-        "size": "head size (mean distance to the 3 nearest heads)",
-        "density": "local density (heads per 100x100 px)",
-        "region": "image third",
-    }
-    for key in KEYS:
-        out.write(f"\nRecall / precision by {titles[key]}, at {radius:g} px and at the relative radius\n\n")
-        out.write("| bin | " + " | ".join(f"{n} heads | {n} R / P | {n} R / P rel." for n in names) + " |\n")
-        out.write("|---" * (1 + 3 * len(names)) + "|\n")
-        for b, label in enumerate(LABELS[key]):
-            cells = []
-            for n in names:
-                row = report[n][f"by_{key}"][b]
-                cells += [
-                    str(row["gt"]),
-                    f"{_cell(row['recall'])} / {_cell(row['precision'])}",
-                    f"{_cell(row['recall_relative'])} / {_cell(row['precision_relative'])}",
-                ]
-            out.write(f"| {label} | " + " | ".join(cells) + " |\n")
+    titles = {"size": "head size", "density": "heads / 100x100 px", "region": "image third"}
+    for name in names:
+        entry = report[name]
+        r = f"{entry['radius']:g} px"
+        out.write(f"\n{name}: recall and precision at {r} and at the relative radius (rel.)\n\n")
+        out.write(
+            f"| by | bin | heads | predicted | recall {r} | precision {r} | recall rel. | precision rel. |\n"
+        )
+        out.write("|---|---|---|---|---|---|---|---|\n")
+        for key in KEYS:
+            for row in entry[f"by_{key}"]:
+                out.write(
+                    f"| {titles[key]} | {row['bin']} | {row['gt']} | {row['pred']} | "
+                    f"{_cell(row['recall'])} | {_cell(row['precision'])} | {_cell(row['recall_relative'])} | "
+                    f"{_cell(row['precision_relative'])} |\n"
+                )
     out.write("\nCount bias (predicted - true)\n\n")
     out.write("| dataset | images | mean signed error | mean relative error | under | over | exact |\n")
     out.write("|---|---|---|---|---|---|---|\n")

@@ -86,7 +86,8 @@ def test_bins_recall_and_precision_equal_hand_counted_values():
     assert report["all"]["bias"]["mean_signed_error"] == -1.0
     text = io.StringIO()
     write_tables(text, report)
-    assert "| >=64 px | 2 | 0.000 / 0.000 | 0.500 / 0.500 |" in text.getvalue()
+    assert "| head size | >=64 px | 2 | 2 | 0.000 | 0.000 | 0.500 | 0.500 |" in text.getvalue()
+    assert "| image third | middle | 0 | 1 | - | 0.000 | - | 0.000 |" in text.getvalue()
     assert "| b | 1 | -2.00 | -66.7% | 1 | 0 | 0 |" in text.getvalue()
 
 
