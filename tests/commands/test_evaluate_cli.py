@@ -73,7 +73,7 @@ def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights, capsys):
     printed = capsys.readouterr().out
     assert f"lowest MAE over all images at {lowest}" in printed
     assert any(line.split()[:1] == ["0.45"] for line in printed.splitlines())
-    assert "Recall / precision by head size" in printed and "| synth | 2 |" in printed
+    assert "synth: recall and precision at 8 px" in printed and "| synth | 2 |" in printed
     train_counts = [len((data / f"img_{i:04d}.txt").read_text().split()) // 2 for i in (1, 2, 4, 5)]
     base = summary["baseline_mean_count"]["synth"]
     assert base["train_mean_count"] == pytest.approx(np.mean(train_counts))
