@@ -3,7 +3,7 @@
 
 Per image an :class:`ImageResult`; from those a summary per dataset and over all images (MAE, RMSE,
 precision / recall / F1 at each radius), a threshold sweep, the mean-count baseline, the per-image CSV
-and overlays of the worst images (ground truth in green circles, predictions in red dots).
+and overlays of the worst images (hits green, false positives red, misses blue, with a legend).
 
 RMSE is what crowd-counting papers call "MSE" (the root of the mean squared count error). Localization
 matches predicted to ground-truth points one-to-one within a radius in source-image pixels and sums
@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from crowdwatch.data.breakdown import Scored
 from crowdwatch.data.folders import Item, load_image, load_points
-from crowdwatch.data.scoring import count_errors, dataset_groups, matched_within, prf
+from crowdwatch.data.scoring import count_errors, dataset_groups, match_pairs, matched_within, prf
 from crowdwatch.images import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:  # torch loads only when a command has parsed its arguments and builds a Predictor
@@ -34,16 +35,22 @@ logger = logging.getLogger(__name__)
 
 #: Localization radii in pixels reported by default.
 DEFAULT_RADII = (4.0, 8.0)
+#: Overlay colours (BGR): a prediction matched to a head, a prediction matched to none, a head missed.
+HIT_COLOR = (0, 200, 0)
+FALSE_POSITIVE_COLOR = (0, 0, 255)
+MISS_COLOR = (255, 64, 0)
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageResult:
-    """Ground truth and prediction for one image (points (K, 2) in source pixels)."""
+    """Ground truth and prediction for one image (points (K, 2) in source pixels); ``height`` in pixels
+    (0 when unknown: the breakdown then takes the lowest point as the image's bottom)."""
 
     dataset: str
     name: str
     gt: np.ndarray
     pred: np.ndarray
+    height: int = 0
 
     @property
     def abs_error(self) -> int:
@@ -72,11 +79,10 @@ def predict_items(
         for item in tqdm(items, desc="evaluate", unit="img", disable=not progress):
             image, gt = load_image(item.image, max_pixels), load_points(item.points)
             pred = predictor.predict([image])[0]
+            name, height = item.image.name, image.shape[0]
             for t, at_t in swept.items():
-                at_t.append(ImageResult(item.dataset, item.image.name, gt, pred.points[pred.scores > t]))
-            results.append(
-                ImageResult(item.dataset, item.image.name, gt, pred.points[pred.scores > threshold])
-            )
+                at_t.append(ImageResult(item.dataset, name, gt, pred.points[pred.scores > t], height))
+            results.append(ImageResult(item.dataset, name, gt, pred.points[pred.scores > threshold], height))
     finally:
         predictor.threshold = threshold
     return results, swept
@@ -169,16 +175,47 @@ def write_sweep_table(out: TextIO, sweep: Mapping[str, Mapping[str, Mapping[str,
         out.write(f"{t:<10}" + "".join(f"{c:>{width + 2}}" for c in cells) + "\n")
 
 
-def draw_overlay(image: np.ndarray, result: ImageResult) -> np.ndarray:
-    """A copy of ``image`` with ground truth (green circles) and predictions (red dots) drawn."""
+def scored(result: ImageResult) -> Scored:
+    """``result`` as :func:`crowdwatch.data.breakdown.breakdown` takes it."""
+    height = result.height
+    if height <= 0:
+        ys = np.concatenate([result.gt[:, 1], result.pred[:, 1]])
+        height = int(np.ceil(ys.max())) + 1 if len(ys) else 1
+    return Scored(result.dataset, result.gt, result.pred, height)
+
+
+def draw_overlay(image: np.ndarray, result: ImageResult, radius: float = DEFAULT_RADII[-1]) -> np.ndarray:
+    """A copy of ``image`` with the predictions and ground truth matched one-to-one within ``radius``
+    (as F1 at that radius): hits (matched predictions) as green dots, false positives as red dots,
+    missed heads as blue rings; the counts and a legend of the colours in the top-left corner."""
     canvas = image.copy()
-    for x, y in result.gt:
-        cv2.circle(canvas, (int(round(x)), int(round(y))), 5, (0, 200, 0), 1, cv2.LINE_AA)
-    for x, y in result.pred:
-        cv2.circle(canvas, (int(round(x)), int(round(y))), 2, (0, 0, 255), -1, cv2.LINE_AA)
-    text = f"{result.name}: predicted {len(result.pred)}, true {len(result.gt)}"
-    cv2.putText(canvas, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(canvas, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    pred_idx, gt_idx = match_pairs(result.pred, result.gt, radius)
+    hit = np.zeros(len(result.pred), dtype=bool)
+    hit[pred_idx] = True
+    missed = np.ones(len(result.gt), dtype=bool)
+    missed[gt_idx] = False
+    size = max(2, round(min(canvas.shape[:2]) / 250))  # dots stay visible on large images
+    for x, y in result.gt[missed]:
+        cv2.circle(
+            canvas, (int(round(x)), int(round(y))), size + 2, MISS_COLOR, max(2, size // 2), cv2.LINE_AA
+        )
+    for (x, y), is_hit in zip(result.pred, hit, strict=True):
+        color = HIT_COLOR if is_hit else FALSE_POSITIVE_COLOR
+        cv2.circle(canvas, (int(round(x)), int(round(y))), size, color, -1, cv2.LINE_AA)
+    scale = max(0.45, min(canvas.shape[:2]) / 900)
+    line = round(30 * scale / 0.6)
+    lines = [
+        (f"{result.name}: predicted {len(result.pred)}, true {len(result.gt)}", (255, 255, 255)),
+        (f"hit within {radius:g} px: {int(hit.sum())}", HIT_COLOR),
+        (f"false positive: {int((~hit).sum())}", FALSE_POSITIVE_COLOR),
+        (f"missed head: {int(missed.sum())}", MISS_COLOR),
+    ]
+    thickness = max(1, round(scale * 2))
+    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for t, _ in lines)
+    cv2.rectangle(canvas, (0, 0), (width + 16, line * len(lines) + 8), (40, 40, 40), -1)
+    for row, (text, color) in enumerate(lines):
+        origin = (8, line * (row + 1) - 4)
+        cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
     return canvas
 
 
@@ -203,10 +240,12 @@ def write_worst(
     results: Sequence[ImageResult],
     count: int,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    radius: float = DEFAULT_RADII[-1],
 ) -> None:
-    """Overlays of the ``count`` images with the largest count errors, as ``<rank>_<dataset>_<stem>.jpg``."""
+    """Overlays of the ``count`` images with the largest count errors, as ``<rank>_<dataset>_<stem>.jpg``
+    (points coloured by the matching within ``radius``: see :func:`draw_overlay`)."""
     folder.mkdir(exist_ok=True)
     by_error = sorted(range(len(results)), key=lambda i: -results[i].abs_error)[: max(count, 0)]
     for rank, i in enumerate(by_error, start=1):
-        overlay = draw_overlay(load_image(items[i].image, max_pixels), results[i])
+        overlay = draw_overlay(load_image(items[i].image, max_pixels), results[i], radius)
         cv2.imwrite(str(folder / f"{rank:02d}_{items[i].dataset}_{items[i].image.stem}.jpg"), overlay)

@@ -2,8 +2,10 @@
 
 Writes into ``--out``: ``per_image.csv`` (one row per image), ``summary.json`` (per dataset and over
 all images: MAE, RMSE, precision / recall / F1 at each radius; with ``--sweep``, the same at each swept
-threshold and the one with the lowest MAE over all images) and ``worst/`` (overlays of the images with
-the largest count errors). The measuring is :mod:`crowdwatch.evaluation`.
+threshold and the one with the lowest MAE over all images), ``worst/`` (overlays of the images with
+the largest count errors: hits green, false positives red, misses blue) and, with ``--breakdown``,
+``breakdown.json`` (recall and precision by head size, local density and image third, and the count
+bias per dataset: :mod:`crowdwatch.data.breakdown`). The measuring is :mod:`crowdwatch.evaluation`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from crowdwatch.data.breakdown import breakdown, write_tables
 from crowdwatch.data.folders import Item, read_folder, split_items
 from crowdwatch.errors import UsageError
 from crowdwatch.evaluation import (
@@ -22,6 +25,7 @@ from crowdwatch.evaluation import (
     best_threshold,
     mean_count_baseline,
     predict_items,
+    scored,
     summarize,
     threshold_sweep,
     true_positives,
@@ -138,7 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="also report MAE, RMSE and F1 when counting at each of these thresholds, and the one "
         "with the lowest MAE over all images (to choose a threshold on a validation split)",
     )
-    parser.add_argument("--worst", type=int, default=8, help="overlays of this many worst images")
+    parser.add_argument(
+        "--worst",
+        type=int,
+        default=8,
+        help="overlays of this many worst images (matched at the largest radius: hits green, false "
+        "positives red, misses blue)",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also print and write (breakdown.json) recall and precision by head size, local density and "
+        "image third, and the count bias per dataset, at the largest radius and one relative to head size",
+    )
     parser.add_argument(
         "--max-pixels",
         type=int,
@@ -175,7 +191,8 @@ def main(argv: list[str]) -> int:
     summary = summarize(results, args.radii, tps)
     write_per_image(out / "per_image.csv", results, tps, args.radii)
     worst_dir = out / "worst"
-    write_worst(worst_dir, items, results, args.worst, args.max_pixels)
+    radius = max(args.radii)
+    write_worst(worst_dir, items, results, args.worst, args.max_pixels, radius)
     report: dict[str, Any] = {
         "weights": str(args.weights),
         "split": args.split,
@@ -197,6 +214,11 @@ def main(argv: list[str]) -> int:
             results, collect_items(args.data, "train", args.val_every)
         )
     (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")
+    where = [out / "summary.json", out / "per_image.csv"]
+    if args.breakdown:
+        tables = breakdown([scored(r) for r in results], radius)
+        (out / "breakdown.json").write_text(json.dumps(tables, indent=2) + "\n")
+        where.append(out / "breakdown.json")
     for name, entry in summary.items():
         loc = ", ".join(f"F1@{k} {v['f1']:.3f}" for k, v in entry["localization"].items())
         sys.stdout.write(
@@ -209,5 +231,7 @@ def main(argv: list[str]) -> int:
         )
     if sweep:
         write_sweep_table(sys.stdout, report["threshold_sweep"], report["threshold_lowest_mae"])
-    sys.stdout.write(f"wrote {out / 'summary.json'}, {out / 'per_image.csv'} and {worst_dir}/\n")
+    if args.breakdown:
+        write_tables(sys.stdout, tables)
+    sys.stdout.write(f"wrote {', '.join(str(p) for p in where)} and {worst_dir}/\n")
     return 0

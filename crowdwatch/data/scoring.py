@@ -35,24 +35,39 @@ def count_errors(predicted: Sequence[float], truth: Sequence[float]) -> dict[str
     return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean()))}
 
 
-def matched_within(pred: np.ndarray, gt: np.ndarray, radius: float) -> int:
-    """Largest number of one-to-one pairs (pred, gt) at Euclidean distance <= radius."""
+def match_pairs(
+    pred: np.ndarray, gt: np.ndarray, radius: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one-to-one pairs of :func:`matched_within`: indices ``(pred_idx, gt_idx)``, each (T,) int.
+
+    ``radius`` is one distance for every pair, or one per ground-truth point (shape ``(len(gt),)``):
+    a prediction then matches ground-truth point j within ``radius[j]``.
+    """
+    none = np.zeros(0, dtype=np.intp)
     if len(pred) == 0 or len(gt) == 0:
-        return 0
+        return none, none
+    limit = np.broadcast_to(np.asarray(radius, dtype=np.float64), (len(gt),))
     pred, gt = pred.astype(np.float64), gt.astype(np.float64)
     distance = np.linalg.norm(pred[:, None, :] - gt[None, :, :], axis=-1)
-    close = distance <= radius
-    rows_used = close.any(axis=1)
-    cols_used = close.any(axis=0)
-    if not rows_used.any():
-        return 0
+    close = distance <= limit[None, :]
+    rows_used = np.flatnonzero(close.any(axis=1))
+    cols_used = np.flatnonzero(close.any(axis=0))
+    if len(rows_used) == 0:
+        return none, none
     sub = distance[np.ix_(rows_used, cols_used)]
+    sub_close = close[np.ix_(rows_used, cols_used)]
     # Pairs beyond the radius cost more than any set of pairs within it, so the optimum first
     # maximises the number of close pairs.
-    big = radius * (min(sub.shape) + 1) + 1.0
-    cost = np.where(sub <= radius, sub, big)
-    rows, cols = linear_sum_assignment(cost)
-    return int((sub[rows, cols] <= radius).sum())
+    big = float(limit[cols_used].max()) * (min(sub.shape) + 1) + 1.0
+    rows, cols = linear_sum_assignment(np.where(sub_close, sub, big))
+    ok = sub_close[rows, cols]
+    return rows_used[rows[ok]], cols_used[cols[ok]]
+
+
+def matched_within(pred: np.ndarray, gt: np.ndarray, radius: float | np.ndarray) -> int:
+    """Largest number of one-to-one pairs (pred, gt) at Euclidean distance <= radius (see
+    :func:`match_pairs` for a radius per ground-truth point)."""
+    return len(match_pairs(pred, gt, radius)[0])
 
 
 def prf(tp: int, n_pred: int, n_gt: int) -> dict[str, float]:

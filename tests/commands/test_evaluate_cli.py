@@ -44,10 +44,16 @@ def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights, capsys):
             "--sweep",
             "0.5",
             "0.45",
+            "--breakdown",
         ]
     )
     assert code == 0
     rows = list(csv.DictReader((out / "per_image.csv").open()))
+    tables = json.loads((out / "breakdown.json").read_text())
+    for key in ("by_size", "by_density", "by_region"):
+        assert sum(b["gt"] for b in tables["synth"][key]) == sum(int(r["gt_count"]) for r in rows)
+        assert sum(b["pred"] for b in tables["synth"][key]) == sum(int(r["pred_count"]) for r in rows)
+        assert sum(b["tp"] for b in tables["synth"][key]) == sum(int(r["tp_8px"]) for r in rows)
     assert [r["image"] for r in rows] == ["img_0000.png", "img_0003.png"]
     summary = json.loads((out / "summary.json").read_text())
     entry = summary["datasets"]["synth"]
@@ -67,6 +73,7 @@ def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights, capsys):
     printed = capsys.readouterr().out
     assert f"lowest MAE over all images at {lowest}" in printed
     assert any(line.split()[:1] == ["0.45"] for line in printed.splitlines())
+    assert "synth: recall and precision at 8 px" in printed and "| synth | 2 |" in printed
     train_counts = [len((data / f"img_{i:04d}.txt").read_text().split()) // 2 for i in (1, 2, 4, 5)]
     base = summary["baseline_mean_count"]["synth"]
     assert base["train_mean_count"] == pytest.approx(np.mean(train_counts))
