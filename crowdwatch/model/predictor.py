@@ -45,8 +45,9 @@ class Predictor:
     device and precision then apply.
 
     ``tile_pixels`` bounds one forward pass, in network-input pixels (padded, summed over the batch),
-    and with it the network's peak memory: larger images run as tiles with ``tile_margin`` pixels of
-    context on each inner side (:func:`~crowdwatch.model.tiling.plan_tiles`).
+    and with it the network's peak memory (``None``: :data:`~crowdwatch.model.tiling.DEFAULT_TILE_PIXELS`):
+    larger images run as tiles with ``tile_margin`` pixels of context on each inner side
+    (:func:`~crowdwatch.model.tiling.plan_tiles`).
     """
 
     def __init__(
@@ -58,9 +59,10 @@ class Predictor:
         precision: str = "auto",
         threshold: float | None = None,
         longest_side: int | None = None,
-        tile_pixels: int = DEFAULT_TILE_PIXELS,
+        tile_pixels: int | None = None,
         tile_margin: int = DEFAULT_TILE_MARGIN,
     ) -> None:
+        tile_pixels = DEFAULT_TILE_PIXELS if tile_pixels is None else tile_pixels
         try:
             check_budget(tile_pixels, tile_margin)
         except ValueError as exc:
@@ -88,7 +90,7 @@ class Predictor:
         precision: str = "auto",
         threshold: float | None = None,
         longest_side: int | None = None,
-        tile_pixels: int = DEFAULT_TILE_PIXELS,
+        tile_pixels: int | None = None,
         tile_margin: int = DEFAULT_TILE_MARGIN,
     ) -> Predictor:
         """Load ``path`` for ``backend``.

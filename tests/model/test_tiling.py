@@ -160,3 +160,52 @@ def test_tiles_are_resized_points_mapped_back_to_source_pixels() -> None:
     predictor, _ = marker_predictor(longest_side=600, tile_pixels=128 * 128, tile_margin=16)
     (pred,) = predictor.predict([image])
     assert as_set(pred.points) == as_set(markers.astype(np.float32) * 2)
+
+
+#: Half the network's receptive field, in input pixels: VGG16's C5 sees 196 px; the neck's 3x3 conv on
+#: C5 upsampled to stride 8 reaches one C5 cell (16 px) further each way, and the heads' three 3x3 convs
+#: at stride 8 another 24 px each way: 196 / 2 + 16 + 24 = 138, plus up to 8 px because the nearest
+#: upsampling puts a stride-8 cell off the centre of its C5 cell.
+RECEPTIVE_HALF = 146
+
+
+def nearest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance from each point of ``a`` to the nearest point of ``b`` (inf when ``b`` is empty)."""
+    if len(b) == 0:
+        return np.full(len(a), np.inf)
+    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)).min(axis=1)
+
+
+@pytest.mark.data
+def test_tiles_of_a_real_dense_image_give_the_whole_images_points(shared_data) -> None:
+    from crowdwatch.images import read_image
+
+    image = read_image(shared_data / "shanghaitech" / "part_A_train" / "IMG_1.jpg")[
+        64:704, 128:896
+    ]  # 640x768
+    whole = Predictor.from_checkpoint(device="cpu", precision="fp32", tile_pixels=10**9)
+    margin = whole.tile_margin  # the default
+    tiled = Predictor(whole.net, whole.meta, precision="fp32", tile_pixels=512 * 512, tile_margin=margin)
+    tiles = plan_tiles(*image.shape[:2], tile_pixels=tiled.tile_pixels, margin=margin)
+    assert len(tiles) == 4
+    (w,), (t,) = whole.predict([image]), tiled.predict([image])
+    assert w.count > 500  # a dense crowd, with many heads on the seams
+    # A cell whose core edge is d px away sees the whole image's pixels within `margin` + d of it, so only
+    # cells within RECEPTIVE_HALF - margin of a seam can differ, and their points lie within one cell's
+    # reach (2 strides) of them. Elsewhere only a candidate whose score rounds across the threshold can
+    # (the tiles' convolutions sum in another order: ~1e-6).
+    band = RECEPTIVE_HALF - margin + 16
+    seams_x = [s.cols.core_end for s in tiles if math.isfinite(s.cols.core_end)]
+    seams_y = [s.rows.core_end for s in tiles if math.isfinite(s.rows.core_end)]
+
+    def explained(points: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        near_x = np.min([np.abs(points[:, 0] - s) for s in seams_x], axis=0) <= band
+        near_y = np.min([np.abs(points[:, 1] - s) for s in seams_y], axis=0) <= band
+        return near_x | near_y | (np.abs(scores - whole.threshold) < 1e-3)
+
+    lost, extra = nearest(w.points, t.points) > 0.5, nearest(t.points, w.points) > 0.5
+    assert (
+        explained(w.points[lost], w.scores[lost]).all() and explained(t.points[extra], t.scores[extra]).all()
+    )
+    assert abs(t.count - w.count) <= 0.01 * w.count
+    print(f"whole {w.count}, tiled {t.count}, {lost.sum()} lost and {extra.sum()} extra (all near seams)")
