@@ -1,8 +1,9 @@
 """Tiles: how an image too large for one forward pass is cut, and which tile answers for each point.
 
-The network's activation memory grows with its input area: its first layers hold 64 channels at full
-resolution, about 300 bytes per input pixel at the peak on the CPU. An input over the budget is cut into
-overlapping tiles that the network runs one at a time (:func:`plan_tiles`).
+The network's activation memory grows with its input area: at its peak it holds VGG16's first two
+feature maps, 64 float32 channels each at full resolution, 512 bytes per input pixel (about 520 measured
+on a CPU). An input over the budget is cut into overlapping tiles that run one at a time
+(:func:`plan_tiles`).
 
 - Tiles start at multiples of 16 (:data:`~crowdwatch.model.p2pnet.SIZE_DIVISOR`), so every tile's
   stride-8 cells and stride-16 pooling windows are the whole image's own: away from a tile's edges its
@@ -10,10 +11,11 @@ overlapping tiles that the network runs one at a time (:func:`plan_tiles`).
 - Each tile has a core; tiles' cores partition the image (half-open intervals, the outermost cores
   reach to infinity). A point is kept from the one tile whose core holds it, so none is counted twice
   and none is lost. Between a core's inner edge and its tile's edge lies ``margin`` pixels of context.
-- The network's receptive field is about 280 px wide (VGG16's C5 at 196 px, the neck's and the heads'
-  3x3 convolutions at stride 8 add 80), so a margin of half that plus the largest point offset would
-  make the tiles' points the whole image's, to rounding; the default is smaller, because the far edge
-  of the receptive field barely matters (README, "Large images", has the measured difference).
+- The network's receptive field is about 290 px wide (VGG16's C5 sees 196 px; the neck's 3x3 conv on
+  the upsampled C5 and the heads' three 3x3 convs at stride 8 add about 90), so a margin of half that
+  plus the largest point offset would make the tiles' points the whole image's, to rounding. The
+  default is a little smaller, because the far edge of the receptive field barely matters (the README's
+  "Large images" gives the measured differences).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import numpy as np
 
 from crowdwatch.model.p2pnet import SIZE_DIVISOR
 
-#: Default budget of one forward pass, in network-input pixels: 2048 x 2048 (about 1.2 GB of
-#: activations on the CPU in fp32). Larger images are tiled; two padded 1080p frames fit in one batch.
+#: Default budget of one forward pass, in network-input pixels: 2048 x 2048 (about 2.2 GB of
+#: activations on a CPU in fp32). Larger images are tiled; two padded 1080p frames fit in one batch.
 DEFAULT_TILE_PIXELS = 2048 * 2048
 #: Default context, in input pixels, between a tile's core and the tile's inner edges.
 DEFAULT_TILE_MARGIN = 128
