@@ -199,6 +199,7 @@ class Pipeline:
             precision=model.precision,
             threshold=model.threshold,
             longest_side=model.longest_side,
+            tile_pixels=model.tile_pixels,
         )
 
     def _open_sinks(self, stack: contextlib.ExitStack) -> list[Sink]:

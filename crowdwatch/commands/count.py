@@ -65,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="shrink images whose longest side exceeds PX before counting",
     )
     parser.add_argument(
+        "--tile-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the network on at most N input pixels at a time, which bounds its memory (about 500 "
+        "bytes per pixel on a CPU); larger images are counted in overlapping tiles (default: 4,194,304 "
+        "= 2048x2048)",
+    )
+    parser.add_argument(
         "--overlay",
         type=Path,
         default=None,
@@ -104,6 +113,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.max_pixels < 1:
         parser.error("--max-pixels must be at least 1")
+    if args.tile_pixels is not None and args.tile_pixels < 1:
+        parser.error("--tile-pixels must be at least 1")
     # every header first: a run whose images are all refused or unreadable never loads the model
     failures, refused, paths = 0, 0, []
     for name in args.images:
@@ -125,6 +136,7 @@ def main(argv: list[str]) -> int:
         precision=args.precision,
         threshold=args.threshold,
         longest_side=args.longest_side,
+        tile_pixels=args.tile_pixels,
     )
     if args.overlay is not None:
         args.overlay.mkdir(parents=True, exist_ok=True)

@@ -118,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--val-every", type=int, default=10, help="the split rule: every n-th image is val")
     parser.add_argument("--longest-side", type=int, help="shrink images to this longest side first")
+    parser.add_argument(
+        "--tile-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the network on at most N input pixels at a time, which bounds its memory (about 500 "
+        "bytes per pixel on a CPU); larger images are counted in overlapping tiles (default: 4,194,304 "
+        "= 2048x2048)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--backend",
@@ -181,6 +190,7 @@ def main(argv: list[str]) -> int:
         precision=args.precision,
         threshold=args.threshold,
         longest_side=args.longest_side,
+        tile_pixels=args.tile_pixels,
     )
     out = args.out or Path("runs") / "evaluate" / args.weights.stem
     out.mkdir(parents=True, exist_ok=True)
@@ -198,6 +208,7 @@ def main(argv: list[str]) -> int:
         "split": args.split,
         "val_every": args.val_every,
         "longest_side": args.longest_side,
+        "tile_pixels": predictor.tile_pixels,
         "threshold": predictor.threshold,
         "backend": predictor.backend.name,
         "precision": predictor.precision,

@@ -63,6 +63,13 @@ class ModelSettings(Section):
         50.0, ge=0, le=10_000, description="longest a frame waits for its batch to fill"
     )
     threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads; null = torch's default")
+    tile_pixels: int | None = Field(
+        None,
+        ge=512 * 512,
+        le=100_000_000,
+        description="most input pixels per forward pass (bounds the model's memory; larger frames are "
+        "counted in overlapping tiles); null = 4,194,304 (2048x2048)",
+    )
 
     _abs_weights = field_validator("weights")(resolve_path)
 

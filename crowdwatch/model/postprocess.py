@@ -48,8 +48,8 @@ def decode(
         threshold: score threshold in [0, 1).
 
     Candidates whose point falls in the padding (outside the resized image) are dropped: no head
-    lies outside the picture. Points are then divided by the resize scale, which undoes the resize
-    exactly in continuous pixel coordinates.
+    lies outside the picture. Points are then divided by the resize scale
+    (:meth:`InputGeometry.to_source`).
     """
     if logits.shape[0] != len(geometries):
         raise ValueError(f"got {logits.shape[0]} outputs for {len(geometries)} images")
@@ -60,8 +60,6 @@ def decode(
         h, w = geo.resized_hw
         xy = points[i]
         keep = (scores[i] > threshold) & (xy[:, 0] >= 0) & (xy[:, 0] <= w) & (xy[:, 1] >= 0) & (xy[:, 1] <= h)
-        kept = xy[keep].cpu().numpy().astype(np.float64)
-        kept[:, 0] /= geo.scale_x
-        kept[:, 1] /= geo.scale_y
-        results.append(Prediction(points=kept.astype(np.float32), scores=scores[i][keep].cpu().numpy()))
+        kept = geo.to_source(xy[keep].cpu().numpy())
+        results.append(Prediction(points=kept, scores=scores[i][keep].cpu().numpy()))
     return results

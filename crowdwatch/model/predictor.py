@@ -2,7 +2,9 @@
 
 Whatever runs the network (:mod:`crowdwatch.model.backends`: torch, or an exported model on OpenVINO),
 the Predictor pads, normalises, batches and decodes the same way, so counts agree across backends up
-to the backend's numerics.
+to the backend's numerics. It also bounds what one forward pass holds: batches are split so that each
+stays within ``tile_pixels`` of network input, and an image larger than that is cut into overlapping
+tiles whose points are merged (:mod:`crowdwatch.model.tiling`), before any backend sees it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, package
 from crowdwatch.model.p2pnet import P2PNet
 from crowdwatch.model.postprocess import Prediction, decode
 from crowdwatch.model.precision import PRECISIONS
-from crowdwatch.model.preprocess import Preprocessor
+from crowdwatch.model.preprocess import InputGeometry, Preprocessor, padded_size
+from crowdwatch.model.tiling import DEFAULT_TILE_MARGIN, DEFAULT_TILE_PIXELS, Tile, check_budget, plan_tiles
 from crowdwatch.weightsfile import EXPORTED_SUFFIXES, resolve_weights
 
 #: PRECISIONS and BACKENDS are re-exported: callers choosing them for a Predictor find the choices beside it.
@@ -41,6 +44,11 @@ class Predictor:
     converts the weights to half, CUDA; ``bf16`` runs float32 weights under bf16 autocast; ``fp32``
     channels_last float32, all under ``torch.inference_mode()``) or a ready :class:`Backend`, whose own
     device and precision then apply.
+
+    ``tile_pixels`` bounds one forward pass, in network-input pixels (padded, summed over the batch),
+    and with it the network's peak memory (``None``: :data:`~crowdwatch.model.tiling.DEFAULT_TILE_PIXELS`):
+    larger images run as tiles with ``tile_margin`` pixels of context on each inner side
+    (:func:`~crowdwatch.model.tiling.plan_tiles`).
     """
 
     def __init__(
@@ -52,7 +60,14 @@ class Predictor:
         precision: str = "auto",
         threshold: float | None = None,
         longest_side: int | None = None,
+        tile_pixels: int | None = None,
+        tile_margin: int = DEFAULT_TILE_MARGIN,
     ) -> None:
+        tile_pixels = DEFAULT_TILE_PIXELS if tile_pixels is None else tile_pixels
+        try:
+            check_budget(tile_pixels, tile_margin)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         self.backend: Backend = (
             TorchBackend(net, device=device, precision=precision) if isinstance(net, P2PNet) else net
         )
@@ -63,6 +78,8 @@ class Predictor:
         if not 0.0 <= self.threshold < 1.0:
             raise UsageError(f"threshold must be in [0, 1), but got {self.threshold}")
         self.preprocess = Preprocessor(mean=meta.mean, std=meta.std, longest_side=longest_side)
+        self.tile_pixels = tile_pixels
+        self.tile_margin = tile_margin
 
     @classmethod
     def from_checkpoint(
@@ -74,6 +91,8 @@ class Predictor:
         precision: str = "auto",
         threshold: float | None = None,
         longest_side: int | None = None,
+        tile_pixels: int | None = None,
+        tile_margin: int = DEFAULT_TILE_MARGIN,
     ) -> Predictor:
         """Load ``path`` for ``backend``.
 
@@ -93,7 +112,14 @@ class Predictor:
             if str(device) not in ("auto", "cpu"):
                 raise UsageError(f"the openvino backend runs on the CPU, but device {device!r} was asked for")
             runner = OpenVINOBackend(path, precision=precision)
-            return cls(runner, runner.meta, threshold=threshold, longest_side=longest_side)
+            return cls(
+                runner,
+                runner.meta,
+                threshold=threshold,
+                longest_side=longest_side,
+                tile_pixels=tile_pixels,
+                tile_margin=tile_margin,
+            )
         if path is None:
             path = packaged_weights()
         if path is None:
@@ -111,7 +137,14 @@ class Predictor:
             if not meta.trained:
                 logger.warning(UNTRAINED_WARNING)
         return cls(
-            net, meta, device=device, precision=precision, threshold=threshold, longest_side=longest_side
+            net,
+            meta,
+            device=device,
+            precision=precision,
+            threshold=threshold,
+            longest_side=longest_side,
+            tile_pixels=tile_pixels,
+            tile_margin=tile_margin,
         )
 
     @property
@@ -130,10 +163,52 @@ class Predictor:
         return self.backend(batch)
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        """People in each image: one :class:`Prediction` per image, points in source pixels."""
-        batch, geometries = self.preprocess(images, device=self.device)
-        out = self.forward(batch)
-        return decode(out["logits"], out["points"], geometries, self.threshold)
+        """People in each image: one :class:`Prediction` per image, points in source pixels.
+
+        The images (resized under the policy) and their tiles run in consecutive groups of at most
+        ``tile_pixels`` padded input pixels; an image that fits runs whole, so a batch within the
+        budget is one forward pass, padded as one batch.
+        """
+        if len(images) == 0:
+            raise ValueError("images must not be empty")
+        prepared = [self.preprocess.resize(image) for image in images]
+        pieces = [
+            (i, tile)
+            for i, (_, geo) in enumerate(prepared)
+            for tile in plan_tiles(*geo.resized_hw, tile_pixels=self.tile_pixels, margin=self.tile_margin)
+        ]
+        found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in images]
+        for group in self._groups(pieces):
+            crops = [prepared[i][0][tile.rows.slice, tile.cols.slice] for i, tile in group]
+            out = self.forward(self.preprocess.batch(crops, device=self.device))
+            # Decode each crop on its own: points in its input pixels (scale 1), those in its padding dropped.
+            own = [InputGeometry(source_hw=c.shape[:2], resized_hw=c.shape[:2]) for c in crops]
+            for (i, tile), pred in zip(
+                group, decode(out["logits"], out["points"], own, self.threshold), strict=True
+            ):
+                found[i].append(tile.keep_core(pred.points, pred.scores))
+        results = []
+        for (_, geo), parts in zip(prepared, found, strict=True):
+            points = np.concatenate([p for p, _ in parts])
+            scores = np.concatenate([s for _, s in parts])
+            results.append(Prediction(points=geo.to_source(points), scores=scores))
+        return results
+
+    def _groups(self, pieces: Sequence[tuple[int, Tile]]) -> list[list[tuple[int, Tile]]]:
+        """Consecutive pieces in batches whose padded input (count x largest H x largest W) fits in
+        ``tile_pixels``."""
+        groups: list[list[tuple[int, Tile]]] = []
+        height = width = 0
+        for piece in pieces:
+            tile = piece[1]
+            h, w = padded_size(max(height, tile.rows.length), max(width, tile.cols.length))
+            if groups and (len(groups[-1]) + 1) * h * w <= self.tile_pixels:
+                groups[-1].append(piece)
+                height, width = h, w
+            else:
+                groups.append([piece])
+                height, width = tile.rows.length, tile.cols.length
+        return groups
 
     def warmup(self, height: int = 256, width: int = 256) -> None:
         """One throwaway run so that the first real frame does not pay for kernel selection."""

@@ -32,6 +32,14 @@ class InputGeometry:
     def scale_y(self) -> float:
         return self.resized_hw[0] / self.source_hw[0]
 
+    def to_source(self, points: np.ndarray) -> np.ndarray:
+        """(K, 2) x, y in input pixels -> float32 source pixels: a division by the scale, which undoes the
+        resize exactly in continuous pixel coordinates."""
+        out = points.astype(np.float64)
+        out[:, 0] /= self.scale_x
+        out[:, 1] /= self.scale_y
+        return out.astype(np.float32)
+
 
 def padded_size(height: int, width: int, divisor: int = SIZE_DIVISOR) -> tuple[int, int]:
     """Smallest (H, W) at least as large as the input whose sides are multiples of ``divisor``."""
@@ -75,6 +83,36 @@ class Preprocessor:
             resized = (max(1, round(height * factor)), max(1, round(width * factor)))
         return InputGeometry(source_hw=(height, width), resized_hw=resized)
 
+    def resize(self, image: np.ndarray) -> tuple[np.ndarray, InputGeometry]:
+        """One image as BGR uint8 at its network-input size (under the resize policy), and its geometry."""
+        if self.channel_order == "rgb" and isinstance(image, np.ndarray) and image.ndim == 3:
+            image = image[..., ::-1]
+        bgr = as_bgr(np.ascontiguousarray(image))
+        geo = self.geometry(*bgr.shape[:2])
+        if geo.resized_hw != geo.source_hw:
+            bgr = cv2.resize(bgr, (geo.resized_hw[1], geo.resized_hw[0]), interpolation=cv2.INTER_AREA)
+        return bgr, geo
+
+    def batch(self, images: Sequence[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
+        """Normalise and pad BGR uint8 images already at their input size (:meth:`resize`; views of one,
+        such as tiles, do too) into one (B, 3, H, W) float32 batch, H and W multiples of 16."""
+        if len(images) == 0:
+            raise ValueError("images must not be empty")
+        device = torch.device(device)
+        height, width = padded_size(max(im.shape[0] for im in images), max(im.shape[1] for im in images))
+        batch = torch.zeros((len(images), 3, height, width), dtype=torch.float32, device=device)
+        # Scale to [0, 1] and normalise in one multiply-add: x * (1 / (255 std)) - mean / std.
+        mul = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=device).view(3, 1, 1)
+        add = torch.tensor([-m / s for m, s in zip(self.mean, self.std, strict=True)], device=device).view(
+            3, 1, 1
+        )
+        for i, bgr in enumerate(images):
+            h, w = bgr.shape[:2]
+            # (H, W, 3) BGR uint8 -> (3, H, W) RGB float.
+            chw = torch.from_numpy(bgr).to(device).permute(2, 0, 1).flip(0).float()
+            batch[i, :, :h, :w] = chw * mul + add
+        return batch
+
     def __call__(
         self, images: Sequence[np.ndarray], device: torch.device | str = "cpu"
     ) -> tuple[torch.Tensor, list[InputGeometry]]:
@@ -87,29 +125,5 @@ class Preprocessor:
         """
         if len(images) == 0:
             raise ValueError("images must not be empty")
-        device = torch.device(device)
-        prepared, geometries = [], []
-        for image in images:
-            if self.channel_order == "rgb" and isinstance(image, np.ndarray) and image.ndim == 3:
-                image = image[..., ::-1]
-            bgr = as_bgr(np.ascontiguousarray(image))
-            geo = self.geometry(*bgr.shape[:2])
-            if geo.resized_hw != geo.source_hw:
-                bgr = cv2.resize(bgr, (geo.resized_hw[1], geo.resized_hw[0]), interpolation=cv2.INTER_AREA)
-            prepared.append(bgr)
-            geometries.append(geo)
-        height, width = padded_size(
-            max(g.resized_hw[0] for g in geometries), max(g.resized_hw[1] for g in geometries)
-        )
-        batch = torch.zeros((len(prepared), 3, height, width), dtype=torch.float32, device=device)
-        # Scale to [0, 1] and normalise in one multiply-add: x * (1 / (255 std)) - mean / std.
-        mul = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=device).view(3, 1, 1)
-        add = torch.tensor([-m / s for m, s in zip(self.mean, self.std, strict=True)], device=device).view(
-            3, 1, 1
-        )
-        for i, bgr in enumerate(prepared):
-            h, w = bgr.shape[:2]
-            # (H, W, 3) BGR uint8 -> (3, H, W) RGB float.
-            chw = torch.from_numpy(bgr).to(device).permute(2, 0, 1).flip(0).float()
-            batch[i, :, :h, :w] = chw * mul + add
-        return batch, geometries
+        prepared, geometries = zip(*(self.resize(image) for image in images), strict=True)
+        return self.batch(prepared, device), list(geometries)

@@ -193,3 +193,53 @@ def test_the_precision_and_backend_choices_are_the_models() -> None:
     from crowdwatch.model.predictor import BACKENDS, PRECISIONS
 
     assert count.PRECISIONS == PRECISIONS and count.BACKENDS == BACKENDS
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_a_big_image_is_counted_in_tiles_in_bounded_memory(
+    tmp_path: Path, shared_data: Path, python: str, cli_env: dict
+) -> None:
+    source = cv2.imread(str(shared_data / "shanghaitech" / "part_A_train" / "IMG_1.jpg"))
+    big, tiny = tmp_path / "big.jpg", tmp_path / "tiny.jpg"
+    cv2.imwrite(str(big), cv2.resize(source, (2048, 768), interpolation=cv2.INTER_CUBIC))  # 1.57 MP
+    cv2.imwrite(str(tiny), cv2.resize(source, (64, 48), interpolation=cv2.INTER_AREA))
+    tile_pixels = 768 * 768
+
+    def peak_kb(image: Path) -> int:
+        argv = [
+            "count",
+            str(image),
+            "--precision",
+            "fp32",
+            "--device",
+            "cpu",
+            "--tile-pixels",
+            str(tile_pixels),
+        ]
+        proc = subprocess.run(
+            [python, "-c", MEASURED_CLI, *argv], capture_output=True, text=True, env=cli_env, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr
+        measured = re.search(r"MEASURED VmHWM_kB=(\d+)", proc.stderr)
+        assert measured, proc.stderr
+        return int(measured.group(1))
+
+    # The peak of one forward pass holds VGG16's first two feature maps at the input's resolution: 64
+    # float32 channels each, 512 bytes per input pixel. Counting the tiny image costs what torch and the
+    # weights cost; the big one may add one tile's maps (a quarter more for the allocator's slack), well
+    # below what the whole image's maps would take.
+    maps_per_pixel = 2 * 64 * 4
+    tile_bound_kb = 1.25 * maps_per_pixel * tile_pixels / 1024
+    whole_kb = maps_per_pixel * 2048 * 768 / 1024
+    base, tiled = peak_kb(tiny), peak_kb(big)
+    print(f"peak RSS: {base / 1024:.0f} MB on 64x48, {tiled / 1024:.0f} MB on 2048x768 in tiles of 768x768")
+    assert tiled - base < tile_bound_kb < whole_kb
+
+
+def test_the_tile_budget_in_the_help_is_the_models_default() -> None:
+    from crowdwatch.commands import count, evaluate
+    from crowdwatch.model.tiling import DEFAULT_TILE_PIXELS
+
+    for command in (count, evaluate):
+        assert f"(default: {DEFAULT_TILE_PIXELS:,} " in " ".join(command.build_parser().format_help().split())

@@ -107,3 +107,19 @@ def test_ints_still_fill_float_fields_and_paths_come_as_strings(tmp_path: Path) 
     assert (camera.fps, camera.stale_after_s, camera.url) == (5.0, 4.0, 3)
     assert isinstance(camera.fps, float) and config.model.max_wait_ms == 20.0
     assert config.output.dir == tmp_path / "out" and config.model.weights == tmp_path / "w.pth"
+
+
+def test_model_tile_pixels_bounds_the_pass_and_reaches_the_predictor(tmp_path):
+    """model.tile_pixels is validated in the config and handed to the Predictor the pipeline builds."""
+    from crowdwatch.pipeline import Pipeline
+
+    base = "cameras: [{id: a, url: rtsp://127.0.0.1/x}]\noutput: {dir: out}\nmetrics: {enabled: false}\n"
+    path = tmp_path / "site.yaml"
+    path.write_text(base + "model: {tile_pixels: 1000}\n")
+    with pytest.raises(ConfigError, match="tile_pixels"):
+        load_config(path)
+    path.write_text(base + "model: {tile_pixels: 1048576}\n")
+    config = load_config(path)
+    assert config.model.tile_pixels == 1048576
+    predictor = Pipeline(config)._load_model()
+    assert predictor.tile_pixels == 1048576

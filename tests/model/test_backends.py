@@ -18,6 +18,7 @@ from crowdwatch.errors import CheckpointError, UsageError
 from crowdwatch.model.checkpoint import load_checkpoint
 from crowdwatch.model.postprocess import Prediction
 from crowdwatch.model.predictor import Predictor
+from crowdwatch.model.tiling import plan_tiles
 
 __all__ = ["exported"]  # the session fixture, imported so pytest finds it here
 
@@ -119,6 +120,28 @@ def test_new_frame_sizes_compile_once_each(exported: dict[str, Path]) -> None:
         predictor.predict([frame])
     predictor.predict(frames[:2])  # a batch of two: padded to 112x96
     assert sorted(backend._compiled) == [(1, 3, 64, 96), (1, 3, 112, 64), (2, 3, 112, 96)]  # type: ignore[attr-defined]
+
+
+def test_openvino_is_given_the_same_tiles_as_torch(
+    exported: dict[str, Path], images: list[np.ndarray]
+) -> None:
+    # Tiling happens in the Predictor, before any backend: OpenVINO sees only tiles within the budget,
+    # and counts on them what torch counts on them (up to candidates within SCORE_TOL of the threshold).
+    tiling = {"longest_side": 512, "tile_pixels": 256 * 256, "tile_margin": 64}
+    predictor = Predictor.from_checkpoint(exported["xml"], backend="openvino", precision="fp32", **tiling)
+    (got,) = predictor.predict(images[2:])
+    resized = predictor.preprocess.geometry(*images[2].shape[:2]).resized_hw
+    assert len(plan_tiles(*resized, tile_pixels=256 * 256, margin=64)) > 1
+    shapes = list(predictor.backend._compiled)  # type: ignore[attr-defined]
+    assert shapes and all(b * h * w <= 256 * 256 for b, _, h, w in shapes)
+    reference = Predictor.from_checkpoint(exported["pt"], device="cpu", precision="fp32", **tiling)
+    threshold = reference.threshold
+    reference.threshold = threshold + SCORE_TOL
+    (strict,) = reference.predict(images[2:])
+    reference.threshold = threshold - SCORE_TOL
+    (loose,) = reference.predict(images[2:])
+    assert strict.count > 50 and strict.count <= got.count <= loose.count
+    assert nearest_distances(strict.points, got.points).max(initial=0) <= 0.05
 
 
 def _ir_without_metadata(xml: Path, out: Path) -> Path:
