@@ -34,6 +34,7 @@ LAYERS: list[set[str]] = [
         "smoothing",
         "logthrottle",
         "weightsfile",
+        "choices",
     },
     {"config", "zones", "drawing", "density", "images"},
     {"model", "data", "capture", "sinks"},

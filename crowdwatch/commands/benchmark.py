@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from crowdwatch.choices import BACKENDS, PRECISIONS
 from crowdwatch.commands import help_text
 from crowdwatch.demo import render_frames
 from crowdwatch.images import read_image
@@ -231,7 +232,7 @@ def main(argv: list[str]) -> int:
         help="frames per batch on crowdwatch's path (1: on this CPU the convolutions already "
         "run near the bf16 peak at batch 1, and larger batches only add memory)",
     )
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument(
         "--device",
         default="cpu",
@@ -250,9 +251,7 @@ def main(argv: list[str]) -> int:
         default=None,
         help="checkpoint (default: the packaged weights); with --backend openvino, the exported model",
     )
-    parser.add_argument(
-        "--backend", choices=("torch", "openvino"), default="torch", help="the crowdwatch path's backend"
-    )
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="the crowdwatch path's backend")
     parser.add_argument("--openvino-model", help="also time this exported fp32 model (openvino row)")
     parser.add_argument("--int8-model", help="also time this exported int8 model (int8 row)")
     parser.add_argument("--json", type=Path, default=None, help="also write all figures to this file")

@@ -13,6 +13,7 @@ from typing import Literal, TypeVar
 import cv2
 import numpy as np
 
+from crowdwatch.choices import BACKENDS, PRECISIONS
 from crowdwatch.drawing import draw_points
 from crowdwatch.errors import ImageTooLarge
 from crowdwatch.images import DEFAULT_MAX_PIXELS, check_image_file, read_image
@@ -20,8 +21,6 @@ from crowdwatch.images import DEFAULT_MAX_PIXELS, check_image_file, read_image
 #: ``crowdwatch.model.predictor.PRECISIONS`` and ``BACKENDS``, spelled out: importing the model (torch:
 #: ~5 s and ~0.7 GB here) waits until every image header has passed, so refusing a pixel bomb costs
 #: almost nothing (tests/commands/test_count_cli.py checks that they stay equal)
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-BACKENDS = ("torch", "openvino")
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from crowdwatch.choices import BACKENDS, PRECISIONS
 from crowdwatch.data.breakdown import breakdown, write_tables
 from crowdwatch.data.folders import Item, read_folder, split_items
 from crowdwatch.errors import UsageError
@@ -130,11 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--backend",
-        choices=("torch", "openvino"),
+        choices=BACKENDS,
         default="torch",
         help="torch (a .pt checkpoint) or openvino (--weights names an exported .xml or .onnx)",
     )
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--threshold", type=float, help="score threshold (default: the checkpoint's)")
     parser.add_argument(
         "--radii",

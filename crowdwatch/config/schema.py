@@ -23,12 +23,13 @@ from pydantic import (
     model_validator,
 )
 
+from crowdwatch.choices import BackendName, PrecisionName
 from crowdwatch.config.analytics import ExcludeRegion, HeatmapSettings, SmoothingSettings
 from crowdwatch.config.base import Polygon, Section, resolve_path
 from crowdwatch.config.mqtt import MqttSettings, default_site
 from crowdwatch.imageheader import DEFAULT_MAX_PIXELS
 from crowdwatch.secrets import SecretUrl, SecretValues
-from crowdwatch.weightsfile import DEFAULT_NAME, PACKAGED_WEIGHTS
+from crowdwatch.weightsfile import DEFAULT_NAME, EXPORTED_SUFFIXES, PACKAGED_WEIGHTS
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="lower-case letters, digits, '-' and '_'")]
@@ -49,8 +50,8 @@ class ModelSettings(Section):
     weights: Path | None = Field(
         None, strict=False, description="P2PNet weights file; null or default = the packaged weights"
     )
-    backend: Literal["torch", "openvino"] = Field("torch", description="openvino: weights = exported .xml")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="inference precision")
+    backend: BackendName = Field("torch", description="openvino: weights = exported .xml")
+    precision: PrecisionName = Field("auto", description="inference precision")
     device: str = Field("auto", pattern=_DEVICE.pattern, description="auto, cpu, cuda or cuda:N")
     threshold: float | None = Field(
         None, gt=0, lt=1, description="point confidence threshold; null = model's"
@@ -80,7 +81,7 @@ class ModelSettings(Section):
 
     @model_validator(mode="after")
     def _weights_fit_backend(self) -> ModelSettings:
-        if (self.weights is not None and self.weights.suffix.lower() in (".xml", ".onnx")) != (
+        if (self.weights is not None and self.weights.suffix.lower() in EXPORTED_SUFFIXES) != (
             self.backend == "openvino"
         ):
             raise ValueError(f"backend {self.backend} cannot run weights {self.weights}: {_BACKEND_RULE}")

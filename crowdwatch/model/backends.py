@@ -34,7 +34,6 @@ from crowdwatch.weightsfile import EXPORTED_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "openvino")
 #: File endings of exported models (``crowdwatch export``); a ``.pt`` is a torch checkpoint.
 EXTRA_HINT = "install the optional extra: pip install 'crowdwatch[openvino]'"
 #: Key of the JSON metadata in ONNX ``metadata_props`` and in the IR's ``rt_info``.

@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 
+from crowdwatch.choices import DEFAULT_THRESHOLD
 from crowdwatch.errors import CheckpointError
 from crowdwatch.fileio import atomic_file
 from crowdwatch.model.anchors import STRIDE
 from crowdwatch.model.p2pnet import (
-    DEFAULT_THRESHOLD,
     IMAGENET_MEAN,
     IMAGENET_STD,
     REGRESSION_SCALE,

@@ -22,7 +22,6 @@ REGRESSION_SCALE = 100.0
 #: Candidates per cell unless configured otherwise (the published 2x2 layout).
 DEFAULT_NUM_CANDIDATES = 4
 #: Score above which a candidate counts as a person, unless the checkpoint says otherwise.
-DEFAULT_THRESHOLD = 0.5
 #: ImageNet statistics for RGB images scaled to [0, 1].
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
+from crowdwatch.choices import PRECISIONS
 from crowdwatch.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Training precision -> the dtype its forward pass autocasts to (None: no autocast).
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

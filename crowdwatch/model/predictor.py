@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crowdwatch.choices import BACKENDS, PRECISIONS
 from crowdwatch.errors import CheckpointError, UsageError
-from crowdwatch.model.backends import BACKENDS, Backend, OpenVINOBackend, TorchBackend
+from crowdwatch.model.backends import Backend, OpenVINOBackend, TorchBackend
 from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
 from crowdwatch.model.p2pnet import P2PNet
 from crowdwatch.model.postprocess import Prediction, decode
-from crowdwatch.model.precision import PRECISIONS
 from crowdwatch.model.preprocess import InputGeometry, Preprocessor, padded_size
 from crowdwatch.model.tiling import DEFAULT_TILE_MARGIN, DEFAULT_TILE_PIXELS, Tile, check_budget, plan_tiles
 from crowdwatch.weightsfile import EXPORTED_SUFFIXES, resolve_weights

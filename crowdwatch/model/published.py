@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from crowdwatch.choices import DEFAULT_THRESHOLD
 from crowdwatch.errors import CheckpointError
 from crowdwatch.model.anchors import grid_layout
 from crowdwatch.model.checkpoint import read_checkpoint_file, save_checkpoint
@@ -180,7 +181,7 @@ def convert_checkpoint(
     *,
     anchor_rows: int = 2,
     anchor_cols: int = 2,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     half: bool = False,
 ) -> P2PNet:
     """Convert the published checkpoint ``src`` into a crowdwatch checkpoint at ``dst``."""

@@ -8,10 +8,10 @@ the directory of the YAML file. The YAML is read, and errors are reported, by th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from crowdwatch.choices import DEFAULT_THRESHOLD, PrecisionName
 from crowdwatch.config.loader import ConfigError, read_yaml, validation_errors
 from crowdwatch.images import DEFAULT_MAX_PIXELS
 
@@ -36,7 +36,7 @@ class DataConfig(_Strict):
 
 class ModelConfig(_Strict):
     num_candidates: int = Field(4, ge=1)
-    threshold: float = Field(0.5, gt=0, lt=1)
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0, lt=1)
     backbone_init: str = Field(
         "imagenet",
         description=(
@@ -78,7 +78,7 @@ class OptimConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float = Field(0.1, gt=0)
     lr_drop_step: int | None = Field(None, gt=0, description="multiply both lrs by 0.1 from this step on")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: PrecisionName = "auto"
     device: str = "auto"
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
     workers: int = Field(1, ge=0, description="DataLoader worker processes")

@@ -1,0 +1,29 @@
+"""The choices a user names, declared once and torch-free, so that the config schema, the commands and
+the model all import them from here: the backends, the precisions and the default point threshold (the
+exported-model suffixes live beside the weights files, in ``crowdwatch/weightsfile.py``).
+
+Adding a backend touches this file and the module that runs it (``crowdwatch/model/backends.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_THRESHOLD",
+    "PRECISIONS",
+    "BackendName",
+    "PrecisionName",
+]
+
+#: What runs the network: ``torch`` (a crowdwatch checkpoint) or ``openvino`` (an exported model).
+BackendName = Literal["torch", "openvino"]
+BACKENDS: tuple[str, ...] = get_args(BackendName)
+
+#: Inference and training precisions; ``auto`` picks by device (see ``crowdwatch/model/precision.py``).
+PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
+
+#: The point confidence threshold of a checkpoint that names none, and of new training runs.
+DEFAULT_THRESHOLD = 0.5
