@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from crowdwatch.choices import BACKENDS, PRECISIONS
+from crowdwatch.commands import add_tile_pixels_argument
 from crowdwatch.drawing import draw_points
 from crowdwatch.errors import ImageTooLarge
 from crowdwatch.images import DEFAULT_MAX_PIXELS, check_image_file, read_image
@@ -63,15 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PX",
         help="shrink images whose longest side exceeds PX before counting",
     )
-    parser.add_argument(
-        "--tile-pixels",
-        type=int,
-        default=None,
-        metavar="N",
-        help="run the network on at most N input pixels at a time, which bounds its memory (about 500 "
-        "bytes per pixel on a CPU); larger images are counted in overlapping tiles (default: 4,194,304 "
-        "= 2048x2048)",
-    )
+    add_tile_pixels_argument(parser)
     parser.add_argument(
         "--overlay",
         type=Path,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from crowdwatch.choices import BACKENDS, PRECISIONS
+from crowdwatch.commands import add_tile_pixels_argument
 from crowdwatch.data.breakdown import breakdown, write_tables
 from crowdwatch.data.folders import Item, read_folder, split_items
 from crowdwatch.errors import UsageError
@@ -119,15 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--val-every", type=int, default=10, help="the split rule: every n-th image is val")
     parser.add_argument("--longest-side", type=int, help="shrink images to this longest side first")
-    parser.add_argument(
-        "--tile-pixels",
-        type=int,
-        default=None,
-        metavar="N",
-        help="run the network on at most N input pixels at a time, which bounds its memory (about 500 "
-        "bytes per pixel on a CPU); larger images are counted in overlapping tiles (default: 4,194,304 "
-        "= 2048x2048)",
-    )
+    add_tile_pixels_argument(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--backend",
