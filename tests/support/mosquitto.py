@@ -31,6 +31,11 @@ MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
 OPENSSL = shutil.which("openssl")
 
 
+#: The logins the system tests' broker takes: the box that publishes, and a reader that subscribes.
+BOX, BOX_PASSWORD = "box", "box-pass-4721"
+SUB, SUB_PASSWORD = "reader", "reader-pass-9930"
+
+
 def require_mosquitto() -> None:
     if MOSQUITTO is None or MOSQUITTO_PASSWD is None:
         pytest.skip("needs Debian's mosquitto (scripts/bootstrap.sh test installs it as root)")

@@ -9,32 +9,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
-from support.mosquitto import Mosquitto, Subscriber, make_tls_files, require_mosquitto
+from support.mosquitto import (
+    BOX,
+    BOX_PASSWORD,
+    SUB,
+    SUB_PASSWORD,
+    Mosquitto,
+    Subscriber,
+    make_tls_files,
+    require_mosquitto,
+)
 
 from crowdwatch.config.mqtt import MqttSettings
 from crowdwatch.sinks.base import AlertEvent, Result
 from crowdwatch.sinks.mqtt import MqttSink
 from crowdwatch.telemetry.mqtt_metrics import MqttMetrics
-
-BOX, BOX_PASSWORD = "box", "box-pass-4721"
-SUB, SUB_PASSWORD = "reader", "reader-pass-9930"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    require_mosquitto()
-    broker = Mosquitto(tmp_path / "broker", {BOX: BOX_PASSWORD, SUB: SUB_PASSWORD}).start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def settings(port: int, **overrides: object) -> MqttSettings:

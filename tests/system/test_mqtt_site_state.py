@@ -5,31 +5,24 @@ topics of removed zones and cameras cleared, each camera's availability. The sin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
-import pytest
-from support.mosquitto import Mosquitto, Subscriber, require_mosquitto, retained
+from support.mosquitto import (
+    BOX,
+    BOX_PASSWORD,
+    SUB,
+    SUB_PASSWORD,
+    Mosquitto,
+    Subscriber,
+    retained,
+)
 
 from crowdwatch.config.mqtt import MqttSettings
 from crowdwatch.sinks.base import AlertEvent, Result
 from crowdwatch.sinks.mqtt import MqttSink
 from crowdwatch.sinks.mqtt_messages import CameraLayout, SiteLayout
 
-BOX, BOX_PASSWORD = "box", "box-pass-1180"
-SUB, SUB_PASSWORD = "reader", "reader-pass-6613"
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    require_mosquitto()
-    broker = Mosquitto(tmp_path / "broker", {BOX: BOX_PASSWORD, SUB: SUB_PASSWORD}).start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def sink(broker: Mosquitto, layout: SiteLayout, **overrides: object) -> MqttSink:
