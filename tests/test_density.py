@@ -12,7 +12,7 @@ T0 = 1_800_000_000.0  # a multiple of 60: slot boundaries fall on whole minutes
 
 def grid(**kw: float) -> DensityWindow:
     args: dict[str, float] = {"cell_px": 10, "window_s": 300, "slot_s": 60, **kw}
-    return DensityWindow(100, 55, **args)  # type: ignore[arg-type]
+    return DensityWindow(100, 55, **args)  # type: ignore[arg-type]  # keyword arguments built per test case
 
 
 def test_points_land_in_their_cells_as_people_per_100_px2_per_frame() -> None:

@@ -67,7 +67,7 @@ class TorchBackend:
         self.device = resolve_device(device)
         self.precision = resolve_inference_precision(precision, self.device)
         # torch's stubs lack the (device, memory_format) overload that Module.to accepts at runtime.
-        net = net.eval().to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        net = net.eval().to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format on this overload
         if self.precision == "fp16":
             net = net.half()
         for param in net.parameters():

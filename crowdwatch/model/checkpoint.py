@@ -272,8 +272,8 @@ def parse_meta(path: Path, payload: Any, *, weights_key: str | None = "state_dic
         num_candidates=n,
         regression_scale=float(arch.get("regression_scale", REGRESSION_SCALE)),
         stride=STRIDE,
-        mean=tuple(float(v) for v in norm.get("mean", IMAGENET_MEAN)),  # type: ignore[arg-type]
-        std=tuple(float(v) for v in norm.get("std", IMAGENET_STD)),  # type: ignore[arg-type]
+        mean=_channel_triple(path, "mean", norm.get("mean", IMAGENET_MEAN)),
+        std=_channel_triple(path, "std", norm.get("std", IMAGENET_STD)),
         default_threshold=float(payload.get("default_threshold", DEFAULT_THRESHOLD)),
         provenance=dict(payload.get("provenance", {})),
         format_version=version,
@@ -294,3 +294,13 @@ def _name_keys(keys: list[str]) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def _channel_triple(path: str | Path, name: str, values: Any) -> tuple[float, float, float]:
+    """The normalisation's per-channel ``name`` as three floats (R, G, B), or a CheckpointError."""
+    try:
+        r, g, b = (float(v) for v in values)
+    except (TypeError, ValueError):
+        problem = f"declares an invalid normalization {name} {values!r} (three numbers expected)"
+        raise CheckpointError(path, problem, reason="corrupt") from None
+    return r, g, b

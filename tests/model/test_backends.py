@@ -119,7 +119,7 @@ def test_new_frame_sizes_compile_once_each(exported: dict[str, Path]) -> None:
     for frame in frames:
         predictor.predict([frame])
     predictor.predict(frames[:2])  # a batch of two: padded to 112x96
-    assert sorted(backend._compiled) == [(1, 3, 64, 96), (1, 3, 112, 64), (2, 3, 112, 96)]  # type: ignore[attr-defined]
+    assert sorted(backend._compiled) == [(1, 3, 64, 96), (1, 3, 112, 64), (2, 3, 112, 96)]  # type: ignore[attr-defined]  # the Backend protocol does not declare the cache
 
 
 def test_openvino_is_given_the_same_tiles_as_torch(
@@ -132,7 +132,7 @@ def test_openvino_is_given_the_same_tiles_as_torch(
     (got,) = predictor.predict(images[2:])
     resized = predictor.preprocess.geometry(*images[2].shape[:2]).resized_hw
     assert len(plan_tiles(*resized, tile_pixels=256 * 256, margin=64)) > 1
-    shapes = list(predictor.backend._compiled)  # type: ignore[attr-defined]
+    shapes = list(predictor.backend._compiled)  # type: ignore[attr-defined]  # the Backend protocol does not declare the cache
     assert shapes and all(b * h * w <= 256 * 256 for b, _, h, w in shapes)
     reference = Predictor.from_checkpoint(exported["pt"], device="cpu", precision="fp32", **tiling)
     threshold = reference.threshold

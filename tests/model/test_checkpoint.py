@@ -104,6 +104,9 @@ def _bad_files(tmp: Path, good: Path) -> dict[str, tuple[Path, str, str]]:
     p = _payload(good)
     p["format_version"] = FORMAT_VERSION + 1
     put("newer", "version", "newer crowdwatch", obj=p)
+    p = _payload(good)
+    p["normalization"] = dict(p["normalization"], std=[0.5, 0.5])  # two channels for an RGB network
+    put("bad_normalization", "corrupt", "invalid normalization std", obj=p)
     return cases
 
 
@@ -120,6 +123,7 @@ BAD_CASES = [
     "missing_keys",
     "unexpected_keys",
     "newer",
+    "bad_normalization",
 ]
 
 

@@ -68,7 +68,7 @@ def test_frozen_server_is_down_within_stale_after_and_no_flushed_frame_counts(
     print(f"{mount}: down {detected_s:.2f} s after the freeze")  # the figure reported in issue 11
     assert detected_s <= STALE_AFTER_S + 1.0
     assert last_captured is not None and last_captured < frozen_at + IN_FLIGHT_S, (
-        f"a frame was delivered {last_captured - frozen_at:.2f} s after the freeze"  # type: ignore[operator]
+        f"a frame was delivered {last_captured - frozen_at:.2f} s after the freeze"  # type: ignore[operator]  # both are set once the assertion above held
     )
     assert events.counts["dropped:stalled"] == 1  # the flushed frame, counted as a drop, not a read
     assert [up for _, up in events.up_changes] == [False, True, False]
