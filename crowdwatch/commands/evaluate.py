@@ -20,7 +20,7 @@ from typing import Any
 from crowdwatch.choices import BACKENDS, PRECISIONS
 from crowdwatch.commands import add_tile_pixels_argument
 from crowdwatch.data.breakdown import breakdown, write_tables
-from crowdwatch.data.folders import Item, read_folder, split_items
+from crowdwatch.data.folders import Item, dataset_names, read_folder, split_items
 from crowdwatch.errors import UsageError
 from crowdwatch.evaluation import (
     DEFAULT_RADII,
@@ -85,13 +85,12 @@ def parse_data_arg(arg: str) -> tuple[str | None, Path]:
 
 def collect_items(data: Sequence[str], split: str, every: int) -> list[Item]:
     items: list[Item] = []
-    names: set[str] = set()
-    for arg in data:
-        given, folder = parse_data_arg(arg)
-        name = given or folder.name
-        while name in names:  # two folders with the same base name: keep them apart
-            name += "_"
-        names.add(name)
+    folders = [parse_data_arg(arg) for arg in data]
+    try:
+        names = dataset_names(folders)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (NAME=FOLDER)") from None
+    for name, (_, folder) in zip(names, folders, strict=True):
         items += split_items(read_folder(folder, name), every=every, part=split)
     if not items:
         raise UsageError(f"no images to evaluate in {', '.join(data)} (split {split!r})")

@@ -19,6 +19,20 @@ from crowdwatch.images import DEFAULT_MAX_PIXELS, check_image_file, read_image
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
+def dataset_names(datasets: Sequence[tuple[str | None, Path]]) -> list[str]:
+    """Each dataset's name: the one given, else its folder's name. Training and evaluation share this rule,
+    so a dataset is called the same in both. Two datasets with one name would merge in every table and
+    metric, so that is a ValueError telling the user to name them."""
+    names = [given or folder.name for given, folder in datasets]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"dataset names must be unique, but {', '.join(map(repr, repeated))} names more than one "
+            "folder: give each its own name"
+        )
+    return names
+
+
 @dataclasses.dataclass(frozen=True)
 class Item:
     """One annotated image: where it lives and which dataset it belongs to."""

@@ -8,20 +8,34 @@ the directory of the YAML file. The YAML is read, and errors are reported, by th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, model_validator
 
 from crowdwatch.choices import DEFAULT_THRESHOLD, PrecisionName
+from crowdwatch.config.base import Section as _Strict
+from crowdwatch.config.base import resolve_path
 from crowdwatch.config.loader import ConfigError, read_yaml, validation_errors
+from crowdwatch.data.folders import dataset_names
 from crowdwatch.images import DEFAULT_MAX_PIXELS
 
+#: A path relative to the YAML file's folder (``strict=False``: YAML gives paths as strings).
+RelativePath = Annotated[Path, Field(strict=False), AfterValidator(resolve_path)]
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _resolve_name(value: str | None, info: ValidationInfo) -> str | None:
+    """A weights source: a keyword kept as it is, else a path resolved like :data:`RelativePath`."""
+    if value is None or value in _KEYWORDS:
+        return value
+    resolved = resolve_path(Path(value), info)
+    return None if resolved is None else str(resolved)
+
+
+_KEYWORDS = ("default", "imagenet", "kaiming")
 
 
 class DatasetConfig(_Strict):
-    path: Path = Field(description="folder of <name>.jpg + <name>.txt (and list.txt)")
+    path: RelativePath = Field(description="folder of <name>.jpg + <name>.txt (and list.txt)")
     name: str | None = Field(None, description="name in logs and metrics; default: the folder name")
     weight: float = Field(1.0, gt=0, description="relative sampling weight")
 
@@ -33,11 +47,16 @@ class DataConfig(_Strict):
         DEFAULT_MAX_PIXELS, ge=1, description="refuse an image over this many pixels (read from its header)"
     )
 
+    @model_validator(mode="after")
+    def _unique_names(self) -> DataConfig:
+        dataset_names([(d.name, d.path) for d in self.datasets])  # its ValueError names the repeats
+        return self
+
 
 class ModelConfig(_Strict):
     num_candidates: int = Field(4, ge=1)
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0, lt=1)
-    backbone_init: str = Field(
+    backbone_init: Annotated[str, AfterValidator(_resolve_name)] = Field(
         "imagenet",
         description=(
             "'imagenet' (torchvision's file from the torch hub cache), 'kaiming' (random), or a "
@@ -57,7 +76,7 @@ class ModelConfig(_Strict):
             "null keeps the default init"
         ),
     )
-    init_from: str | None = Field(
+    init_from: Annotated[str | None, AfterValidator(_resolve_name)] = Field(
         None,
         description=(
             "fine-tune: start the whole network from a crowdwatch checkpoint (a path, relative "
@@ -71,7 +90,7 @@ class OptimConfig(_Strict):
     images_per_step: int = Field(8, ge=1)
     crops_per_image: int = Field(4, ge=1)
     crop_size: int = Field(128, ge=16, multiple_of=16)
-    scale: tuple[float, float] = (0.7, 1.3)
+    scale: Annotated[list[float], Field(min_length=2, max_length=2)] = [0.7, 1.3]
     flip: bool = True
     lr: float = Field(1e-4, gt=0)
     lr_backbone: float = Field(1e-5, ge=0)
@@ -110,34 +129,19 @@ class TrainConfig(_Strict):
     validation: ValidationConfig = ValidationConfig()
 
     def dataset_names(self) -> list[str]:
-        return [d.name or d.path.name for d in self.data.datasets]
+        return dataset_names([(d.name, d.path) for d in self.data.datasets])
 
 
 def parse_config(raw: object, base_dir: Path, source: str = "config") -> TrainConfig:
-    """Validate a loaded YAML document; relative paths (datasets, init_from) are taken from ``base_dir``.
+    """Validate a loaded YAML document; relative paths (datasets, init_from, backbone_init) are taken from
+    ``base_dir``, as the site config takes them from its file's folder.
 
     Raises :class:`~crowdwatch.config.ConfigError` (a usage error) listing every problem by key path.
     """
     try:
-        config = TrainConfig.model_validate(raw)
+        return TrainConfig.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(source, validation_errors(exc)) from None
-
-    def resolve(path: str | Path) -> Path:
-        path = Path(path)
-        return path if path.is_absolute() else (base_dir / path).resolve()
-
-    datasets = [d.model_copy(update={"path": resolve(d.path)}) for d in config.data.datasets]
-    names = [d.name or d.path.name for d in datasets]
-    if len(set(names)) != len(names):
-        raise ConfigError(source, [("data.datasets", f"names must be unique, but got {names}")])
-    data = config.data.model_copy(update={"datasets": datasets})
-    model = config.model
-    if model.init_from not in (None, "default"):
-        model = model.model_copy(update={"init_from": str(resolve(model.init_from))})
-    if model.backbone_init not in ("imagenet", "kaiming"):
-        model = model.model_copy(update={"backbone_init": str(resolve(model.backbone_init))})
-    return config.model_copy(update={"data": data, "model": model})
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

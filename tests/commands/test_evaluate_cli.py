@@ -168,3 +168,21 @@ def test_weights_default_is_the_packaged_checkpoint(tmp_path):
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["weights"] == "default" and summary["datasets"]["synth"]["images"] == 2
+
+
+def test_two_folders_with_one_name_are_refused_before_the_model_loads(tmp_path, capfd):
+    for sub in ("a/data", "b/data"):
+        (tmp_path / sub).mkdir(parents=True)
+    code = cli_main(
+        [
+            "evaluate",
+            str(tmp_path / "a/data"),
+            str(tmp_path / "b/data"),
+            "--weights",
+            "default",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    assert "'data' names more than one folder" in capfd.readouterr().err
