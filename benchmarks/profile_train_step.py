@@ -58,7 +58,7 @@ def main() -> None:
     model_cfg = config.model.model_copy(update={"freeze_blocks": 0})
     net, _ = build.build_net(config.model_copy(update={"model": model_cfg}), config.seed)
     frozen = config.model.freeze_blocks if args.freeze is None else args.freeze
-    freeze_blocks(net, frozen)
+    freeze_blocks(net.backbone, frozen)
     net.train()
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     net.to(memory_format=memory_format)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,9 +21,6 @@ from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from crowdwatch.errors import BackboneWeightsMissing, UsageError
-
-if TYPE_CHECKING:  # p2pnet builds its backbone here: a runtime import would be circular
-    from crowdwatch.model.p2pnet import P2PNet
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +75,10 @@ def imagenet_features_state_dict(*, download: bool = False) -> dict[str, torch.T
     return features
 
 
-def load_imagenet_backbone(net: P2PNet, *, download: bool = False) -> Path:
-    """Copy ImageNet VGG16 weights into ``net.backbone``; returns the file they came from."""
+def load_imagenet_backbone(backbone: nn.Sequential, *, download: bool = False) -> Path:
+    """Copy ImageNet VGG16 weights into ``backbone`` (a network's ``.backbone``); returns their file."""
     features = imagenet_features_state_dict(download=download)
-    net.backbone.load_state_dict(features, strict=True)
+    backbone.load_state_dict(features, strict=True)
     logger.info("backbone initialised from ImageNet VGG16 (%s)", imagenet_cache_path())
     return imagenet_cache_path()
 
@@ -153,15 +150,15 @@ def read_backbone_file(path: str | Path) -> dict[str, torch.Tensor]:
     return {key: state[key].float() for key in expected}
 
 
-def load_backbone_file(net: P2PNet, path: str | Path) -> dict[str, str]:
-    """Copy a checked backbone file into ``net.backbone``; returns its provenance record.
+def load_backbone_file(backbone: nn.Sequential, path: str | Path) -> dict[str, str]:
+    """Copy a checked backbone file into ``backbone`` (a network's ``.backbone``); returns its provenance.
 
     The record has ``source`` ("file"), ``path``, ``sha256`` and, for a known file, ``name`` and the
     ``attribution`` that weights trained from it must carry.
     """
     path = Path(path)
     features = read_backbone_file(path)
-    net.backbone.load_state_dict(features, strict=True)
+    backbone.load_state_dict(features, strict=True)
     digest = sha256_file(path)
     record = {"source": "file", "path": str(path), "sha256": digest, **KNOWN_BACKBONE_FILES.get(digest, {})}
     logger.info(
@@ -177,7 +174,7 @@ def load_backbone_file(net: P2PNet, path: str | Path) -> dict[str, str]:
 BLOCK_ENDS = (4, 9, 16, 23, 30)
 
 
-def freeze_blocks(net: P2PNet, blocks: int) -> int:
+def freeze_blocks(backbone: nn.Sequential, blocks: int) -> int:
     """Stop training the first ``blocks`` VGG blocks; returns how many parameters were frozen.
 
     Their weights get no gradient, so autograd records nothing before the first trainable layer and
@@ -187,7 +184,7 @@ def freeze_blocks(net: P2PNet, blocks: int) -> int:
         raise ValueError(f"blocks must be 0..{len(BLOCK_ENDS)}, but got {blocks}")
     frozen = 0
     if blocks:
-        for param in net.backbone[: BLOCK_ENDS[blocks - 1]].parameters():
+        for param in backbone[: BLOCK_ENDS[blocks - 1]].parameters():
             param.requires_grad_(False)
             frozen += param.numel()
     return frozen

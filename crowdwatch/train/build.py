@@ -26,10 +26,10 @@ def init_backbone(net: P2PNet, how: str) -> str | dict[str, str]:
     """Initialise the backbone; returns what was done: "imagenet", "kaiming ...", or for a file the
     record of :func:`load_backbone_file` (path, sha256, attribution)."""
     if how not in ("imagenet", "kaiming"):
-        return load_backbone_file(net, how)
+        return load_backbone_file(net.backbone, how)
     if how == "imagenet":
         try:
-            load_imagenet_backbone(net, download=False)
+            load_imagenet_backbone(net.backbone, download=False)
             return "imagenet"
         except BackboneWeightsMissing as exc:
             logger.warning(
@@ -76,7 +76,7 @@ def build_net(config: TrainConfig, seed: int) -> tuple[P2PNet, str | dict[str, A
         if model.cls_prior is not None:
             set_prior(net, model.cls_prior)
     if model.freeze_blocks:
-        frozen = freeze_blocks(net, model.freeze_blocks)
+        frozen = freeze_blocks(net.backbone, model.freeze_blocks)
         logger.info("backbone: first %d block(s) frozen (%.1f M weights)", model.freeze_blocks, frozen / 1e6)
     return net, how
 

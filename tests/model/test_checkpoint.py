@@ -183,7 +183,7 @@ def test_imagenet_init_from_a_local_cache_file(tmp_path: Path, monkeypatch: pyte
     cache = imagenet_cache_path()
     assert cache.parent == tmp_path / "hub" / "checkpoints"
     with pytest.raises(BackboneWeightsMissing) as info:
-        load_imagenet_backbone(P2PNet())
+        load_imagenet_backbone(P2PNet().backbone)
     assert str(cache) in str(info.value) and cache.name in str(info.value)
     # A stand-in for the torchvision file: same layout, random values.
     torch.manual_seed(1)
@@ -191,6 +191,6 @@ def test_imagenet_init_from_a_local_cache_file(tmp_path: Path, monkeypatch: pyte
     cache.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), cache)
     net = P2PNet()
-    assert load_imagenet_backbone(net) == cache
+    assert load_imagenet_backbone(net.backbone) == cache
     torch.testing.assert_close(net.backbone[28].weight, reference.features[28].weight)
     torch.testing.assert_close(net.backbone[0].bias, reference.features[0].bias)

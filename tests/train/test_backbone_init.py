@@ -37,7 +37,7 @@ def test_a_good_file_is_loaded_and_recorded_by_sha256(tmp_path: Path) -> None:
     path = tmp_path / "vgg.pth"
     state = saved_backbone(path)
     net = P2PNet()
-    record = load_backbone_file(net, path)
+    record = load_backbone_file(net.backbone, path)
     assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert record["path"] == str(path) and "attribution" not in record  # an unknown file
     for key, value in net.backbone.state_dict().items():
@@ -88,7 +88,7 @@ def _write(path: Path, obj: object) -> Path:
 def test_a_wrong_file_is_a_clear_usage_error(tmp_path: Path, make, message: str) -> None:
     path = make(tmp_path)
     with pytest.raises(UsageError) as info:
-        load_backbone_file(P2PNet(), path)
+        load_backbone_file(P2PNet().backbone, path)
     assert message in str(info.value) and str(path) in str(info.value)
     assert info.value.exit_code == 2
 
@@ -98,21 +98,21 @@ def test_the_shared_imagenet_file_is_known_and_attributed(shared_data: Path) -> 
     path = shared_data / "imagenet" / "vgg16_features_imagenet.pth"
     if not path.is_file():
         pytest.skip(f"the ImageNet backbone file is not at {path}")
-    record = load_backbone_file(P2PNet(), path)
+    record = load_backbone_file(P2PNet().backbone, path)
     assert record["sha256"] in KNOWN_BACKBONE_FILES
     assert "Oxford Visual Geometry Group" in record["attribution"] and "CC BY 4.0" in record["attribution"]
 
 
 def test_frozen_blocks_get_no_gradient_and_the_rest_do() -> None:
     net = P2PNet()
-    frozen = freeze_blocks(net, 2)
+    frozen = freeze_blocks(net.backbone, 2)
     assert frozen == sum(p.numel() for p in net.backbone[:9].parameters())
     out = net(torch.randn(1, 3, 32, 32))
     (out["logits"].sum() + out["points"].sum()).backward()
     assert all(p.grad is None for p in net.backbone[:9].parameters())
     assert all(p.grad is not None for p in net.backbone[9:].parameters())
     with pytest.raises(ValueError, match="0..5"):
-        freeze_blocks(net, 6)
+        freeze_blocks(net.backbone, 6)
 
 
 def test_prior_bias_starts_every_candidate_near_the_prior() -> None:
