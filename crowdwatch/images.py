@@ -3,15 +3,26 @@ everywhere, and never larger than a pixel cap (checked from the file header befo
 
 from __future__ import annotations
 
+import struct
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
+from crowdwatch.choices import DEFAULT_MAX_PIXELS
 from crowdwatch.errors import ImageTooLarge
-from crowdwatch.imageheader import DEFAULT_MAX_PIXELS, HEADER_FORMATS, image_size
 
-__all__ = ["DEFAULT_MAX_PIXELS", "as_bgr", "check_image_file", "check_pixels", "read_image"]
+# crowdwatch checks every image against its own cap (max_pixels) before decoding, and never decodes with
+# Pillow: Pillow's process-wide bomb limit (89 MP, an error over 179 MP) would refuse images that a user
+# allowed with a larger max_pixels, before crowdwatch could name its own cap in the error.
+Image.MAX_IMAGE_PIXELS = None
+
+#: What Pillow raises on a hostile or cut header: it is "unreadable", never a crash.
+_HEADER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error)
+
+__all__ = ["DEFAULT_MAX_PIXELS", "as_bgr", "check_image_file", "check_pixels", "image_size", "read_image"]
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:
@@ -43,12 +54,28 @@ def check_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     path = Path(path)
     if not path.is_file():
         raise OSError("no such file" if not path.exists() else "not a regular file")
-    with path.open("rb") as file:
-        size = image_size(file)
-    if size is None:
-        raise OSError(f"unknown image format or damaged header (crowdwatch reads {HEADER_FORMATS})")
+    size = image_size(path)
     check_pixels(*size, max_pixels, str(path))
     return size
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the file's header, read by Pillow without decoding a pixel (OpenCV has no
+    header-only API: ``IMREAD_REDUCED_*`` still decodes). OSError for a format Pillow does not identify
+    or a damaged header: such a file's size cannot be checked before decoding, so it is not read."""
+    try:
+        with warnings.catch_warnings():  # a damaged header warns, then fails: the OSError says it once
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                width, height = image.size
+    except UnidentifiedImageError:
+        raise OSError(
+            "unknown image format (crowdwatch reads the formats both Pillow and OpenCV read: "
+            "PNG, JPEG, JPEG 2000, BMP, WebP, GIF, TIFF, PBM/PGM/PPM, Sun raster)"
+        ) from None
+    except _HEADER_ERRORS as exc:
+        raise OSError(f"damaged image header ({exc})") from None
+    return int(width), int(height)
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -57,7 +84,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     The size is read from the file's header first (:func:`image_size`) and an image over
     ``max_pixels`` is refused with :class:`ImageTooLarge` before anything is decoded, so memory stays
     bounded by the cap whatever the file claims. Raises OSError when the file is unreadable, of a
-    format whose header crowdwatch does not read (see :data:`HEADER_FORMATS`), or not decodable.
+    format whose header crowdwatch does not read (see :func:`image_size`), or not decodable.
     """
     path = Path(path)
     check_image_file(path, max_pixels)

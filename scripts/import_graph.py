@@ -27,7 +27,6 @@ LAYERS: list[set[str]] = [
         "__init__",
         "errors",
         "fileio",
-        "imageheader",
         "frames",
         "secrets",
         "polygons",

@@ -23,11 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from crowdwatch.choices import BackendName, PrecisionName
+from crowdwatch.choices import DEFAULT_MAX_PIXELS, BackendName, PrecisionName
 from crowdwatch.config.analytics import ExcludeRegion, HeatmapSettings, SmoothingSettings
 from crowdwatch.config.base import Polygon, Section, resolve_path
 from crowdwatch.config.mqtt import MqttSettings, default_site
-from crowdwatch.imageheader import DEFAULT_MAX_PIXELS
 from crowdwatch.secrets import SecretUrl, SecretValues
 from crowdwatch.weightsfile import DEFAULT_NAME, EXPORTED_SUFFIXES, PACKAGED_WEIGHTS
 
