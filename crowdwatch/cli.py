@@ -21,6 +21,7 @@ from crowdwatch.errors import CrowdwatchError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("crowdwatch.commands.run", "main", "run the pipeline on the cameras of a config file"),
     "check-config": ("crowdwatch.commands.check_config", "main", "validate a config file"),
+    "demo": ("crowdwatch.commands.demo", "main", "run the pipeline on a synthetic clip (no camera needed)"),
     "count": ("crowdwatch.commands.count", "main", "count people in image files"),
     "train": ("crowdwatch.commands.train", "main", "train P2PNet on point-annotated images"),
     "evaluate": ("crowdwatch.commands.evaluate", "main", "measure weights on annotated images"),

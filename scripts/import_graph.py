@@ -47,7 +47,7 @@ LAYERS: list[set[str]] = [
 
 def room_of(module: str) -> str:
     """``crowdwatch.capture.reader`` -> ``capture``; ``crowdwatch`` -> ``__init__``. Every ``__main__``
-    module (``python -m crowdwatch``, ``python -m crowdwatch.demo``) is an entry point, above the rest."""
+    module (``python -m crowdwatch``) is an entry point, above the rest."""
     parts = module.split(".")
     if parts[-1] == "__main__":
         return "__main__"

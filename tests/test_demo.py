@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from crowdwatch.commands.demo import main
+from crowdwatch.cli import main
 from crowdwatch.config import load_config
 from crowdwatch.demo import DEFAULT_PATH, make_demo_clip
 
@@ -36,8 +36,17 @@ def test_demo_config_plays_the_clip_the_demo_command_writes() -> None:
 
 
 def test_demo_cli_writes_requested_size(tmp_path: Path) -> None:
-    assert main([str(tmp_path / "d.mp4"), "--seconds", "0.5", "--size", "64x48", "--fps", "4"]) == 0
+    clip = ["--clip", str(tmp_path / "d.mp4"), "--clip-only"]
+    assert main(["demo", *clip, "--seconds", "0.5", "--size", "64x48", "--fps", "4"]) == 0
     capture = cv2.VideoCapture(str(tmp_path / "d.mp4"))
     ok, frame = capture.read()
     capture.release()
     assert ok and frame.shape == (48, 64, 3)
+
+
+def test_demo_refuses_a_bad_size_and_a_missing_config(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--clip", str(tmp_path / "d.mp4"), "--clip-only", "--size", "big"]) == 2
+    assert "--size must look like 640x360" in capsys.readouterr().err
+    assert main(["demo", "--config", str(tmp_path / "nope.yaml"), "--clip", str(tmp_path / "d.mp4")]) == 2
+    assert "run crowdwatch demo from the repository root" in capsys.readouterr().err
+    assert not (tmp_path / "d.mp4").exists()  # nothing written before the usage error

@@ -1,4 +1,4 @@
-"""Make the demo clip that ``configs/demo.yaml`` plays: ``python -m crowdwatch.demo [PATH]``.
+"""Make the demo clip that ``configs/demo.yaml`` plays (``crowdwatch demo`` writes it).
 
 The clip is synthetic (no downloaded or shipped footage): a textured floor with dark round "heads"
 on lighter "shoulders" walking across it, written with OpenCV's ``mp4v`` encoder (pip OpenCV has no
