@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 
 from crowdwatch import __version__
-from crowdwatch.capture.reader import CameraReader, stop_readers
+from crowdwatch.capture.reader import DEFAULT_FILE_FPS, CameraReader, stop_readers
 from crowdwatch.config import Config
 from crowdwatch.errors import CrowdwatchError, UsageError
 from crowdwatch.inference.worker import PredictorLike, Worker
@@ -125,6 +125,7 @@ class Pipeline:
         self.mqtt: MqttSink | None = None  # when mqtt.enabled, once the sinks are made
         # each sink's lost rows and failing state: the sink runner's record, once the sinks run
         self._sink_status: Callable[[], list[SinkStatus]] = list
+        self._readers: list[CameraReader] = []
         self.registry.register(SinkLossCollector(lambda: self._sink_status()))
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
@@ -135,6 +136,7 @@ class Pipeline:
     def run(self, duration: float | None = None) -> int:
         cfg = self.config
         readers: list[CameraReader] = []  # filled once the model and sinks are ready
+        self._readers = readers
         server = self._metrics_server(readers) if cfg.metrics.enabled else None  # bound, not serving yet
         previous = self._install_signal_handlers()
         try:
@@ -222,14 +224,13 @@ class Pipeline:
             zone_ids = [zone.id for cam in self.config.cameras for zone in cam.zones]
             sinks.append(CsvSink(out.dir, zone_ids, flush_interval_s=out.csv.flush_interval_s))
         if out.snapshots.enabled or out.video.enabled:
-            fps = {cam.id: cam.fps or 5.0 for cam in self.config.cameras}
             sinks.append(
                 OverlaySink(
                     out.dir / "snapshots",
                     interval_s=out.snapshots.interval_s,
                     snapshots=out.snapshots.enabled,
                     video_directory=out.dir / "video" if out.video.enabled else None,
-                    video_fps=lambda camera: fps.get(camera, 5.0),
+                    video_fps=self._video_fps,
                     zones={
                         camera: [(zone.id, zone.polygon) for zone in zones.zones]
                         for camera, zones in self.zones.items()
@@ -254,6 +255,17 @@ class Pipeline:
         if self.config.mqtt.enabled:
             sinks.append(self._mqtt_sink())
         return sinks
+
+    def _video_fps(self, camera: str) -> float:
+        """The frame rate written into ``camera``'s annotated video: output.video.fps, else the camera's
+        sampling rate, else (fps: null, every frame kept) the rate its stream declared."""
+        if self.config.output.video.fps is not None:
+            return self.config.output.video.fps
+        sampling = next((cam.fps for cam in self.config.cameras if cam.id == camera), None)
+        if sampling is not None:
+            return sampling
+        declared = next((r.nominal_fps for r in self._readers if r.camera.id == camera), 0.0)
+        return declared or DEFAULT_FILE_FPS
 
     def _mqtt_sink(self) -> MqttSink:
         """The MQTT sink, its metrics registered beside the pipeline's (only when MQTT is on)."""

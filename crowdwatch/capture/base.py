@@ -48,7 +48,7 @@ class Stopped(Exception):
 class Capture(Protocol):
     """What a reader needs from an opened camera (a thin view of ``cv2.VideoCapture``)."""
 
-    fps: float  # the stream's nominal frame rate, 0 when unknown
+    nominal_fps: float  # the rate the stream declares (not the sampling rate, fps), 0 when unknown
 
     def grab(self) -> bool: ...
     def retrieve(self) -> tuple[bool, np.ndarray | None]: ...

@@ -54,7 +54,7 @@ class OpenCVCapture:
     def __init__(self, capture: cv2.VideoCapture) -> None:
         self._capture = capture
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = fps if 0.0 < fps <= 1000.0 else 0.0
+        self.nominal_fps = fps if 0.0 < fps <= 1000.0 else 0.0
 
     def grab(self) -> bool:
         return bool(self._capture.grab())

@@ -90,6 +90,8 @@ class CameraReader:
         self._index = 0
         self._next_due: float | None = None
         self._interval: float | None = None  # moving average of the source's frame interval
+        #: the rate the stream declared when it was last opened (0: unknown or not opened yet)
+        self.nominal_fps = 0.0
         self._oversized_logged = False  # warn of frames over max_pixels once
         self._thread = threading.Thread(target=self._run, name=f"reader-{camera.id}", daemon=True)
         self._watchdog = threading.Thread(target=self._watch, name=f"watchdog-{camera.id}", daemon=True)
@@ -228,8 +230,9 @@ class CameraReader:
         """
         frames = 0
         pace = 0.0
+        self.nominal_fps = capture.nominal_fps
         if self.camera.kind == "file":
-            pace = 1.0 / (capture.fps or DEFAULT_FILE_FPS)
+            pace = 1.0 / (capture.nominal_fps or DEFAULT_FILE_FPS)
         started = time.monotonic()
         try:
             while not self._stop.is_set():

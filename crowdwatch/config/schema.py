@@ -207,6 +207,13 @@ class SnapshotSettings(Section):
 
 class VideoSettings(Section):
     enabled: bool = Field(False, description="write an annotated video file per camera")
+    fps: float | None = Field(
+        None,
+        gt=0,
+        le=240,
+        description="the frame rate written into the video file (its playback speed); null = the camera's "
+        "sampling rate (fps), or the stream's declared rate for a camera with fps: null",
+    )
 
 
 class OutputSettings(Section):

@@ -110,7 +110,7 @@ class OverlaySink(SinkBase):
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (width, height))
             if not writer.isOpened():
                 raise RuntimeError(f"{camera}: cannot open video writer for {path}")
-            logger.info("%s: writing annotated video to %s", camera, path)
+            logger.info("%s: writing annotated video to %s at %.3g frames/s", camera, path, fps)
             self._writers[camera] = writer
             self._video_sizes[camera] = (width, height)
         writer.write(frame)

@@ -63,7 +63,7 @@ class FakeCapture:
         self.left = frames
         self.interval_s = interval_s
         self.hang = hang
-        self.fps = fps
+        self.nominal_fps = fps
         self.count = 0
         self.released = False
 

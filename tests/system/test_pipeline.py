@@ -116,8 +116,10 @@ def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(
         (video,) = (tmp_path / "out" / "video").glob(f"{camera}-*.mp4")
         capture = cv2.VideoCapture(str(video))
         ok, first = capture.read()
+        rate = capture.get(cv2.CAP_PROP_FPS)
         capture.release()
         assert ok and first.shape == image.shape  # closed properly on SIGTERM: decodable
+        assert rate == pytest.approx(4)  # plays at the camera's sampling rate (its fps)
     assert "Traceback" not in pipeline.logs()
     assert any("usb" in line and "could not open" in line for line in pipeline.logs().splitlines())
 
