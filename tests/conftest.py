@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# Fixtures that many folders use, registered once: a test names them as arguments, with no import.
+pytest_plugins = ["support.capture_fakes", "support.rtsp_fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("CROWDWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -10,15 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.capture_fakes import (  # noqa: F401 - fixture readers
-    FakeCapture,
-    RecordingEvents,
-    camera,
-    factory_of,
-    fixture_readers,
-    run_reader,
-    wait_for,
-)
+from support.capture_fakes import FakeCapture, RecordingEvents, camera, factory_of, run_reader, wait_for
 
 from crowdwatch.capture.base import SourceConnectionError
 from crowdwatch.capture.opencv import OPEN_LOCK

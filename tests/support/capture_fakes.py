@@ -1,6 +1,6 @@
 """Fakes and helpers for the camera reader tests: recording events, synthetic captures, camera configs.
 
-Import the ``readers`` fixture with ``from support.capture_fakes import fixture_readers  # noqa: F401``.
+The ``readers`` fixture is registered for every test by the root ``tests/conftest.py``.
 """
 
 from __future__ import annotations

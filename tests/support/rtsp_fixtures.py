@@ -1,9 +1,7 @@
 """Real-RTSP test fixtures: tiny H.264 clips made with Debian ffmpeg, served by tests/support/rtsp_server.py.
 
-Use from a test module by importing the fixtures (they register under their ``name=``, so the
-imported names do not shadow the test arguments):
-``from support.rtsp_fixtures import fixture_rtsp_clip, fixture_rtsp_server  # noqa: F401``, or with
-``pytest_plugins = ["rtsp_fixtures"]`` in the root conftest.
+The root ``tests/conftest.py`` registers this module as a plugin: a test takes the fixtures below as
+arguments, with no import.
 Every process started here is stopped by PID in a ``finally``.
 
 - ``make_clip(path, seconds=3, fps=10, size=(320, 240), bframes=0)``: an H.264 mp4 (libx264, keyframe

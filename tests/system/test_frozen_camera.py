@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support.capture_fakes import RecordingEvents, camera, fixture_readers, run_reader, wait_for  # noqa: F401 (fixture_readers is a fixture)
+from support.capture_fakes import RecordingEvents, camera, run_reader, wait_for
 from support.rtsp_fixtures import RtspServer, ffmpeg_missing, gstreamer_missing, make_clip
 
 from crowdwatch.capture.reader import CameraReader

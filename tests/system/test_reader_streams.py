@@ -11,13 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.capture_fakes import RecordingEvents, camera, fixture_readers, run_reader, wait_for  # noqa: F401 (fixture_readers is a fixture)
-from support.rtsp_fixtures import (  # noqa: F401 - fixtures clip_factory, rtsp_clip, rtsp_server (skip without gst/ffmpeg)
-    RtspServer,
-    fixture_clip_factory,
-    fixture_rtsp_clip,
-    fixture_rtsp_server,
-)
+from support.capture_fakes import RecordingEvents, camera, run_reader, wait_for
+from support.rtsp_fixtures import RtspServer
 
 from crowdwatch.capture.base import Capture
 from crowdwatch.capture.opencv import open_capture

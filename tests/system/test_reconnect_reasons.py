@@ -11,8 +11,8 @@ import logging
 import re
 
 import pytest
-from support.capture_fakes import RecordingEvents, camera, fixture_readers, run_reader, wait_for  # noqa: F401 (fixture_readers is a fixture)
-from support.rtsp_fixtures import RtspServer, fixture_rtsp_clip, fixture_rtsp_server  # noqa: F401 (fixtures)
+from support.capture_fakes import RecordingEvents, camera, run_reader, wait_for
+from support.rtsp_fixtures import RtspServer
 
 from crowdwatch.capture.reader import CameraReader
 

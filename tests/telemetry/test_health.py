@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from support.capture_fakes import FakeCapture, camera, factory_of, fixture_readers, run_reader, wait_for  # noqa: F401 (fixture_readers is a fixture)
+from support.capture_fakes import FakeCapture, camera, factory_of, run_reader, wait_for
 
 from crowdwatch.capture.base import CameraState
 from crowdwatch.capture.reader import CameraReader
