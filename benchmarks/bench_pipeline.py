@@ -35,7 +35,8 @@ from crowdwatch.config import CameraConfig
 from crowdwatch.demo import make_demo_clip
 from crowdwatch.inference.worker import Worker
 from crowdwatch.model.predictor import BACKENDS, PRECISIONS, Predictor
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.secrets import SecretUrl
+from crowdwatch.sinks.base import Result, Sink, SinkBase
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.overlay import OverlaySink
 from crowdwatch.telemetry.metrics import PipelineMetrics
@@ -131,12 +132,16 @@ def main(argv: list[str]) -> int:
         )
 
     cameras = [
-        CameraConfig(id=f"cam{i}", url=str(clip), fps=args.camera_fps, loop=True)
+        CameraConfig(id=f"cam{i}", url=SecretUrl(str(clip)), fps=args.camera_fps, loop=True)
         for i, clip in enumerate(clips)
     ]
     metrics = PipelineMetrics(CollectorRegistry(), [c.id for c in cameras])
     recorder = LatencyRecorder()
-    sinks = [CsvSink(workdir / "out"), OverlaySink(workdir / "out" / "snapshots", interval_s=5.0), recorder]
+    sinks: list[Sink] = [
+        CsvSink(workdir / "out"),
+        OverlaySink(workdir / "out" / "snapshots", interval_s=5.0),
+        recorder,
+    ]
     for sink in sinks:
         sink.open()
     wake = threading.Event()

@@ -16,6 +16,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import cv2
 import numpy as np
@@ -85,13 +86,13 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for vertices in (4, 12, 48):
         polygon = polygon_with(vertices, rng)
-        old = median_ms(lambda polygon=polygon: before(points, polygon), args.repeats)
-        build = median_ms(lambda polygon=polygon: PolygonMask(polygon), max(5, args.repeats // 5))
+        old = median_ms(partial(before, points, polygon), args.repeats)
+        build = median_ms(partial(PolygonMask, polygon), max(5, args.repeats // 5))
         mask = PolygonMask(polygon)
-        new = median_ms(lambda mask=mask: mask.contains(points), args.repeats)
-        exact = median_ms(lambda polygon=polygon: points_in_polygon(points, polygon), args.repeats)
+        new = median_ms(partial(mask.contains, points), args.repeats)
+        exact = median_ms(partial(points_in_polygon, points, polygon), args.repeats)
         lookup = raster_lookup(polygon)
-        raster = median_ms(lambda lookup=lookup: lookup(points), args.repeats)
+        raster = median_ms(partial(lookup, points), args.repeats)
         reference = before(points, polygon)
         agree = np.array_equal(reference, mask.contains(points)) and np.array_equal(
             reference, points_in_polygon(points, polygon)

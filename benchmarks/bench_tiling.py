@@ -65,7 +65,8 @@ def cpu_name() -> str:
 
 def compare(whole: Predictor, tiled: Predictor, items: Sequence[Item], scale: float = 1.0) -> dict[str, Any]:
     """Counts and F1 at 8 px of ``tiled`` against ``whole`` on ``items`` (each upscaled ``scale`` times)."""
-    diffs, same, total_whole, counts = [], 0, 0, {"whole": [], "tiled": [], "gt": []}
+    diffs, same, total_whole = [], 0, 0
+    counts: dict[str, list[int]] = {"whole": [], "tiled": [], "gt": []}
     tp: dict[str, int] = {"whole": 0, "tiled": 0}
     for item in items:
         image, gt = read_image(item.image), load_points(item.points) * scale
@@ -173,7 +174,8 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
             rows[label] = row
             print(f"  {label}: {row}", file=sys.stderr)
     if len(whole_fit) >= 2:
-        slope, base = np.polyfit(*zip(*whole_fit, strict=True), deg=1)
+        sizes, peaks = (np.array(values, np.float64) for values in zip(*whole_fit, strict=True))
+        slope, base = np.polyfit(sizes, peaks, deg=1)
         for label in args.sizes:
             width, height = SIZES[label]
             if "whole" not in rows[label]:

@@ -52,7 +52,7 @@ def main() -> None:
             out["logits"], out["points"], targets, match_batch(out["logits"], out["points"], targets)
         )
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss["total"]).backward()
+        scaler.scale(loss["total"]).backward()  # type: ignore[no-untyped-call]  # unannotated in torch
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(net.parameters(), 0.1)
         scaler.step(optimizer)

@@ -85,7 +85,7 @@ elif [ "$mode" = test-date-shift ]; then
     --ignore tests/model --ignore tests/train --ignore tests/evaluation "$@"
 else
   # The project's rules, enforced: a lint, format or type error fails the test command before pytest.
-  say "checking lint and format (ruff) and types (mypy --strict on the package)"
+  say "checking lint and format (ruff) and types (mypy --strict on the package, scripts and benchmarks)"
   "$VENV/bin/ruff" check crowdwatch tests scripts benchmarks
   "$VENV/bin/ruff" format --check crowdwatch tests scripts benchmarks
   "$VENV/bin/mypy"

@@ -41,7 +41,7 @@ def shrink_folder(src: Path, dst: Path, name: str, scale: float, quality: int, t
         stem = item.image.stem
         if not cv2.imwrite(str(dst / f"{stem}.webp"), small, [cv2.IMWRITE_WEBP_QUALITY, quality]):
             raise SystemExit(f"cannot write {dst / f'{stem}.webp'}")
-        points = points * np.float32((nw / w, nh / h))
+        points = points * np.array((nw / w, nh / h), np.float32)
         (dst / f"{stem}.txt").write_text("".join(f"{x:.2f} {y:.2f}\n" for x, y in points))
         lines.append(f"{stem}.webp {stem}.txt")
     (dst / "list.txt").write_text("\n".join(lines) + "\n")
