@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.rtsp_fixtures import RtspServer, make_clip  # noqa: E402 - the test fixtures' server and clips
+from support.rtsp_fixtures import RtspServer, make_clip
 
-from crowdwatch.capture.base import NullEvents  # noqa: E402
-from crowdwatch.capture.reader import CameraReader  # noqa: E402
-from crowdwatch.config import CameraConfig  # noqa: E402
+from crowdwatch.capture.base import NullEvents
+from crowdwatch.capture.reader import CameraReader
+from crowdwatch.config import CameraConfig
 
 
 class FrameTimes(NullEvents):

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.png_files import write_constant_png  # noqa: E402 - the tests' PNG writer
+from support.png_files import write_constant_png
 
 TIME = "/usr/bin/time"
 

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     ref, _ = predict_items(reference, items)
     got, _ = predict_items(exported, items)
     report = {"model": str(args.model), "precision": exported.precision, "longest_side": side, "datasets": {}}
-    names = sorted({r.dataset for r in ref}) + ["all"]
+    names = [*sorted({r.dataset for r in ref}), "all"]
     ref_summary, got_summary = summarize(ref, (8.0,)), summarize(got, (8.0,))
     for name in names:
         idx = [i for i, r in enumerate(ref) if name in ("all", r.dataset)]

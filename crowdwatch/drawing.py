@@ -42,7 +42,7 @@ def draw_points(
     height, width = out.shape[:2]
     radius = max(2, round(min(height, width) / 200))
     for x, y in np.asarray(points, dtype=np.float32).reshape(-1, 2):
-        cv2.circle(out, (int(round(float(x))), int(round(float(y)))), radius, POINT_COLOR, -1, cv2.LINE_AA)
+        cv2.circle(out, (round(float(x)), round(float(y))), radius, POINT_COLOR, -1, cv2.LINE_AA)
     if count is not None or label is not None:
         text = count_text(count, label)
         scale, thickness = _label_style(height, width)

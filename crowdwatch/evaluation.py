@@ -196,12 +196,10 @@ def draw_overlay(image: np.ndarray, result: ImageResult, radius: float = DEFAULT
     missed[gt_idx] = False
     size = max(2, round(min(canvas.shape[:2]) / 250))  # dots stay visible on large images
     for x, y in result.gt[missed]:
-        cv2.circle(
-            canvas, (int(round(x)), int(round(y))), size + 2, MISS_COLOR, max(2, size // 2), cv2.LINE_AA
-        )
+        cv2.circle(canvas, (round(x), round(y)), size + 2, MISS_COLOR, max(2, size // 2), cv2.LINE_AA)
     for (x, y), is_hit in zip(result.pred, hit, strict=True):
         color = HIT_COLOR if is_hit else FALSE_POSITIVE_COLOR
-        cv2.circle(canvas, (int(round(x)), int(round(y))), size, color, -1, cv2.LINE_AA)
+        cv2.circle(canvas, (round(x), round(y)), size, color, -1, cv2.LINE_AA)
     scale = max(0.45, min(canvas.shape[:2]) / 900)
     line = round(30 * scale / 0.6)
     lines = [

@@ -23,9 +23,13 @@ def test_mode_follows_umask_not_mkstemp(tmp_path: Path) -> None:
 def test_failure_keeps_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
     path = tmp_path / "weights.pt"
     write_atomic(path, b"old")
-    with pytest.raises(RuntimeError, match="disk on fire"):
+
+    def fail_half_way() -> None:
         with atomic_file(path) as fh:
             fh.write(b"half of the new")
             raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        fail_half_way()
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["weights.pt"]

@@ -66,7 +66,7 @@ def test_a_format_pillow_does_not_identify_is_refused_with_the_list_of_formats(
     tmp_path: Path, ext: str, image: np.ndarray
 ) -> None:
     path = _write(tmp_path, ext, image)
-    with pytest.raises(OSError, match="unknown image format .*PNG, JPEG"):
+    with pytest.raises(OSError, match=r"unknown image format .*PNG, JPEG"):
         check_image_file(path)
 
 
@@ -97,5 +97,5 @@ def test_a_jpeg_with_a_large_exif_segment_before_the_frame_header(tmp_path: Path
 def test_unknown_or_cut_headers_are_unreadable_not_a_crash(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "cut.img"
     path.write_bytes(data)
-    with pytest.raises(OSError, match="unknown image format|damaged image header"):
+    with pytest.raises(OSError, match=r"unknown image format|damaged image header"):
         image_size(path)

@@ -259,7 +259,7 @@ class CameraReader:
         finally:
             try:
                 capture.release()
-            except Exception as exc:  # noqa: BLE001 - releasing a broken capture must not kill the reader
+            except Exception as exc:  # releasing a broken capture must not kill the reader
                 logger.warning("%s: release failed: %s", self.camera.id, mask_url(repr(exc)))
 
     def _stalled(self, grab_s: float) -> bool:

@@ -19,6 +19,7 @@ which is never stricter than the fixed one and is more lenient only for heads la
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -54,8 +55,8 @@ class Scored:
 def bin_labels(edges: Sequence[float], unit: str = "") -> list[str]:
     """``(8, 16)`` -> ``["<8", "8-16", ">=16"]``, each with ``unit`` appended."""
     labels = [f"<{edges[0]:g}{unit}"]
-    labels += [f"{lo:g}-{hi:g}{unit}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-    return labels + [f">={edges[-1]:g}{unit}"]
+    labels += [f"{lo:g}-{hi:g}{unit}" for lo, hi in itertools.pairwise(edges)]
+    return [*labels, f">={edges[-1]:g}{unit}"]
 
 
 def head_sizes(points: np.ndarray, neighbours: int = SIZE_NEIGHBOURS) -> np.ndarray:

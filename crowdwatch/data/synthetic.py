@@ -18,7 +18,7 @@ def blob_image(
     for x, y in points:
         cv2.circle(
             image,
-            (int(round(x * 4)), int(round(y * 4))),
+            (round(x * 4), round(y * 4)),
             int(radius * 4),
             (40, 30, 30),
             -1,

@@ -124,7 +124,7 @@ def read_model(path: Path) -> Any:
     check_exported_path(path)
     try:
         return ov.Core().read_model(str(path))
-    except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError and its own types for bad files
+    except Exception as exc:  # OpenVINO raises RuntimeError and its own types for bad files
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(path, f"is not a readable exported model ({first})", reason="corrupt") from None
 

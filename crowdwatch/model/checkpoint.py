@@ -153,7 +153,7 @@ def read_checkpoint_file(path: str | Path) -> Any:
         raise CheckpointError(
             path, "is truncated or corrupt and cannot be read (not a valid PyTorch file)", reason="corrupt"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - see below
+    except Exception as exc:  # see below
         # Whatever else fails means the file is not a readable checkpoint: a truncated zip
         # (RuntimeError, BadZipFile), a short read (EOFError, OSError), or arbitrary bytes that drive
         # the weights-only unpickler into whatever error their next opcode causes (IndexError,

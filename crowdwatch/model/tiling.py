@@ -62,7 +62,7 @@ class Tile:
     def keep_core(self, points: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The points ((K, 2) x, y in this tile's pixels) that lie in its core, moved to whole-input
         pixels (float64), with their scores."""
-        moved = points.astype(np.float64) + (self.cols.start, self.rows.start)
+        moved = points.astype(np.float64) + np.array((self.cols.start, self.rows.start), np.float64)
         x, y = moved[:, 0], moved[:, 1]
         core = (
             (x >= self.cols.core_start)

@@ -112,7 +112,7 @@ class SinkRunner:
     def _run(self) -> None:
         while True:
             try:
-                result: Result | None | bool = self._queue.get(timeout=SINK_TICK_S)
+                result: Result | bool | None = self._queue.get(timeout=SINK_TICK_S)
             except queue.Empty:
                 result = False
             if result is None:

@@ -43,7 +43,7 @@ class _Handler(MetricsHandler):
 
     health: HealthCheck  # set on the subclass :meth:`MetricsServer` makes
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         path = urlsplit(self.path).path
         if path == "/metrics":
             super().do_GET()
@@ -60,7 +60,7 @@ class _Handler(MetricsHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+    def log_message(self, format: str, *args: Any) -> None:  # http.server's names
         logger.debug("metrics http: " + format, *args)
 
 

@@ -90,7 +90,9 @@ class OptimConfig(_Strict):
     images_per_step: int = Field(8, ge=1)
     crops_per_image: int = Field(4, ge=1)
     crop_size: int = Field(128, ge=16, multiple_of=16)
-    scale: Annotated[list[float], Field(min_length=2, max_length=2)] = [0.7, 1.3]
+    scale: Annotated[list[float], Field(min_length=2, max_length=2)] = Field(
+        default_factory=lambda: [0.7, 1.3]
+    )
     flip: bool = True
     lr: float = Field(1e-4, gt=0)
     lr_backbone: float = Field(1e-5, ge=0)

@@ -17,7 +17,7 @@ RATIOS = ("mass_ratio", "counted_ratio")  # see crowdwatch.train.validate
 
 
 def columns(datasets: Sequence[str]) -> list[str]:
-    cols = TRAIN_COLUMNS + ["val_mae", "val_rmse", *(f"val_{r}" for r in RATIOS)]
+    cols = [*TRAIN_COLUMNS, "val_mae", "val_rmse", *(f"val_{r}" for r in RATIOS)]
     for name in datasets:
         cols += [f"val_mae_{name}", f"val_rmse_{name}", *(f"val_{r}_{name}" for r in RATIOS)]
     return cols

@@ -15,7 +15,7 @@ from crowdwatch.model.checkpoint import save_checkpoint
 from crowdwatch.model.p2pnet import P2PNet
 
 
-@pytest.fixture()
+@pytest.fixture
 def weights(tmp_path):
     torch.manual_seed(0)
     return save_checkpoint(tmp_path / "w.pt", P2PNet(), provenance={"note": "random, for tests"})
@@ -84,7 +84,7 @@ def test_command_writes_csv_json_and_worst_overlays(tmp_path, weights, capsys):
 def test_unreadable_data_exits_non_zero_with_a_clear_message(tmp_path, weights, capfd):
     data = write_blob_folder(tmp_path / "blobs", 2, size=(32, 32))
     (data / "img_0001.png").write_bytes(b"garbage")
-    with pytest.raises(DataError, match="img_0001.png: cannot read image") as info:
+    with pytest.raises(DataError, match=r"img_0001\.png: cannot read image") as info:
         main(["--weights", str(weights), str(data), "--no-progress", "--out", str(tmp_path / "e")])
     assert info.value.exit_code == 2
     code = cli_main(

@@ -26,10 +26,8 @@ def test_int8_from_a_site_config_then_count_with_it(
     config = tmp_path / "site.yaml"
     config.write_text(f"cameras:\n  - id: mall\n    url: {clip}\n  - id: mall-b\n    url: {clip}\n")
     out = tmp_path / "models"
-    code = cli(
-        ["export", "--format", "openvino", "--int8", "--calibration", str(config), "--frames", "2"]
-        + ["--every", "5", "--longest-side", "192", "--out", str(out)]
-    )
+    options = "--format openvino --int8 --frames 2 --every 5 --longest-side 192".split()
+    code = cli(["export", *options, "--calibration", str(config), "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     int8 = out / "p2pnet_int8.xml"
     assert f"wrote {int8}" in capsys.readouterr().out

@@ -44,7 +44,7 @@ def check_config(path: Path, env: dict[str, str], python: str) -> subprocess.Com
 
 def test_a_5000_digit_integer_is_a_clear_error(tmp_path: Path, cli_env: dict[str, str], python: str) -> None:
     path = write_config(tmp_path, f"defaults:\n  fps: {'9' * 5000}\n" + GOOD)
-    [(key, message)] = errors_of(path)
+    [(_key, message)] = errors_of(path)
     assert f"an integer of 5000 digits; expected at most {MAX_INT_DIGITS}" in message
     assert "line 2, column 8" in message
     proc = check_config(path, cli_env, python)

@@ -31,7 +31,7 @@ def test_grayscale_image_is_read_as_three_channels(tmp_path):
 def test_bad_point_file_names_file_and_line(tmp_path, content):
     path = tmp_path / "bad.txt"
     path.write_text(content)
-    with pytest.raises(DataError, match="bad.txt: line"):
+    with pytest.raises(DataError, match=r"bad\.txt: line"):
         load_points(path)
 
 

@@ -192,11 +192,11 @@ def test_convert_names_unknown_and_missing_tensors(tmp_path: Path) -> None:
     sd = published_state_dict("vgg16")
     sd["fpn.P6.weight"] = torch.zeros(1)
     torch.save({"model": sd}, tmp_path / "extra.pth")
-    with pytest.raises(CheckpointError, match="unexpected tensors .*fpn.P6.weight"):
+    with pytest.raises(CheckpointError, match=r"unexpected tensors .*fpn\.P6\.weight"):
         convert_checkpoint(tmp_path / "extra.pth", tmp_path / "out.pt")
     del sd["fpn.P6.weight"], sd["fpn.P4_2.bias"]
     torch.save({"model": sd}, tmp_path / "missing.pth")
-    with pytest.raises(CheckpointError, match="lacks tensor fpn.P4_2.bias"):
+    with pytest.raises(CheckpointError, match=r"lacks tensor fpn\.P4_2\.bias"):
         convert_checkpoint(tmp_path / "missing.pth", tmp_path / "out.pt")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="not a checkpoint of the published P2PNet code"):

@@ -88,7 +88,7 @@ def test_points_in_padding_are_dropped() -> None:
     assert set(np.unique(pred.points[:, 0]).tolist()) == {4.0, 12.0, 20.0}
 
 
-@pytest.mark.parametrize("source_hw,longest", [((100, 60), 50), ((90, 200), 64), ((480, 640), 320)])
+@pytest.mark.parametrize(("source_hw", "longest"), [((100, 60), 50), ((90, 200), 64), ((480, 640), 320)])
 def test_resize_is_undone_exactly(source_hw: tuple[int, int], longest: int) -> None:
     net = hand_set_net([(1.25, -0.75)], [True])
     predictor = make_predictor(net, longest_side=longest)

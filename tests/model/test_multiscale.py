@@ -40,5 +40,5 @@ def test_one_scale_or_empty_scales_pass_through():
     one = prediction((1, 2, 0.7))
     assert merge_scales([one]) is one
     assert merge_scales([prediction(), prediction()]).count == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must not be empty"):
         merge_scales([])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -79,7 +80,7 @@ def test_spans_cover_the_axis_with_aligned_tiles_and_cores_that_partition_it(
     for span in spans:
         assert span.start % SIZE_DIVISOR == 0 and 0 < span.length <= tile
         assert span.core_start < span.core_end
-    for left, right in zip(spans, spans[1:], strict=False):
+    for left, right in itertools.pairwise(spans):
         assert left.core_end == right.core_start  # cores meet: no gap, no overlap
         # every inner core edge has `margin` pixels of context in both tiles
         assert right.core_start - right.start == margin and left.end - left.core_end >= margin

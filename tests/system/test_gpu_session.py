@@ -59,7 +59,7 @@ def test_dry_run_proves_every_phase_and_brings_the_network_back(tmp_path: Path) 
     joined.write_bytes(b"".join(p.read_bytes() for p in parts))
     digest, name = (result / "train" / "last_fp16.pt.sha256").read_text().split()
     assert name == "last_fp16.pt" and hashlib.sha256(joined.read_bytes()).hexdigest() == digest
-    net, meta = load_checkpoint(joined)
+    _net, meta = load_checkpoint(joined)
     assert meta.provenance["steps"] == report["train"]["steps"]
     assert (result / "train" / "config.yaml").read_text().startswith("# ")  # sized, with its header
     assert not (result / "train" / "run").exists()  # the run's full state stays on the machine

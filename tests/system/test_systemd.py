@@ -59,7 +59,7 @@ def _analyze(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["systemd-analyze", *args], capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture()
+@pytest.fixture
 def units(tmp_path) -> Path:
     for src in SYSTEMD_DIR.glob("*.service"):
         _copy_for_analysis(src, tmp_path)
@@ -93,7 +93,7 @@ def test_security_exposure_at_most_target(units, name):
     # --threshold is in tenths of the printed score: 25 means 2.5; a score above it exits non-zero.
     rc, score = _exposure(units / name, int(MAX_EXPOSURE * 10))
     assert rc == 0 and score <= MAX_EXPOSURE
-    rc_tight, _ = _exposure(units / name, int(round(score * 10)) - 1)
+    rc_tight, _ = _exposure(units / name, round(score * 10) - 1)
     assert rc_tight != 0
 
 

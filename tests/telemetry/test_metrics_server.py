@@ -67,7 +67,7 @@ def test_http_server_serves_metrics_and_health_and_stops(registry: CollectorRegi
         assert info.value.code == 404
     finally:
         server.stop()
-    with pytest.raises(OSError):
+    with pytest.raises(urllib.error.URLError):  # refused: nothing listens any more
         urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=2)
 
 

@@ -111,7 +111,7 @@ def test_frozen_blocks_get_no_gradient_and_the_rest_do() -> None:
     (out["logits"].sum() + out["points"].sum()).backward()
     assert all(p.grad is None for p in net.backbone[:9].parameters())
     assert all(p.grad is not None for p in net.backbone[9:].parameters())
-    with pytest.raises(ValueError, match="0..5"):
+    with pytest.raises(ValueError, match=r"0\.\.5"):
         freeze_blocks(net.backbone, 6)
 
 
@@ -149,5 +149,5 @@ def test_a_config_naming_a_missing_backbone_file_fails_before_training(tmp_path:
         "model": {"backbone_init": "nowhere.pth"},
         "train": {"steps": 1, "workers": 0},
     }
-    with pytest.raises(UsageError, match="nowhere.pth: no such file"):
+    with pytest.raises(UsageError, match=r"nowhere\.pth: no such file"):
         Trainer(parse_config(raw, tmp_path), tmp_path / "run", resume=False)

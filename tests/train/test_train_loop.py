@@ -69,7 +69,7 @@ def test_best_checkpoint_loads_with_provenance(tmp_path):
     data = write_blob_folder(tmp_path / "blobs", 8, size=(48, 48), max_count=4)
     trainer = Trainer(tiny_config(data, steps=3), tmp_path / "run", resume=False)
     trainer.run(progress=False)
-    net, meta = load_checkpoint(tmp_path / "run" / "best.pt")
+    _net, meta = load_checkpoint(tmp_path / "run" / "best.pt")
     prov = meta.provenance
     assert prov["datasets"][0]["name"] == "blobs" and prov["datasets"][0]["val_images_used"] == 2
     assert prov["steps"] == 3 and "mae" in prov["validation"]["blobs"] and "rmse" in prov["validation"]["all"]
