@@ -59,25 +59,43 @@ def problems(topic: str, config: dict[str, Any]) -> list[str]:
         f"{topic}: unknown key {k}" for k in config if k not in KEYS[component] and k not in ABBREVIATIONS
     ]
     out += [f"{topic}: missing {k}" for k in REQUIRED[component] - set(config)]
-    if "device" in config:
-        device = config["device"]
-        out += [f"{topic}: unknown device key {k}" for k in device if k not in DEVICE_KEYS]
-        if not device.get("identifiers") and not device.get("connections"):
-            out.append(f"{topic}: device needs identifiers or connections")
-        if "unique_id" not in config:
-            out.append(f"{topic}: a device needs the entity's unique_id")
-    for entry in config.get("availability", []):
-        out += [f"{topic}: unknown availability key {k}" for k in entry if k not in AVAILABILITY_KEYS]
-        if "topic" not in entry:
-            out.append(f"{topic}: availability entry without topic")
-    if "availability" in config and "availability_topic" in config:
-        out.append(f"{topic}: availability and availability_topic together")
-    if config.get("availability_mode", "latest") not in AVAILABILITY_MODES:
-        out.append(f"{topic}: availability_mode {config['availability_mode']}")
-    if config.get("entity_category", "config") not in ENTITY_CATEGORIES:
-        out.append(f"{topic}: entity_category {config['entity_category']}")
-    if component == "sensor" and config.get("state_class", "measurement") not in STATE_CLASSES:
-        out.append(f"{topic}: state_class {config['state_class']}")
-    if component == "binary_sensor" and config.get("device_class", "occupancy") not in BINARY_DEVICE_CLASSES:
-        out.append(f"{topic}: device_class {config['device_class']}")
+    out += [f"{topic}: {problem}" for problem in _device_problems(config) + _availability_problems(config)]
+    out += [f"{topic}: {problem}" for problem in _enum_problems(component, config)]
     return out
+
+
+def _device_problems(config: dict[str, Any]) -> list[str]:
+    if "device" not in config:
+        return []
+    device = config["device"]
+    out = [f"unknown device key {k}" for k in device if k not in DEVICE_KEYS]
+    if not device.get("identifiers") and not device.get("connections"):
+        out.append("device needs identifiers or connections")
+    if "unique_id" not in config:
+        out.append("a device needs the entity's unique_id")
+    return out
+
+
+def _availability_problems(config: dict[str, Any]) -> list[str]:
+    out = []
+    for entry in config.get("availability", []):
+        out += [f"unknown availability key {k}" for k in entry if k not in AVAILABILITY_KEYS]
+        if "topic" not in entry:
+            out.append("availability entry without topic")
+    if "availability" in config and "availability_topic" in config:
+        out.append("availability and availability_topic together")
+    return out
+
+
+def _enum_problems(component: str, config: dict[str, Any]) -> list[str]:
+    """Values outside the documented choices (each key checked only when present)."""
+    allowed = {"availability_mode": AVAILABILITY_MODES, "entity_category": ENTITY_CATEGORIES}
+    if component == "sensor":
+        allowed["state_class"] = STATE_CLASSES
+    if component == "binary_sensor":
+        allowed["device_class"] = BINARY_DEVICE_CLASSES
+    return [
+        f"{key} {config[key]}"
+        for key, values in allowed.items()
+        if key in config and config[key] not in values
+    ]
