@@ -38,6 +38,7 @@ from crowdwatch.model.predictor import BACKENDS, PRECISIONS, Predictor
 from crowdwatch.sinks.base import Result, SinkBase
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.overlay import OverlaySink
+from crowdwatch.sinks.runner import SinkRunner
 from crowdwatch.telemetry.metrics import PipelineMetrics
 
 logger = logging.getLogger("bench_pipeline")
@@ -141,9 +142,16 @@ def main(argv: list[str]) -> int:
         sink.open()
     wake = threading.Event()
     readers = [CameraReader(camera, metrics, on_frame=wake) for camera in cameras]
+    runner = SinkRunner(sinks)
     worker = Worker(
-        predictor, readers, sinks=sinks, events=metrics, max_batch=args.max_batch or args.cameras, wake=wake
+        predictor,
+        readers,
+        publish=runner.submit,
+        events=metrics,
+        max_batch=args.max_batch or args.cameras,
+        wake=wake,
     )
+    runner.start()
     worker.start()
     for reader in readers:
         reader.start()
@@ -154,6 +162,7 @@ def main(argv: list[str]) -> int:
         rss[f"{mark / 60:g} min"] = round(rss_mib(), 1)
     stop_readers(readers, timeout=5)
     worker.stop(timeout=30)
+    runner.stop(time.monotonic() + 30)
     for sink in sinks:
         sink.close()
     window = [(t, lat) for t, lat in recorder.samples if t - started >= args.warmup]

@@ -39,6 +39,7 @@ LAYERS: list[set[str]] = [
     {"config", "zones", "drawing", "density", "images"},
     {"model", "data", "capture", "sinks"},
     {"train", "evaluation", "inference", "telemetry", "demo"},
+    {"reload"},
     {"pipeline"},
     {"commands"},
     {"cli"},

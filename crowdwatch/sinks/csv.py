@@ -152,6 +152,20 @@ class CsvSink(SinkBase):
             os.close(self._fd)
             self._fd = None
 
+    def set_zone_ids(self, zone_ids: Sequence[str]) -> None:
+        """A config reload changed the zones (call on the sink thread): when the columns change, the
+        rows buffered so far are flushed under the old header and later rows go to a file whose header
+        matches (the day's file of these columns, or a new ``.N`` one), never under the wrong header."""
+        zone_ids = list(dict.fromkeys(zone_ids))
+        if zone_ids == self.zone_ids:
+            return
+        self.flush()
+        self.zone_ids = zone_ids
+        self.columns = header_columns(zone_ids)
+        self._header = self._format(self.columns).encode()
+        if self._day is not None:
+            self._open_day(self._day)
+
     # -- internals -----------------------------------------------------------------------------
     def flush(self) -> None:
         """Write every buffered row with one write and fsync; on failure cut the file back."""

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from crowdwatch.frames import Frame
-from crowdwatch.inference.worker import Worker
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.inference.worker import FrameSource, PredictorLike, Worker
+from crowdwatch.sinks.base import Result, Sink, SinkBase
+from crowdwatch.sinks.runner import SinkRunner
 from crowdwatch.zones import CameraZones, Zone
 
 
@@ -84,17 +85,53 @@ class Events:
         self.dropped[(camera, reason)] = self.dropped.get((camera, reason), 0) + n
 
 
+class Fed:
+    """A worker publishing to a sink runner, as the pipeline wires them; stops both."""
+
+    def __init__(
+        self,
+        predictor: PredictorLike,
+        sources: Sequence[FrameSource],
+        sinks: Sequence[Sink],
+        *,
+        events: Events | None = None,
+        queue_size: int = 32,
+        max_batch: int = 4,
+        max_wait_ms: float = 50.0,
+    ) -> None:
+        self.runner = SinkRunner(sinks, queue_size=queue_size)
+        self.worker = Worker(
+            predictor,
+            sources,
+            publish=self.runner.submit,
+            events=events,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+        )
+
+    def start(self) -> None:
+        self.runner.start()
+        self.worker.start()
+
+    def stop(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        done = self.worker.stop(timeout)
+        return self.runner.stop(deadline) and done
+
+
 # -- Worker --------------------------------------------------------------------------------------
 def test_process_applies_zones_and_publishes() -> None:
-    events, sink = Events(), Recorder()
+    events, published = Events(), []
     zones = {"a": CameraZones([Zone("all", np.array([[0, 0], [10, 0], [10, 10], [0, 10]]), high=3, low=1)])}
-    worker = Worker(FakePredictor(), [], sinks=[sink], events=events, zones=zones)
+    worker = Worker(
+        FakePredictor(), [], events=events, zones=zones, publish=lambda r: not published.append(r)
+    )
     assert worker.last_progress_monotonic() is None
     results = worker.process([frame("a", 50), frame("b", 20)])
     assert [r.count for r in results] == [5, 2]
     assert results[0].zone_counts == {"all": 5} and results[0].zone_alerts == {"all": True}
     assert results[1].zone_counts == {}
-    assert events.batches == [2] and len(events.published) == 2
+    assert events.batches == [2] and len(events.published) == 2 and published == results
     assert worker.last_progress_monotonic() is not None
     assert all(r.latency_s >= 0 for r in results)
 
@@ -102,7 +139,7 @@ def test_process_applies_zones_and_publishes() -> None:
 def test_worker_batches_cameras_and_delivers_every_frame_to_sinks() -> None:
     sources = [ListSource(c, [frame(c, i) for i in range(5)]) for c in "abc"]
     predictor, sink, events = FakePredictor(), Recorder(), Events()
-    worker = Worker(predictor, sources, sinks=[sink], events=events, max_batch=4, max_wait_ms=20)
+    worker = Fed(predictor, sources, [sink], events=events, max_batch=4, max_wait_ms=20)
     worker.start()
     deadline = time.monotonic() + 10
     while len(events.published) < 15 and time.monotonic() < deadline:
@@ -119,7 +156,7 @@ def test_worker_batches_cameras_and_delivers_every_frame_to_sinks() -> None:
 def test_slow_sink_never_stalls_inference_and_overload_is_counted() -> None:
     source = ListSource("a", [frame("a", i) for i in range(60)])
     sink, events = Recorder(delay_s=0.05), Events()
-    worker = Worker(FakePredictor(), [source], sinks=[sink], events=events, queue_size=4, max_wait_ms=0)
+    worker = Fed(FakePredictor(), [source], [sink], events=events, queue_size=4, max_wait_ms=0)
     started = time.monotonic()
     worker.start()
     while len(events.published) < 60 and time.monotonic() - started < 10:
@@ -139,7 +176,7 @@ def test_a_failing_sink_does_not_stop_the_others() -> None:
 
     good = Recorder()
     source = ListSource("a", [frame("a", i) for i in range(3)])
-    worker = Worker(FakePredictor(), [source], sinks=[Broken(), good])
+    worker = Fed(FakePredictor(), [source], [Broken(), good])
     worker.start()
     time.sleep(0.5)
     assert worker.stop(timeout=5)
@@ -173,7 +210,7 @@ def test_stop_finishes_frames_already_taken() -> None:
     # Camera c never delivers, so a and b wait for max_wait (10 s) until stop() runs them.
     sources = [ListSource(c, [frame(c, 0)] if c != "c" else []) for c in "abc"]
     predictor = FakePredictor(delay_s=0.2)
-    worker = Worker(predictor, sources, sinks=[sink], max_batch=4, max_wait_ms=10_000)
+    worker = Fed(predictor, sources, [sink], max_batch=4, max_wait_ms=10_000)
     worker.start()
     time.sleep(0.2)
     assert predictor.batches == []
@@ -184,7 +221,7 @@ def test_stop_finishes_frames_already_taken() -> None:
 
 def test_sinks_tick_without_results() -> None:
     sink = Recorder()
-    worker = Worker(FakePredictor(), [], sinks=[sink])
+    worker = Fed(FakePredictor(), [], [sink])
     worker.start()
     time.sleep(0.5)
     assert worker.stop(timeout=5)
