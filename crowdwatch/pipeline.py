@@ -393,13 +393,15 @@ class Pipeline:
         notifier.close()
 
     def _final_counts(self, readers: list[CameraReader]) -> dict[str, dict[str, int]]:
-        """Per camera: frames processed and results dropped on sink overload (CSV rows = the difference)."""
+        """Per camera: frames processed, results dropped on sink overload (CSV rows = the difference) and
+        frames superseded by a newer one before the model took them (the gaps in the CSV's frame column)."""
         out = {}
         for reader in readers:
             counts = self.metrics.counts.get(reader.camera_id)
             out[reader.camera_id] = {
                 "processed": counts.processed,
                 "sink_overload": counts.dropped["sink_overload"],
+                "superseded": counts.dropped["superseded"],
             }
         return out
 
