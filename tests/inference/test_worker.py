@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crowdwatch.frames import Frame
-from crowdwatch.inference.worker import FrameSource, PredictorLike, Worker
+from crowdwatch.inference.worker import FrameSource, PredictorLike, SiteChange, Worker
 from crowdwatch.sinks.base import Result, Sink, SinkBase
 from crowdwatch.sinks.runner import SinkRunner
 from crowdwatch.zones import CameraZones, Zone
@@ -266,3 +266,48 @@ def test_results_carry_smoothed_counts_alert_events_and_no_excluded_points() -> 
     # A camera without zones still gets its smoothed count (window 0: the raw count).
     (plain,) = worker.process([Frame("cam2", np.full((32, 48, 3), 3, np.uint8), 0, t0, time.monotonic())])
     assert plain.smoothed_count == plain.count == 4 and plain.alert_events == ()
+
+
+def test_a_site_change_waits_for_the_frames_in_flight_and_applies_between_batches() -> None:
+    """Frames taken before a reload are processed under the zones they came with; the next ones under
+    the new zones; a removed camera's source is no longer read, an added one is."""
+    left = np.array([[0, 0], [24, 0], [24, 32], [0, 32]], np.float32)
+    whole = np.array([[0, 0], [48, 0], [48, 32], [0, 32]], np.float32)
+    old_zones = CameraZones([Zone("area", left)])
+    keep, gone, new = ListSource("keep", [frame("keep", 3, (32, 48))]), ListSource("gone"), ListSource("new")
+    published: list[Result] = []
+    predictor = PointsPredictor()  # 3 heads at x = 10 (left half), one at x = 40
+    # max_wait 10 s and a camera that never delivers: the first frame waits in the batcher
+    worker = Worker(
+        predictor, [keep, gone], zones={"keep": old_zones}, publish=lambda r: not published.append(r),
+        max_wait_ms=10_000,
+    )  # fmt: skip
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while worker.batcher.pending_cameras != {"keep"} and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert worker.batcher.pending_cameras == {"keep"} and not published
+        order: list[str] = []
+        new_zones = CameraZones([Zone("area", whole)])
+        change = SiteChange(
+            sources=[keep, new],
+            zones={"keep": new_zones},
+            removed=["gone"],
+            then=lambda: order.append(f"then after {len(published)} result(s)"),
+        )
+        assert worker.apply(change, timeout=5)
+        assert order == ["then after 1 result(s)"]  # the frame in flight went first
+        assert published[0].zone_counts == {"area": 3}  # under the old zones
+        gone.frames.append(frame("gone", 1, (32, 48)))
+        keep.frames.append(frame("keep", 3, (32, 48)))
+        new.frames.append(frame("new", 3, (32, 48)))
+        worker.wake.set()
+        while len(published) < 3 and time.monotonic() < deadline + 5:
+            time.sleep(0.01)
+    finally:
+        assert worker.stop(timeout=5)
+    later = {r.camera: r for r in published[1:]}
+    assert set(later) == {"keep", "new"} and gone.frames  # `gone` is no longer read
+    assert later["keep"].zone_counts == {"area": 4}  # under the new zones
+    assert worker.zones["keep"] is new_zones and "gone" not in worker.zones
