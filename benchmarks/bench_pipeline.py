@@ -33,9 +33,10 @@ from prometheus_client import CollectorRegistry
 from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import CameraConfig
 from crowdwatch.demo import make_demo_clip
+from crowdwatch.frames import Result
 from crowdwatch.inference.worker import Worker
 from crowdwatch.model.predictor import BACKENDS, PRECISIONS, Predictor
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.sinks.base import SinkBase
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.overlay import OverlaySink
 from crowdwatch.sinks.runner import SinkRunner

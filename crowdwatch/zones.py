@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from crowdwatch.frames import AlertChange
 from crowdwatch.polygons import PolygonMask, points_in_any
 from crowdwatch.smoothing import WindowMean
 
@@ -58,22 +59,6 @@ class Zone:
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Boolean mask, one entry per (x, y) row of ``points``: inside or on the boundary."""
         return self._mask.contains(points)
-
-
-@dataclass(frozen=True)
-class AlertChange:
-    """A zone's alert changing state (``raised`` or ``cleared``) on a frame captured at ``at``.
-
-    ``count`` is the smoothed count that completed the condition, ``threshold`` the bound it was held
-    against, ``since`` the capture time of the first frame of the run that met it.
-    """
-
-    zone: str
-    state: Literal["raised", "cleared"]
-    count: float
-    threshold: float
-    since: float
-    at: float
 
 
 class ZoneAlert:

@@ -27,9 +27,8 @@ from typing import Protocol
 
 import numpy as np
 
-from crowdwatch.frames import Frame
+from crowdwatch.frames import Frame, Result
 from crowdwatch.inference.batcher import Batcher
-from crowdwatch.sinks.base import Result
 from crowdwatch.zones import CameraZones
 
 __all__ = [

@@ -26,8 +26,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crowdwatch.frames import Result
 from crowdwatch.logthrottle import LogThrottle
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.sinks.base import SinkBase
 
 logger = logging.getLogger(__name__)
 

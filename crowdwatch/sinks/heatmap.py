@@ -25,7 +25,8 @@ import numpy as np
 from crowdwatch.density import DensityWindow, render_heatmap
 from crowdwatch.drawing import draw_exclusions
 from crowdwatch.fileio import write_atomic
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.frames import Result
+from crowdwatch.sinks.base import SinkBase
 
 logger = logging.getLogger(__name__)
 

@@ -36,8 +36,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from crowdwatch.config.mqtt import MqttSettings, TlsFileError, tls_context
 from crowdwatch.errors import UsageError
+from crowdwatch.frames import Result
 from crowdwatch.logthrottle import LogThrottle
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.sinks.base import SinkBase
 from crowdwatch.sinks.homeassistant import discovery_filter, discovery_messages, node_id
 from crowdwatch.sinks.mqtt_messages import (
     OFFLINE,

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.sinks.mqtt_messages import (
     OFFLINE,
     ONLINE,

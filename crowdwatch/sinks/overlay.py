@@ -18,7 +18,8 @@ import numpy as np
 
 from crowdwatch.drawing import draw_annotations
 from crowdwatch.fileio import write_atomic
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.frames import Result
+from crowdwatch.sinks.base import SinkBase
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from crowdwatch.frames import Result
 from crowdwatch.logthrottle import LogThrottle
-from crowdwatch.sinks.base import Result, Sink
+from crowdwatch.sinks.base import Sink
 
 __all__ = ["SINK_TICK_S", "SinkRunner", "SinkStatus", "sink_names"]
 

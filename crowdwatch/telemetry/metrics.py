@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, Info
 
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.telemetry.counts import DROP_REASONS, FrameCounts
 
 __all__ = ["BATCH_BUCKETS", "DROP_REASONS", "LATENCY_BUCKETS", "PipelineMetrics"]

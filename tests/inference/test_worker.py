@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crowdwatch.frames import Frame
+from crowdwatch.frames import Frame, Result
 from crowdwatch.inference.worker import FrameSource, PredictorLike, SiteChange, Worker
-from crowdwatch.sinks.base import Result, Sink, SinkBase
+from crowdwatch.sinks.base import Sink, SinkBase
 from crowdwatch.sinks.runner import SinkRunner
 from crowdwatch.zones import CameraZones, Zone
 

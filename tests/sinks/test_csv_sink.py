@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.sinks.csv import CsvSink, header_columns, repair_partial_line
 
 DAY1 = datetime(2026, 11, 24, 23, 59, 59, 500000, tzinfo=UTC).timestamp()

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.sinks.heatmap import HeatmapSink
 
 T0 = 1_800_000_000.0

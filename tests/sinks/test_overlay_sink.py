@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from crowdwatch.fileio import write_atomic
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.sinks.overlay import OverlaySink
 
 

@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.frames import Result
+from crowdwatch.sinks.base import SinkBase
 from crowdwatch.sinks.runner import SinkRunner
 
 

@@ -18,7 +18,7 @@ from support.mosquitto import (
 )
 
 from crowdwatch.config.mqtt import MqttSettings
-from crowdwatch.sinks.base import AlertEvent, Result
+from crowdwatch.frames import AlertChange, Result
 from crowdwatch.sinks.mqtt import MqttSink
 from crowdwatch.sinks.mqtt_messages import CameraLayout, SiteLayout
 
@@ -38,7 +38,7 @@ def sink(broker: Mosquitto, layout: SiteLayout, **overrides: object) -> MqttSink
     return MqttSink(MqttSettings.model_validate(data), "lobby", layout=layout)
 
 
-def result(camera: str, zones: dict[str, int], events: tuple[AlertEvent, ...] = ()) -> Result:
+def result(camera: str, zones: dict[str, int], events: tuple[AlertChange, ...] = ()) -> Result:
     return Result(
         camera=camera,
         index=1,
@@ -66,7 +66,7 @@ def test_restart_with_a_changed_config_replaces_the_old_alert_and_clears_removed
             CameraLayout("old-cam", ("x",), ()),
         )
     )
-    raised = AlertEvent("door", "raised", 12.0, 10.0, T0 - 5, T0)
+    raised = AlertChange("door", "raised", 12.0, 10.0, T0 - 5, T0)
     with sink(broker, first) as run1:
         run1.camera_status("hall", True)
         run1.camera_status("old-cam", True)
@@ -114,7 +114,7 @@ def test_restart_with_a_changed_config_replaces_the_old_alert_and_clears_removed
 
 def test_the_current_alert_state_is_published_again_on_every_connect(broker: Mosquitto) -> None:
     layout = SiteLayout((CameraLayout("hall", ("door",), ("door",)),))
-    raised = AlertEvent("door", "raised", 12.0, 10.0, T0 - 5, T0)
+    raised = AlertChange("door", "raised", 12.0, 10.0, T0 - 5, T0)
     with sink(broker, layout) as box:
         box.write(result("hall", {"door": 12}, (raised,)))
         sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/hall/door/alert"])
@@ -136,7 +136,7 @@ def test_a_reloaded_layout_clears_a_removed_camera_and_announces_a_new_one(broke
     first = SiteLayout(
         (CameraLayout("hall", ("door",), ("door",)), CameraLayout("yard", ("gate",), ("gate",)))
     )
-    raised = AlertEvent("door", "raised", 12.0, 10.0, T0 - 5, T0)
+    raised = AlertChange("door", "raised", 12.0, 10.0, T0 - 5, T0)
     ha = {"enabled": True, "discovery_prefix": "homeassistant"}
     with sink(broker, first, homeassistant=ha) as run:
         for camera in ("hall", "yard"):

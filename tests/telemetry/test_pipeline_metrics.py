@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.telemetry.metrics import PipelineMetrics
 
 
