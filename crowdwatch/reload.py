@@ -51,8 +51,9 @@ __all__ = ["DetachableEvents", "Reloader", "camera_zones", "site_layout"]
 
 logger = logging.getLogger(__name__)
 
-#: Longest a reload waits for the worker to finish the batch in flight, and for the sinks' change.
-APPLY_WAIT_S = 60.0
+#: Longest a reload waits for the sinks to take their change (the worker's is always waited for: it
+#: only waits for the batch in flight). A slow disk delays it; it still runs in order after that.
+SINKS_WAIT_S = 30.0
 #: Longest a reload waits for a leaving reader (one blocked in the capture library stops on its own).
 READER_STOP_S = 3.0
 
@@ -227,9 +228,9 @@ class Reloader:
             sinks_done.append(self.runner.run_in_order(self._sink_change(new, plan)))
 
         change = SiteChange(sources=sources, zones=zones, removed=plan.removed, then=on_worker_thread)
-        if not self.worker.apply(change, timeout=APPLY_WAIT_S):
-            logger.warning("config reload: the worker is still busy; the change applies after its batch")
-        elif not sinks_done or sinks_done[0] is None or not sinks_done[0].wait(APPLY_WAIT_S):
+        if not self.worker.apply(change):
+            logger.error("config reload: the inference thread is gone; starting the new cameras anyway")
+        elif not sinks_done or sinks_done[0] is None or not sinks_done[0].wait(SINKS_WAIT_S):
             logger.warning("config reload: the sinks are slow to take the change; it applies in order")
         self.zones.update(zones)
         for camera in plan.removed:
@@ -252,15 +253,21 @@ class Reloader:
         scales = {cam.id: cam.pixels_per_metre for cam in new.cameras}
         layout = site_layout(new)
 
+        def change_one(sink: Sink) -> None:
+            if isinstance(sink, CsvSink):
+                sink.set_zone_ids(zone_ids)
+            elif isinstance(sink, OverlaySink):
+                sink.set_cameras(drawn, exclusions, closed=(*plan.removed, *plan.restarted))
+            elif isinstance(sink, HeatmapSink):
+                sink.set_cameras(scales, exclusions, removed=plan.removed)
+            elif isinstance(sink, MqttSink):
+                sink.set_layout(layout)
+
         def change() -> None:
-            for sink in self.sinks:
-                if isinstance(sink, CsvSink):
-                    sink.set_zone_ids(zone_ids)
-                elif isinstance(sink, OverlaySink):
-                    sink.set_cameras(drawn, exclusions, closed=(*plan.removed, *plan.restarted))
-                elif isinstance(sink, HeatmapSink):
-                    sink.set_cameras(scales, exclusions, removed=plan.removed)
-                elif isinstance(sink, MqttSink):
-                    sink.set_layout(layout)
+            for sink in self.sinks:  # one failing (a full disk for a new CSV file) stops no other
+                try:
+                    change_one(sink)
+                except Exception:
+                    logger.exception("config reload: the %s did not take the change", type(sink).__name__)
 
         return change

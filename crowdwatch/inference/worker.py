@@ -43,6 +43,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: How often :meth:`Worker.apply` checks that the inference thread still lives while it waits.
+APPLY_POLL_S = 1.0
+
 
 class FrameSource(Protocol):
     """What the worker needs of a camera reader: which camera it is, and its latest frame."""
@@ -162,19 +165,23 @@ class Worker:
             self._inference.join(max(0.0, deadline - time.monotonic()))
         return not self._inference.is_alive()
 
-    def apply(self, change: SiteChange, timeout: float = 30.0) -> bool:
+    def apply(self, change: SiteChange) -> bool:
         """Apply ``change`` on the inference thread between two batches, after every frame already
-        taken has been processed under the old zones; wait until it is applied (True) or ``timeout``
-        passed (False: it is still applied, in order, when the thread comes round). Before
-        :meth:`start` (or after the thread ended) it is applied at once on the caller's thread."""
-        if not self._inference.is_alive():
+        taken has been processed under the old zones, and wait until it is applied (True): however
+        long the batch in flight takes, for as long as the thread lives (False if it ended first,
+        with the change not applied). Before :meth:`start` it is applied at once, on the caller's
+        thread."""
+        if self._inference.ident is None:
             self._apply_now(change)
             return True
         done = threading.Event()
         with self._changes_lock:
             self._changes.append((change, done))
         self.wake.set()
-        return done.wait(timeout)
+        while not done.wait(APPLY_POLL_S):
+            if not self._inference.is_alive():
+                return done.is_set()
+        return True
 
     @property
     def busy(self) -> bool:

@@ -36,6 +36,7 @@ class SiteState:
         self.layout = layout
         self._lock = threading.Lock()
         self._up = {camera.id: False for camera in layout.cameras}  # down until its first frame
+        self._early: dict[str, bool] = {}  # cameras not in the layout (yet): their latest state
         # the latest alert event's payload per (camera, zone); None: no change yet in this run (cleared)
         self._alerts: dict[tuple[str, str], bytes | None] = {
             (camera.id, zone): None for camera in layout.cameras for zone in camera.alert_zones
@@ -46,6 +47,7 @@ class SiteState:
         camera the layout does not have: one a reload removed, whose reader is still stopping)."""
         with self._lock:
             if camera not in self._up:
+                self._early[camera] = up  # a new camera's reader ahead of its layout: said by set_layout
                 return None
             self._up[camera] = up
         return self._status(camera, up)
@@ -53,8 +55,8 @@ class SiteState:
     def set_layout(self, layout: SiteLayout) -> list[Message]:
         """Change to ``layout`` (a config reload); the messages that say so: each removed camera
         ``offline``, an empty retained message for every topic only the old layout kept (the removed
-        cameras' counts, removed zones, alerts that went), a new camera ``offline`` until its first
-        frame, a new alert zone ``cleared``. Kept cameras and zones keep their state."""
+        cameras' counts, removed zones, alerts that went), a new camera's state (``offline`` until its
+        first frame), a new alert zone ``cleared``. Kept cameras and zones keep their state."""
         now = time.time()
         old_kept = retained_topics(self.topics, self.layout.cameras, self.retain)
         new_kept = retained_topics(self.topics, layout.cameras, self.retain)
@@ -65,9 +67,10 @@ class SiteState:
             for camera in [camera for camera in self._up if camera not in cameras]:
                 del self._up[camera]
                 messages.append(self._status(camera, False))
-            for camera in cameras - set(self._up):
-                self._up[camera] = False
-                messages.append(self._status(camera, False))
+            for camera in sorted(cameras - set(self._up)):
+                self._up[camera] = self._early.pop(camera, False)
+                messages.append(self._status(camera, self._up[camera]))
+            self._early.clear()
             for key in [key for key in self._alerts if key not in alert_zones]:
                 del self._alerts[key]
             for camera, zone in sorted(alert_zones - set(self._alerts)):

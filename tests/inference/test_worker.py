@@ -296,7 +296,7 @@ def test_a_site_change_waits_for_the_frames_in_flight_and_applies_between_batche
             removed=["gone"],
             then=lambda: order.append(f"then after {len(published)} result(s)"),
         )
-        assert worker.apply(change, timeout=5)
+        assert worker.apply(change)
         assert order == ["then after 1 result(s)"]  # the frame in flight went first
         assert published[0].zone_counts == {"area": 3}  # under the old zones
         gone.frames.append(frame("gone", 1, (32, 48)))
