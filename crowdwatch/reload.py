@@ -235,9 +235,9 @@ class Reloader:
         self.zones.update(zones)
         for camera in plan.removed:
             self.zones.pop(camera, None)
+        self.readers[:] = sources  # /healthz: a removed camera is gone at once, a new one has no frame yet
         if leaving and not stop_readers(leaving, timeout=READER_STOP_S):
             logger.warning("config reload: a leaving reader is still blocked in the capture library")
-        self.readers[:] = sources
         for camera, reader in coming.items():
             try:
                 reader.start()

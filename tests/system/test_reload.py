@@ -173,6 +173,7 @@ def test_sighup_adds_removes_restarts_and_retunes_cameras_without_pausing_the_ot
         cameras = labelled_cameras(pipeline)
         assert "gone" not in cameras and {"keep", "zoned", "moved", "new"} <= cameras
         assert pipeline.value("crowdwatch_camera_up", camera="new") == 1
+        assert set(pipeline.health()[1]["cameras"]) == {"keep", "zoned", "moved", "new"}
         assert pipeline.value("crowdwatch_config_last_reload_successful") == 1
         assert (pipeline.value("crowdwatch_config_last_reload_success_timestamp_seconds") or 0) > started_at
         on_broker = retained(broker.port, SUB, SUB_PASSWORD, f"crowdwatch/{SITE}/#")
