@@ -4,7 +4,7 @@ cameras, with CSV read back from disk, /metrics scraped and a real mosquitto, go
 1. add a camera (with a zone of its own: the CSV gets new columns) and remove one;
 2. change one camera's URL, and move another camera's zone;
 3. an invalid file (nothing changes, the reload metric says so, each error is logged with its key path);
-4. a new ``model.weights`` (refused: needs a restart);
+4. a new ``model.weights``, then new MQTT and heatmap settings (refused: they need a restart);
 5. the valid file again (no change, the metric recovers).
 
 Cameras that no reload touches never pause: their reader never reconnects, their CSV frame indices run
@@ -216,6 +216,16 @@ def test_sighup_adds_removes_restarts_and_retunes_cameras_without_pausing_the_ot
         assert "refused: model.weights changed, which needs a restart" in outcome, outcome
         assert "still running the previous config, nothing applied" in outcome
         assert pipeline.value("crowdwatch_config_last_reload_successful") == 0
+
+        # ... and so do the MQTT connection and the sinks' settings (a heatmap window spans reloads).
+        sinks = {
+            **third,
+            "mqtt": {**common["mqtt"], "keepalive_s": 10},
+            "output": {**common["output"], "heatmaps": {"enabled": True}},
+        }
+        outcome = reload(pipeline, config, sinks)
+        assert "refused: output.heatmaps.enabled, mqtt.keepalive_s changed" in outcome, outcome
+        assert not (out / "heatmaps").exists()
 
         # 5. The running config again: nothing to do, and the metric says the file is what runs.
         outcome = reload(pipeline, config, third)
