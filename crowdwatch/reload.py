@@ -155,7 +155,11 @@ class Reloader:
                 logger.error("config reload: the running config was not loaded from a file")
                 self.reload_metrics.reloaded(False)
                 return False
-            ok = self._reload(source)
+            try:
+                ok = self._reload(source)
+            except Exception:  # a bug must not end the service: it keeps running, the metric says 0
+                logger.exception("config reload failed; the site may run partly on the new config")
+                ok = False
             self.reload_metrics.reloaded(ok)
             return ok
 
