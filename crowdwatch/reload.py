@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -196,9 +197,12 @@ class Reloader:
         except ValueError as exc:
             logger.error("config reload refused: %s; still running the previous config", exc)
             return False
+        started = time.monotonic()
         self._apply(new, plan, zones)
         self.config = new
-        logger.info("config reload: %s: applied (%s)", source, plan.summary())
+        logger.info(
+            "config reload: %s: applied (%s) in %.2f s", source, plan.summary(), time.monotonic() - started
+        )
         return True
 
     def _new_zones(self, new: Config, plan: ReloadPlan) -> dict[str, CameraZones]:
