@@ -39,7 +39,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from crowdwatch.config.mqtt import MqttSettings
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.sinks.mqtt import MqttSink
 
 IMAGE = np.zeros((4, 4, 3), np.uint8)

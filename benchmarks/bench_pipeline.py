@@ -33,12 +33,14 @@ from prometheus_client import CollectorRegistry
 from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import CameraConfig
 from crowdwatch.demo import make_demo_clip
+from crowdwatch.frames import Result
 from crowdwatch.inference.worker import Worker
 from crowdwatch.model.predictor import BACKENDS, PRECISIONS, Predictor
 from crowdwatch.secrets import SecretUrl
-from crowdwatch.sinks.base import Result, Sink, SinkBase
+from crowdwatch.sinks.base import Sink, SinkBase
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.overlay import OverlaySink
+from crowdwatch.sinks.runner import SinkRunner
 from crowdwatch.telemetry.metrics import PipelineMetrics
 
 logger = logging.getLogger("bench_pipeline")
@@ -146,9 +148,16 @@ def main(argv: list[str]) -> int:
         sink.open()
     wake = threading.Event()
     readers = [CameraReader(camera, metrics, on_frame=wake) for camera in cameras]
+    runner = SinkRunner(sinks)
     worker = Worker(
-        predictor, readers, sinks=sinks, events=metrics, max_batch=args.max_batch or args.cameras, wake=wake
+        predictor,
+        readers,
+        publish=runner.submit,
+        events=metrics,
+        max_batch=args.max_batch or args.cameras,
+        wake=wake,
     )
+    runner.start()
     worker.start()
     for reader in readers:
         reader.start()
@@ -159,6 +168,7 @@ def main(argv: list[str]) -> int:
         rss[f"{mark / 60:g} min"] = round(rss_mib(), 1)
     stop_readers(readers, timeout=5)
     worker.stop(timeout=30)
+    runner.stop(time.monotonic() + 30)
     for sink in sinks:
         sink.close()
     window = [(t, lat) for t, lat in recorder.samples if t - started >= args.warmup]

@@ -1,13 +1,15 @@
-"""The frame record that crosses from a camera reader thread to the worker."""
+"""The records that cross threads: a :class:`Frame` from a camera reader to the worker, and the
+:class:`Result` the worker makes of it for the sinks (with the :class:`AlertChange` s it completed)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
-__all__ = ["Frame"]
+__all__ = ["AlertChange", "Frame", "Result"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,3 +61,50 @@ class Frame:
             f"Frame(camera={self.camera!r}, index={self.index}, shape={self.image.shape}, "
             f"captured_at={self.captured_at:.3f})"
         )
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """A zone's alert changing state (``raised`` or ``cleared``) on a frame captured at ``at``.
+
+    ``count`` is the smoothed count that completed the condition, ``threshold`` the bound it was held
+    against, ``since`` the capture time of the first frame of the run that met it.
+    """
+
+    zone: str
+    state: Literal["raised", "cleared"]
+    count: float
+    threshold: float
+    since: float
+    at: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """The model's reading of one frame, handed from the worker to the sinks.
+
+    ``image`` is the source frame (BGR uint8), ``points`` (K, 2) float32 x, y in its pixels.
+    ``captured_at`` is wall-clock capture time (``time.time()``); ``latency_s`` is capture to
+    publication (monotonic clocks). ``zone_counts``/``zone_alerts`` follow the camera's zone order.
+    ``smoothed_count``/``zone_smoothed`` are the counts over the camera's smoothing window (None/empty
+    where nothing smooths them); ``alert_events`` are the alert transitions this frame completed.
+    """
+
+    camera: str
+    index: int
+    captured_at: float
+    image: np.ndarray
+    points: np.ndarray
+    count: int
+    latency_s: float
+    zone_counts: dict[str, int] = field(default_factory=dict)
+    zone_alerts: dict[str, bool] = field(default_factory=dict)
+    smoothed_count: float | None = None
+    zone_smoothed: dict[str, float] = field(default_factory=dict)
+    alert_events: tuple[AlertChange, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.points.ndim != 2 or self.points.shape[1] != 2:
+            raise ValueError(f"points must have shape (K, 2), but got shape {self.points.shape}")
+        if self.count < 0:
+            raise ValueError(f"count must be >= 0, but got {self.count}")

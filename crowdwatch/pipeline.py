@@ -6,7 +6,9 @@ builds one and runs it).
 Start-up order: config, the metrics port (bound first, so a port in use is found before the slow model
 load), model, sinks, metrics server, worker, readers (each opens in its own thread,
 so a camera that never comes up does not hold up the others), then READY=1 to systemd and the
-progress-gated watchdog pinger. On SIGTERM/SIGINT (or after ``--duration``): STOPPING=1, stop the
+progress-gated watchdog pinger. On SIGHUP (``systemctl reload``) the config file is read again and
+applied without stopping the cameras that did not change (:mod:`crowdwatch.reload`). On
+SIGTERM/SIGINT (or after ``--duration``): STOPPING=1, stop the
 readers, finish the frames already taken, flush and close the sinks, stop the metrics server, all
 within :data:`STOP_BUDGET_S`. A batch still inside the model when the worker's share of the budget
 is spent is abandoned: the sinks are closed without its results, and the log says so. The caller
@@ -36,23 +38,24 @@ from prometheus_client import (
 
 from crowdwatch import __version__
 from crowdwatch.capture.reader import DEFAULT_FILE_FPS, CameraReader, stop_readers
-from crowdwatch.config import Config
+from crowdwatch.config import CameraConfig, Config
 from crowdwatch.errors import CrowdwatchError, UsageError
 from crowdwatch.inference.worker import PredictorLike, Worker
+from crowdwatch.reload import DetachableEvents, Reloader, camera_zones, site_layout
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.heatmap import HeatmapSink
 from crowdwatch.sinks.mqtt import MqttSink
-from crowdwatch.sinks.mqtt_messages import CameraLayout, SiteLayout
 from crowdwatch.sinks.overlay import OverlaySink
-from crowdwatch.sinks.runner import SinkStatus
+from crowdwatch.sinks.runner import SinkRunner, SinkStatus
 from crowdwatch.telemetry.health import camera_health
 from crowdwatch.telemetry.metrics import PipelineMetrics
 from crowdwatch.telemetry.mqtt_metrics import MqttMetrics
 from crowdwatch.telemetry.notify import Notifier, WatchdogPinger
+from crowdwatch.telemetry.reload import ReloadMetrics
 from crowdwatch.telemetry.server import MetricsServer
 from crowdwatch.telemetry.sinkloss import SinkLossCollector
-from crowdwatch.zones import CameraZones, zones_from_config
+from crowdwatch.zones import CameraZones
 
 if TYPE_CHECKING:  # loaded in Pipeline.run, after the config is checked (torch is slow to import)
     from crowdwatch.model.predictor import Predictor
@@ -108,25 +111,31 @@ class Pipeline:
         # Process metrics (resident memory, CPU) in the same registry: useful beside the pipeline's own.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        self.zones: dict[str, CameraZones] = {
-            cam.id: zones_from_config(
-                cam.zones,
-                exclusions=[region.polygon for region in cam.exclude],
-                window_s=cam.smoothing.window_s,
-            )
-            for cam in config.cameras
-        }
+        self.zones: dict[str, CameraZones] = {cam.id: camera_zones(cam) for cam in config.cameras}
         self.metrics = PipelineMetrics(
             self.registry,
             [cam.id for cam in config.cameras],
             {cam.id: [zone.id for zone in cam.zones] for cam in config.cameras},
         )
         self.metrics.set_build_info(site=config.site, version=__version__)
+        self.reload_metrics = ReloadMetrics(self.registry)
         self.mqtt: MqttSink | None = None  # when mqtt.enabled, once the sinks are made
-        # each sink's lost rows and failing state: the sink runner's record, once the sinks run
-        self._sink_status: Callable[[], list[SinkStatus]] = list
-        self._readers: list[CameraReader] = []
-        self.registry.register(SinkLossCollector(lambda: self._sink_status()))
+        # the sink thread and each sink's lost rows and failing state (its record), once the sinks run
+        self.sink_runner: SinkRunner | None = None
+        self.registry.register(SinkLossCollector(self._sink_status))
+        self._reload_requested = threading.Event()
+        self._reloader: Reloader | None = None  # once the readers run
+        self._notifier: Notifier | None = None
+        self._readers: list[CameraReader] = []  # the running readers, once started
+
+    def request_reload(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        """Read the config file again at the next turn of the main loop (SIGHUP)."""
+        if signum is not None:
+            logger.info("received %s: reloading %s", signal.Signals(signum).name, self.config.source)
+        self._reload_requested.set()
+
+    def _sink_status(self) -> list[SinkStatus]:
+        return self.sink_runner.status() if self.sink_runner is not None else []
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
@@ -157,20 +166,36 @@ class Pipeline:
                 sinks = self._open_sinks(stack)
                 wake = threading.Event()
                 events = _ReaderEvents(self.metrics, self.mqtt)
-                readers += [CameraReader(cam, events, on_frame=wake) for cam in cfg.cameras]
+
+                def make_reader(camera: CameraConfig) -> CameraReader:
+                    return CameraReader(camera, DetachableEvents(events), on_frame=wake)
+
+                readers += [make_reader(cam) for cam in cfg.cameras]
                 if server is not None:
                     server.start()
+                runner = self.sink_runner = SinkRunner(sinks)
                 worker = Worker(
                     predictor,
                     readers,
-                    sinks=sinks,
+                    publish=runner.submit,
                     events=self.metrics,
                     zones=self.zones,
                     max_batch=cfg.model.max_batch,
                     max_wait_ms=cfg.model.max_wait_ms,
                     wake=wake,
                 )
-                self._sink_status = worker.sink_runner.status
+                self._reloader = Reloader(
+                    cfg,
+                    readers=readers,
+                    make_reader=make_reader,
+                    worker=worker,
+                    runner=runner,
+                    sinks=sinks,
+                    zones=self.zones,
+                    metrics=self.metrics,
+                    reload_metrics=self.reload_metrics,
+                )
+                runner.start()
                 worker.start()
                 for reader in readers:
                     try:
@@ -270,16 +295,7 @@ class Pipeline:
     def _mqtt_sink(self) -> MqttSink:
         """The MQTT sink, its metrics registered beside the pipeline's (only when MQTT is on)."""
         metrics = MqttMetrics(self.registry)
-        layout = SiteLayout(
-            tuple(
-                CameraLayout(
-                    cam.id,
-                    tuple(zone.id for zone in cam.zones),
-                    tuple(zone.id for zone in cam.zones if zone.alert is not None),
-                )
-                for cam in self.config.cameras
-            )
-        )
+        layout = site_layout(self.config)
         sink = MqttSink(self.config.mqtt, self.config.site, layout=layout, events=metrics)
         metrics.watch_outbox(sink.outbox_length)
         self.mqtt = sink
@@ -311,7 +327,7 @@ class Pipeline:
         )
 
     def _notify_ready(self, worker: Worker) -> tuple[Notifier, WatchdogPinger]:
-        notifier = Notifier.from_env()
+        notifier = self._notifier = Notifier.from_env()
         notifier.ready()
         max_age = self.config.systemd.watchdog_progress_s
         pinger = WatchdogPinger(notifier, worker.last_progress_monotonic, max_age)
@@ -329,9 +345,26 @@ class Pipeline:
             if readers and all(reader.ended for reader in readers):
                 logger.info("every camera is a file that has ended: stopping")
                 return
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._reload()
             if now >= next_status:
                 next_status = now + STATUS_INTERVAL_S
                 logger.info("status: %s", self._status(readers))
+
+    def _reload(self) -> None:
+        """Read the config file again and apply it (see :mod:`crowdwatch.reload`), telling systemd."""
+        if self._reloader is None:
+            return
+        notifier = self._notifier
+        if notifier is not None:  # systemctl reload waits for READY=1 after RELOADING=1
+            notifier.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            if self._reloader.reload():
+                self.config = self._reloader.config
+        finally:
+            if notifier is not None:
+                notifier.ready()
 
     def _status(self, readers: list[CameraReader]) -> str:
         parts = []
@@ -350,7 +383,12 @@ class Pipeline:
         readers_budget = min(READER_STOP_S, self.stop_budget_s / 3)
         if not stop_readers(readers, timeout=readers_budget):
             logger.warning("some readers are still blocked in the capture library; not waiting for them")
-        if not worker.stop(timeout=max(0.5, deadline - time.monotonic() - SINK_CLOSE_S)):
+        sinks_deadline = deadline - SINK_CLOSE_S
+        worker_done = worker.stop(timeout=max(0.5, sinks_deadline - time.monotonic()))
+        sinks_done = self.sink_runner is None or self.sink_runner.stop(
+            max(sinks_deadline, time.monotonic() + 0.2)
+        )
+        if not (worker_done and sinks_done):
             logger.warning(
                 "the worker did not finish within the stop budget (%s); closing the sinks anyway",
                 "a batch is still inside the model: its results are not recorded"
@@ -361,13 +399,15 @@ class Pipeline:
         notifier.close()
 
     def _final_counts(self, readers: list[CameraReader]) -> dict[str, dict[str, int]]:
-        """Per camera: frames processed and results dropped on sink overload (CSV rows = the difference)."""
+        """Per camera: frames processed, results dropped on sink overload (CSV rows = the difference) and
+        frames superseded by a newer one before the model took them (the gaps in the CSV's frame column)."""
         out = {}
         for reader in readers:
             counts = self.metrics.counts.get(reader.camera_id)
             out[reader.camera_id] = {
                 "processed": counts.processed,
                 "sink_overload": counts.dropped["sink_overload"],
+                "superseded": counts.dropped["superseded"],
             }
         return out
 
@@ -380,7 +420,11 @@ class Pipeline:
     def _install_signal_handlers(self) -> dict[int, _SignalHandler]:
         if threading.current_thread() is not threading.main_thread():
             return {}
-        return {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        handlers: dict[int, _SignalHandler] = {
+            sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, self.request_reload)
+        return handlers
 
     @staticmethod
     def _restore_signal_handlers(previous: dict[int, _SignalHandler]) -> None:

@@ -74,6 +74,10 @@ class SecretValues:
         if value:
             self._values.add(value)
 
+    def merge(self, other: SecretValues) -> None:
+        """Add ``other``'s values (a reloaded config's secrets join those already masked; none leave)."""
+        self._values |= other._values
+
     def __len__(self) -> int:
         return len(self._values)
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from crowdwatch.frames import AlertChange
 from crowdwatch.polygons import PolygonMask, points_in_any
 from crowdwatch.smoothing import WindowMean
 
@@ -58,22 +59,6 @@ class Zone:
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Boolean mask, one entry per (x, y) row of ``points``: inside or on the boundary."""
         return self._mask.contains(points)
-
-
-@dataclass(frozen=True)
-class AlertChange:
-    """A zone's alert changing state (``raised`` or ``cleared``) on a frame captured at ``at``.
-
-    ``count`` is the smoothed count that completed the condition, ``threshold`` the bound it was held
-    against, ``since`` the capture time of the first frame of the run that met it.
-    """
-
-    zone: str
-    state: Literal["raised", "cleared"]
-    count: float
-    threshold: float
-    since: float
-    at: float
 
 
 class ZoneAlert:
@@ -146,6 +131,36 @@ class CameraZones:
             for zone in self.zones
             if zone.high is not None and zone.low is not None
         }
+
+    def keep_state_of(self, previous: CameraZones) -> list[str]:
+        """Take over ``previous``'s running state for the zones a config reload did not change; returns
+        their ids. A zone is unchanged when its polygon, thresholds and the smoothing window are the
+        same: it keeps its smoothed count and its alert, with the running ``for_s`` timer. A zone of the
+        same id whose polygon, thresholds or window changed starts its smoothing and timer afresh, but
+        an alert it had raised stays raised until its (new) condition clears it, so no one is told
+        "cleared" by a reload. The camera's total keeps its smoothing when the window is the same."""
+        same_window = previous.window_s == self.window_s
+        if same_window:
+            self._total = previous._total
+        kept = []
+        old_zones = {zone.id: zone for zone in previous.zones}
+        for zone in self.zones:
+            old = old_zones.get(zone.id)
+            if old is None:
+                continue
+            same_zone = np.array_equal(old.polygon, zone.polygon) and same_window
+            same_alert = (old.high, old.low, old.for_s) == (zone.high, zone.low, zone.for_s)
+            if same_zone:
+                self._smoothers[zone.id] = previous._smoothers[zone.id]
+            old_alert, alert = previous._alerts.get(zone.id), self._alerts.get(zone.id)
+            if old_alert is not None and alert is not None:
+                if same_zone and same_alert:
+                    self._alerts[zone.id] = old_alert
+                else:
+                    alert.raised = old_alert.raised
+            if same_zone and same_alert:
+                kept.append(zone.id)
+        return kept
 
     def update(self, points: np.ndarray, captured_at: float = 0.0) -> ZoneReading:
         """Drop excluded ``points``, count the rest per zone, smooth, and advance each zone's alert."""

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from crowdwatch.demo import make_demo_clip
+from crowdwatch.frames import Result
 from crowdwatch.model.predictor import Predictor
-from crowdwatch.sinks.base import Result
 from crowdwatch.sinks.heatmap import HeatmapSink
 from crowdwatch.zones import CameraZones
 

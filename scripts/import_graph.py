@@ -38,6 +38,7 @@ LAYERS: list[set[str]] = [
     {"config", "zones", "drawing", "density", "images"},
     {"model", "data", "capture", "sinks"},
     {"train", "evaluation", "inference", "telemetry", "demo"},
+    {"reload"},
     {"pipeline"},
     {"commands"},
     {"cli"},

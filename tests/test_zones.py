@@ -123,3 +123,36 @@ def test_excluded_points_count_nowhere() -> None:
     assert (reading.count, reading.counts, reading.smoothed) == (2, {"a": 1}, 2)
     with pytest.raises(ValueError, match="exclusion polygon"):
         CameraZones([], exclusions=[np.array([[0, 0], [1, 1]])])
+
+
+def test_a_reload_keeps_the_state_of_unchanged_zones_only() -> None:
+    """After a reload, an unchanged zone keeps its smoothed count and its running ``for_s`` timer; a moved
+    zone starts both afresh (its raised alert stays raised until its new count clears it); a zone with
+    new thresholds keeps its raised state."""
+    other = [[60, 60], [90, 60], [90, 90], [60, 90]]
+
+    def zones(moved: list[list[int]], high: float = 5) -> CameraZones:
+        return CameraZones(
+            [
+                Zone("same", np.array(SQUARE), high=5, low=1, for_s=4),
+                Zone("moved", np.array(moved), high=5, low=1),
+                Zone("retuned", np.array(SQUARE), high=high, low=1),
+            ],
+            window_s=4,
+        )
+
+    before = zones(SQUARE)
+    for i in range(6):  # 8 inside from T0 to T0 + 2.5 s: same's timer runs, moved and retuned raised
+        last = before.update(n_inside(8), T0 + i / 2)
+    assert last.alerts == {"same": False, "moved": True, "retuned": True}
+    after = zones(other, high=7)
+    assert after.keep_state_of(before) == ["same"]
+    reading = after.update(n_inside(4), T0 + 3.0)
+    assert reading.zone_smoothed["same"] > 4  # its window went on: the earlier 8s still count
+    assert reading.zone_smoothed["moved"] == 0  # afresh (and nobody inside its new polygon)
+    assert [(c.zone, c.state) for c in reading.changes] == [("moved", "cleared")]
+    assert reading.alerts == {"same": False, "moved": False, "retuned": True}
+    reading = after.update(n_inside(4), T0 + 4.0)  # same: at or above high since T0, for 4 s
+    assert [(c.zone, c.state, c.since) for c in reading.changes] == [("same", "raised", T0)]
+    fresh = zones(SQUARE)
+    assert fresh.keep_state_of(CameraZones([], window_s=1)) == []  # another window: nothing kept

@@ -5,11 +5,15 @@ frame is already waiting in a batch is not asked again, so its reader keeps only
 counts the older one as superseded), and runs the batches the :class:`~crowdwatch.inference.batcher.Batcher`
 makes (frames of one size; full, waited ``max_wait_ms``, or every camera waiting).
 
-Results go to the sinks through the :class:`~crowdwatch.sinks.runner.SinkRunner` (a bounded queue
-drained by its own thread), so a slow disk never stalls inference; a result that finds the queue full
-is dropped and counted (``frames_dropped_total{reason="sink_overload"}``). Metrics are updated on the
-inference thread (in-memory, microseconds), so gauges and counters stay exact even when the sinks
-fall behind.
+Results go out through ``publish`` (in the pipeline, :meth:`~crowdwatch.sinks.runner.SinkRunner.submit`:
+a bounded queue drained by the sink thread), so a slow disk never stalls inference; a result that
+``publish`` refuses is dropped and counted (``frames_dropped_total{reason="sink_overload"}``). Metrics
+are updated on the inference thread (in-memory, microseconds), so gauges and counters stay exact even
+when the sinks fall behind.
+
+A config reload reaches the worker as a :class:`SiteChange` (:meth:`Worker.apply`): the inference
+thread first finishes every frame it has already taken, under the zones they were taken with, and only
+then swaps its cameras and zones, between two batches. No batch ever mixes two configs.
 """
 
 from __future__ import annotations
@@ -18,19 +22,29 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from crowdwatch.frames import Frame
+from crowdwatch.frames import Frame, Result
 from crowdwatch.inference.batcher import Batcher
-from crowdwatch.sinks.base import Result, Sink
-from crowdwatch.sinks.runner import SinkRunner
 from crowdwatch.zones import CameraZones
 
-__all__ = ["FrameSource", "NullWorkerEvents", "PredictorLike", "Worker", "WorkerEvents"]
+__all__ = [
+    "FrameSource",
+    "NullWorkerEvents",
+    "PredictorLike",
+    "Publish",
+    "SiteChange",
+    "Worker",
+    "WorkerEvents",
+]
 
 logger = logging.getLogger(__name__)
+
+#: How often :meth:`Worker.apply` checks that the inference thread still lives while it waits.
+APPLY_POLL_S = 1.0
 
 
 class FrameSource(Protocol):
@@ -64,6 +78,27 @@ class WorkerEvents(Protocol):
     def frame_dropped(self, camera: str, reason: str, n: int = 1) -> None: ...
 
 
+#: Hands a result on (to the sink runner's queue); False when it was refused and is lost.
+Publish = Callable[[Result], bool]
+
+
+@dataclass(frozen=True)
+class SiteChange:
+    """What a config reload changes for the worker, applied between two batches (:meth:`Worker.apply`).
+
+    ``sources`` is the new list of cameras to take frames from (kept readers and new ones); ``zones``
+    replaces the entries of the cameras it names (a camera's zones object, with whatever state it
+    carried over); ``removed`` are the cameras whose zones go. ``then`` runs on the inference thread
+    right after the swap, before any frame of the new config is processed (the pipeline uses it to
+    change the metrics and to queue the sinks' own change behind the last result of the old config).
+    """
+
+    sources: Sequence[FrameSource]
+    zones: Mapping[str, CameraZones] = field(default_factory=dict)
+    removed: Sequence[str] = ()
+    then: Callable[[], None] | None = None
+
+
 class NullWorkerEvents:
     def batch_done(self, size: int, seconds: float) -> None:
         pass
@@ -82,7 +117,8 @@ class Worker:
     ``poll_s``). ``zones`` maps a camera id to its zones, exclusions, smoothing and alerts (a camera
     without an entry gets an empty :class:`CameraZones`: no exclusions, smoothed = raw count); points
     inside an exclusion are removed from the result before anyone sees them. ``events`` receives
-    metrics. ``sinks`` are written from the sink runner's thread only; the caller opens and closes them.
+    metrics. ``publish`` hands each result on (the pipeline's sink runner; None: results are only
+    returned by :meth:`process` and reported to ``events``).
     """
 
     def __init__(
@@ -90,26 +126,26 @@ class Worker:
         predictor: PredictorLike,
         sources: Sequence[FrameSource],
         *,
-        sinks: Sequence[Sink] = (),
+        publish: Publish | None = None,
         events: WorkerEvents | None = None,
         zones: Mapping[str, CameraZones] | None = None,
         max_batch: int = 4,
         max_wait_ms: float = 50.0,
-        queue_size: int = 32,
         wake: threading.Event | None = None,
         poll_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.predictor = predictor
         self.sources = list(sources)
-        self.sinks = list(sinks)
+        self._publish_to = publish
         self.events: WorkerEvents = events if events is not None else NullWorkerEvents()
         self.zones = dict(zones or {})
         self.batcher = Batcher(max_batch, max_wait_ms / 1000.0, cameras=len(self.sources) or None)
         self.wake = wake if wake is not None else threading.Event()
         self.poll_s = poll_s
         self._clock = clock
-        self._sinks = SinkRunner(self.sinks, queue_size=queue_size)
+        self._changes: list[tuple[SiteChange, threading.Event]] = []  # reloads for the inference thread
+        self._changes_lock = threading.Lock()
         self._stop = threading.Event()
         self._last_progress: float | None = None
         self._busy = False  # inside predictor.predict
@@ -118,28 +154,39 @@ class Worker:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        self._sinks.start()
         self._inference.start()
 
     def stop(self, timeout: float = 8.0) -> bool:
-        """Finish the batch in flight and the frames waiting, drain the sinks; True if all finished."""
+        """Finish the batch in flight and the frames waiting; True if all finished within ``timeout``."""
         deadline = time.monotonic() + timeout
         self._stop.set()
         self.wake.set()
         if self._inference.is_alive():
             self._inference.join(max(0.0, deadline - time.monotonic()))
-        finished = not self._inference.is_alive()
-        return self._sinks.stop(deadline) and finished
+        return not self._inference.is_alive()
+
+    def apply(self, change: SiteChange) -> bool:
+        """Apply ``change`` on the inference thread between two batches, after every frame already
+        taken has been processed under the old zones, and wait until it is applied (True): however
+        long the batch in flight takes, for as long as the thread lives (False if it ended first,
+        with the change not applied). Before :meth:`start` it is applied at once, on the caller's
+        thread."""
+        if self._inference.ident is None:
+            self._apply_now(change)
+            return True
+        done = threading.Event()
+        with self._changes_lock:
+            self._changes.append((change, done))
+        self.wake.set()
+        while not done.wait(APPLY_POLL_S):
+            if not self._inference.is_alive():
+                return done.is_set()
+        return True
 
     @property
     def busy(self) -> bool:
         """True while a batch is inside the model (what a stop that cannot wait leaves behind)."""
         return self._busy
-
-    @property
-    def sink_runner(self) -> SinkRunner:
-        """The runner feeding the sinks: its ``status()`` is each sink's lost rows and failing reason."""
-        return self._sinks
 
     def last_progress_monotonic(self) -> float | None:
         """``time.monotonic()`` when the last batch finished (None before the first): for the watchdog."""
@@ -195,13 +242,39 @@ class Worker:
 
     def _publish(self, result: Result) -> None:
         self.events.result_published(result)
-        if self.sinks and not self._sinks.submit(result):
+        if self._publish_to is not None and not self._publish_to(result):
             self.events.frame_dropped(result.camera, "sink_overload")
+
+    def _apply_pending_changes(self) -> None:
+        """Reloads asked for since the last turn: finish the frames taken under the old config, swap."""
+        with self._changes_lock:
+            changes, self._changes = self._changes, []
+        if not changes:
+            return
+        for batch in self.batcher.pop_all():  # frames in flight finish under the config they came with
+            self._process_safely(batch)
+        for change, done in changes:
+            try:
+                self._apply_now(change)
+            except Exception:
+                logger.exception("worker: applying a config change failed")
+            finally:
+                done.set()
+
+    def _apply_now(self, change: SiteChange) -> None:
+        self.sources = list(change.sources)
+        for camera in change.removed:
+            self.zones.pop(camera, None)
+        self.zones.update(change.zones)
+        self.batcher.cameras = len(self.sources) or None
+        if change.then is not None:
+            change.then()
 
     def _run_inference(self) -> None:
         try:
             while not self._stop.is_set():
                 self.wake.clear()
+                self._apply_pending_changes()
                 self._collect_from_idle_cameras()
                 batches = self.batcher.pop_ready(self._clock())
                 for batch in batches:
@@ -212,6 +285,7 @@ class Worker:
                     self.wake.wait(max(0.0, timeout))
             for batch in self.batcher.pop_all():  # finish what was already taken from the cameras
                 self._process_safely(batch)
+            self._apply_pending_changes()  # a reload that raced the stop still completes
         except BaseException:
             logger.exception("worker: inference thread died")
             raise

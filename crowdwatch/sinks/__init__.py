@@ -5,6 +5,6 @@ Import the concrete sinks from their modules (``crowdwatch.sinks.csv.CsvSink``,
 queue. Prometheus metrics are not a sink: they are in :mod:`crowdwatch.telemetry`.
 """
 
-from crowdwatch.sinks.base import Result, Sink, SinkBase
+from crowdwatch.sinks.base import Sink, SinkBase
 
-__all__ = ["Result", "Sink", "SinkBase"]
+__all__ = ["Sink", "SinkBase"]

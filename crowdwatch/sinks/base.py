@@ -1,48 +1,14 @@
-"""What the worker publishes (:class:`Result`) and what every sink implements (:class:`Sink`)."""
+"""What every sink implements (:class:`Sink`), and the plumbing they share (:class:`SinkBase`). What they
+receive, :class:`~crowdwatch.frames.Result`, lives beside the frame it is made from."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-import numpy as np
+from crowdwatch.frames import Result
 
-# A zone's alert changing state on a frame: the zones' own record, handed to the sinks as it is.
-from crowdwatch.zones import AlertChange as AlertEvent
-
-__all__ = ["AlertEvent", "Result", "Sink", "SinkBase"]
-
-
-@dataclass(frozen=True)
-class Result:
-    """The model's reading of one frame, handed from the worker to the sinks.
-
-    ``image`` is the source frame (BGR uint8), ``points`` (K, 2) float32 x, y in its pixels.
-    ``captured_at`` is wall-clock capture time (``time.time()``); ``latency_s`` is capture to
-    publication (monotonic clocks). ``zone_counts``/``zone_alerts`` follow the camera's zone order.
-    ``smoothed_count``/``zone_smoothed`` are the counts over the camera's smoothing window (None/empty
-    where nothing smooths them); ``alert_events`` are the alert transitions this frame completed.
-    """
-
-    camera: str
-    index: int
-    captured_at: float
-    image: np.ndarray
-    points: np.ndarray
-    count: int
-    latency_s: float
-    zone_counts: dict[str, int] = field(default_factory=dict)
-    zone_alerts: dict[str, bool] = field(default_factory=dict)
-    smoothed_count: float | None = None
-    zone_smoothed: dict[str, float] = field(default_factory=dict)
-    alert_events: tuple[AlertEvent, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.points.ndim != 2 or self.points.shape[1] != 2:
-            raise ValueError(f"points must have shape (K, 2), but got shape {self.points.shape}")
-        if self.count < 0:
-            raise ValueError(f"count must be >= 0, but got {self.count}")
+__all__ = ["Sink", "SinkBase"]
 
 
 @runtime_checkable

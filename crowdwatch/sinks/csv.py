@@ -26,8 +26,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crowdwatch.frames import Result
 from crowdwatch.logthrottle import LogThrottle
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.sinks.base import SinkBase
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,20 @@ class CsvSink(SinkBase):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def set_zone_ids(self, zone_ids: Sequence[str]) -> None:
+        """A config reload changed the zones (call on the sink thread): when the columns change, the
+        rows buffered so far are flushed under the old header and later rows go to a file whose header
+        matches (the day's file of these columns, or a new ``.N`` one), never under the wrong header."""
+        zone_ids = list(dict.fromkeys(zone_ids))
+        if zone_ids == self.zone_ids:
+            return
+        self.flush()
+        self.zone_ids = zone_ids
+        self.columns = header_columns(zone_ids)
+        self._header = self._format(self.columns).encode()
+        if self._day is not None:
+            self._open_day(self._day)
 
     # -- internals -----------------------------------------------------------------------------
     def flush(self) -> None:

@@ -25,7 +25,8 @@ import numpy as np
 from crowdwatch.density import DensityWindow, render_heatmap
 from crowdwatch.drawing import draw_exclusions
 from crowdwatch.fileio import write_atomic
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.frames import Result
+from crowdwatch.sinks.base import SinkBase
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,23 @@ class HeatmapSink(SinkBase):
         for camera in self._grids:
             if now - self._last_write.get(camera, now) >= self.interval_s:
                 self.flush(camera)
+
+    def set_cameras(
+        self,
+        pixels_per_metre: Mapping[str, float | None],
+        exclusions: Mapping[str, Sequence[np.ndarray]],
+        removed: Sequence[str] = (),
+    ) -> None:
+        """A config reload (on the sink thread): scales and exclusions from the next picture on (every
+        kept camera keeps its window); a removed camera's heatmap is written one last time and its
+        window dropped."""
+        for camera in removed:  # its last picture, drawn as it was configured
+            if camera in self._grids:
+                self.flush(camera)
+                del self._grids[camera], self._latest[camera]
+            self._last_write.pop(camera, None)
+        self._scales = dict(pixels_per_metre)
+        self._exclusions = {camera: list(p) for camera, p in exclusions.items()}
 
     def close(self) -> None:
         for camera in self._grids:

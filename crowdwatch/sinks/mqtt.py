@@ -36,8 +36,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from crowdwatch.config.mqtt import MqttSettings, TlsFileError, tls_context
 from crowdwatch.errors import UsageError
+from crowdwatch.frames import Result
 from crowdwatch.logthrottle import LogThrottle
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.sinks.base import SinkBase
 from crowdwatch.sinks.homeassistant import discovery_filter, discovery_messages, node_id
 from crowdwatch.sinks.mqtt_messages import (
     OFFLINE,
@@ -147,20 +148,12 @@ class MqttSink(SinkBase):
         self._discovery: list[Message] = []
         self._sweep: RetainedSweep | None = None
         if layout is not None:
+            self._discovery, keep = self._kept_for(layout)
             ha = settings.homeassistant
-            if ha.enabled:
-                try:
-                    self._discovery = discovery_messages(
-                        ha.discovery_prefix, settings.topic_prefix, site, layout.cameras
-                    )
-                except ValueError as exc:
-                    raise UsageError(str(exc)) from None
-            keep = retained_topics(self.topics, layout.cameras, settings.retain)
             filters = [
                 self.topics.everything,
                 discovery_filter(ha.discovery_prefix, node_id(settings.topic_prefix, site)),
             ]
-            keep |= {message.topic for message in self._discovery}
             self._sweep = RetainedSweep(filters, keep, Message(self.status_topic, ONLINE, True))
         self.events: MqttEvents = events if events is not None else NullMqttEvents()
         self.client_id = settings.client_id or f"crowdwatch-{site}-{os.getpid()}"
@@ -226,8 +219,37 @@ class MqttSink(SinkBase):
 
     def camera_status(self, camera: str, up: bool) -> None:
         """A camera went up or down (called from its reader's thread; never blocks): its retained
-        ``status``, queued in order with the counts."""
-        self._enqueue([self.state.camera_changed(camera, up)])
+        ``status``, queued in order with the counts (nothing for a camera not in the layout)."""
+        message = self.state.camera_changed(camera, up)
+        if message is not None:
+            self._enqueue([message])
+
+    def set_layout(self, layout: SiteLayout) -> None:
+        """A config reload changed the cameras or zones (call on the sink thread, after the last result
+        of the old layout). Removed cameras say ``offline`` and their counts, zones and alerts are
+        cleared (an empty retained message); new cameras and alert zones get their first state; Home
+        Assistant discovery follows. What a later reconnect sweeps follows the new layout too."""
+        discovery, keep = self._kept_for(layout)
+        messages = self.state.set_layout(layout)
+        old_discovery = {message.topic for message in self._discovery}
+        messages += [Message(topic, b"", True) for topic in sorted(old_discovery - keep)]
+        messages += [message for message in discovery if message not in self._discovery]
+        self._discovery = discovery
+        if self._sweep is not None:
+            self._sweep.keep = keep
+        self._enqueue(messages)
+
+    def _kept_for(self, layout: SiteLayout) -> tuple[list[Message], set[str]]:
+        """(discovery messages, every retained topic) of ``layout``."""
+        discovery: list[Message] = []
+        ha, s = self.settings.homeassistant, self.settings
+        if ha.enabled:
+            try:
+                discovery = discovery_messages(ha.discovery_prefix, s.topic_prefix, self.site, layout.cameras)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        keep = retained_topics(self.topics, layout.cameras, s.retain)
+        return discovery, keep | {message.topic for message in discovery}
 
     def _enqueue(self, messages: list[Message]) -> None:
         dropped = 0

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from crowdwatch.sinks.base import AlertEvent, Result
+from crowdwatch.frames import AlertChange, Result
 
 __all__ = [
     "OFFLINE",
@@ -105,7 +105,7 @@ def to_json(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
 
 
-def alert_payload(site: str, camera: str, event: AlertEvent) -> bytes:
+def alert_payload(site: str, camera: str, event: AlertChange) -> bytes:
     """An alert event as JSON: where, which way, the count against its threshold, since when, at when."""
     return to_json(
         {

@@ -9,9 +9,10 @@ the network: :class:`crowdwatch.sinks.mqtt.MqttSink` sends what they return.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.sinks.mqtt_messages import (
     OFFLINE,
     ONLINE,
@@ -20,6 +21,7 @@ from crowdwatch.sinks.mqtt_messages import (
     SiteTopics,
     alert_payload,
     initial_alert_payload,
+    retained_topics,
 )
 
 __all__ = ["RetainedSweep", "SiteState"]
@@ -31,18 +33,54 @@ class SiteState:
 
     def __init__(self, topics: SiteTopics, site: str, layout: SiteLayout, retain: bool) -> None:
         self.topics, self.site, self.retain = topics, site, retain
+        self.layout = layout
         self._lock = threading.Lock()
         self._up = {camera.id: False for camera in layout.cameras}  # down until its first frame
+        self._early: dict[str, bool] = {}  # cameras not in the layout (yet): their latest state
         # the latest alert event's payload per (camera, zone); None: no change yet in this run (cleared)
         self._alerts: dict[tuple[str, str], bytes | None] = {
             (camera.id, zone): None for camera in layout.cameras for zone in camera.alert_zones
         }
 
-    def camera_changed(self, camera: str, up: bool) -> Message:
-        """Record a camera going up or down; the retained status message that says so."""
+    def camera_changed(self, camera: str, up: bool) -> Message | None:
+        """Record a camera going up or down; the retained status message that says so (None for a
+        camera the layout does not have: one a reload removed, whose reader is still stopping)."""
         with self._lock:
+            if camera not in self._up:
+                self._early[camera] = up  # a new camera's reader ahead of its layout: said by set_layout
+                return None
             self._up[camera] = up
         return self._status(camera, up)
+
+    def set_layout(self, layout: SiteLayout) -> list[Message]:
+        """Change to ``layout`` (a config reload); the messages that say so: each removed camera
+        ``offline``, an empty retained message for every topic only the old layout kept (the removed
+        cameras' counts, removed zones, alerts that went), a new camera's state (``offline`` until its
+        first frame), a new alert zone ``cleared``. Kept cameras and zones keep their state."""
+        now = time.time()
+        old_kept = retained_topics(self.topics, self.layout.cameras, self.retain)
+        new_kept = retained_topics(self.topics, layout.cameras, self.retain)
+        cameras = {camera.id for camera in layout.cameras}
+        alert_zones = {(camera.id, zone) for camera in layout.cameras for zone in camera.alert_zones}
+        messages: list[Message] = []
+        with self._lock:
+            for camera in [camera for camera in self._up if camera not in cameras]:
+                del self._up[camera]
+                messages.append(self._status(camera, False))
+            for camera in sorted(cameras - set(self._up)):
+                self._up[camera] = self._early.pop(camera, False)
+                messages.append(self._status(camera, self._up[camera]))
+            self._early.clear()
+            for key in [key for key in self._alerts if key not in alert_zones]:
+                del self._alerts[key]
+            for camera, zone in sorted(alert_zones - set(self._alerts)):
+                self._alerts[(camera, zone)] = None
+                payload = initial_alert_payload(self.site, camera, zone, now)
+                messages.append(Message(self.topics.alert(camera, zone), payload, self.retain))
+            self.layout = layout
+        status_topics = {message.topic for message in messages}
+        messages += [Message(topic, b"", True) for topic in sorted(old_kept - new_kept - status_topics)]
+        return messages
 
     def note(self, result: Result) -> None:
         """Keep the alert events of a result (the latest per zone is the zone's current state)."""

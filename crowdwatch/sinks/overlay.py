@@ -18,7 +18,8 @@ import numpy as np
 
 from crowdwatch.drawing import draw_annotations
 from crowdwatch.fileio import write_atomic
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.frames import Result
+from crowdwatch.sinks.base import SinkBase
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,23 @@ class OverlaySink(SinkBase):
             self._last_snapshot[result.camera] = now
         if self.video_directory is not None:
             self._write_video(result.camera, annotated)
+
+    def set_cameras(
+        self,
+        zones: Mapping[str, Sequence[tuple[str, np.ndarray]]],
+        exclusions: Mapping[str, Sequence[np.ndarray]],
+        closed: Sequence[str] = (),
+    ) -> None:
+        """A config reload (on the sink thread): the zones and exclusions drawn from the next result on,
+        and the cameras whose video file ends here (removed, or restarted: a new file follows)."""
+        self._zones = {camera: list(z) for camera, z in zones.items()}
+        self._exclusions = {camera: list(p) for camera, p in exclusions.items()}
+        for camera in closed:
+            self._last_snapshot.pop(camera, None)
+            writer = self._writers.pop(camera, None)
+            if writer is not None:
+                writer.release()
+                logger.info("%s: annotated video closed (config reloaded)", camera)
 
     def close(self) -> None:
         for camera, writer in self._writers.items():

@@ -13,6 +13,10 @@ flush) says so through its ``lost_rows`` and ``error`` attributes (:class:`~crow
 A sink is *failing* from its first loss until it next succeeds (a ``write`` that returns, or for the
 CSV sink a flush that reaches the disk); telemetry turns this into
 ``crowdwatch_sink_lost_rows_total{sink}``, the /healthz ``degraded`` state and the final summary.
+
+A config reload changes the sinks through the same queue (:meth:`SinkRunner.run_in_order`): the change
+runs on the sink thread after every result queued before it, so each result is written under the
+layout (CSV columns, zones drawn, MQTT topics) it was made with.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from crowdwatch.frames import Result
 from crowdwatch.logthrottle import LogThrottle
-from crowdwatch.sinks.base import Result, Sink
+from crowdwatch.sinks.base import Sink
 
 __all__ = ["SINK_TICK_S", "SinkRunner", "SinkStatus", "sink_names"]
 
@@ -57,13 +62,21 @@ def sink_names(sinks: Sequence[Sink]) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class _InOrder:
+    """A change to run on the sink thread in queue order; ``done`` is set once it ran."""
+
+    action: Callable[[], None]
+    done: threading.Event
+
+
 class SinkRunner:
     """Feeds ``sinks`` from one thread; the caller opens and closes the sinks themselves."""
 
     def __init__(self, sinks: Sequence[Sink], *, queue_size: int = 32) -> None:
         self.sinks = list(sinks)
         self.names = sink_names(self.sinks)
-        self._queue: queue.Queue[Result | None] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[Result | _InOrder | None] = queue.Queue(maxsize=queue_size)
         self._log = LogThrottle(logger)  # a failing sink may fail on every row: once a minute
         self._status_lock = threading.Lock()
         self._lost = [0] * len(self.sinks)  # rows lost, per sink
@@ -93,6 +106,20 @@ class SinkRunner:
             return False
         return True
 
+    def run_in_order(self, action: Callable[[], None], timeout: float = 10.0) -> threading.Event | None:
+        """Queue ``action`` to run on the sink thread after every result already queued (blocking up to
+        ``timeout`` for room: a change is never dropped like a result). Returns an event set once it
+        has run, or None when the queue stayed full. Before :meth:`start` it runs at once, here."""
+        item = _InOrder(action, threading.Event())
+        if not self._thread.is_alive():
+            self._run_action(item)
+            return item.done
+        try:
+            self._queue.put(item, timeout=timeout)
+        except queue.Full:
+            return None
+        return item.done
+
     def stop(self, deadline: float) -> bool:
         """Let the sinks take what is queued, then end the thread by ``deadline`` (``time.monotonic()``);
         True when the thread has finished."""
@@ -112,15 +139,27 @@ class SinkRunner:
     def _run(self) -> None:
         while True:
             try:
-                result: Result | bool | None = self._queue.get(timeout=SINK_TICK_S)
+                result: Result | _InOrder | bool | None = self._queue.get(timeout=SINK_TICK_S)
             except queue.Empty:
                 result = False
             if result is None:
                 break
+            if isinstance(result, _InOrder):
+                self._run_action(result)
+                continue
             for i, sink in enumerate(self.sinks):
                 if isinstance(result, Result):
                     self._call(i, sink.write, result)
                 self._call(i, sink.tick)
+
+    @staticmethod
+    def _run_action(item: _InOrder) -> None:
+        try:
+            item.action()
+        except Exception:
+            logger.exception("sinks: a config change failed")
+        finally:
+            item.done.set()
 
     def _call(self, i: int, method: Callable[..., None], *args: object) -> None:
         sink = self.sinks[i]

@@ -57,6 +57,16 @@ class FrameCounts:
             dropped = self._camera(camera).dropped
             dropped[reason] = dropped.get(reason, 0) + n
 
+    def add_camera(self, camera: str) -> None:
+        """Give a camera added by a reload its series now, at 0."""
+        with self._lock:
+            self._camera(camera)
+
+    def remove(self, camera: str) -> None:
+        """Forget ``camera`` (removed from the config by a reload): its series leave /metrics."""
+        with self._lock:
+            self._counts.pop(camera, None)
+
     def get(self, camera: str) -> CameraCounts:
         """A copy of ``camera``'s counters (all 0 for a camera never heard of)."""
         with self._lock:

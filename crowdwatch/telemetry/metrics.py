@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, Info
 
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.telemetry.counts import DROP_REASONS, FrameCounts
 
 __all__ = ["BATCH_BUCKETS", "DROP_REASONS", "LATENCY_BUCKETS", "PipelineMetrics"]
@@ -154,6 +154,37 @@ class PipelineMetrics:
             self.zone_people.labels(camera, zone).set(count)
         for zone, smoothed in result.zone_smoothed.items():
             self.zone_people_smoothed.labels(camera, zone).set(smoothed)
+
+    # -- config reload -------------------------------------------------------------------------
+    def set_zones(self, camera: str, zones: Sequence[str]) -> None:
+        """A camera added, or its zones changed, by a reload (call on the worker's thread, between
+        results): the series of zones it no longer has go, new zones' alert series start at 0."""
+        with self._up_lock:
+            old = self._zones.get(camera, ())
+            self._zones[camera] = tuple(zones)
+            for zone in old:
+                if zone not in zones:
+                    for gauge in (self.zone_people, self.zone_people_smoothed, self.zone_alert):
+                        gauge.remove(camera, zone)  # (client_python ignores a series it never had)
+        self.counts.add_camera(camera)
+        self.camera_up_gauge.labels(camera)
+        self.latency.labels(camera)
+        for zone in zones:
+            self.zone_alert.labels(camera, zone)
+
+    def remove_camera(self, camera: str) -> None:
+        """A camera removed by a reload (after its reader stopped and its last result was published):
+        every series labelled with it leaves /metrics."""
+        with self._up_lock:
+            self._up.discard(camera)
+            zones = self._zones.pop(camera, ())
+            for gauge in (self.people, self.people_smoothed, self.camera_up_gauge, self.last_frame_ts):
+                gauge.remove(camera)
+            self.latency.remove(camera)
+            for zone in zones:
+                for gauge in (self.zone_people, self.zone_people_smoothed, self.zone_alert):
+                    gauge.remove(camera, zone)
+        self.counts.remove(camera)
 
     def set_build_info(self, **labels: str) -> None:
         """Add labels to ``crowdwatch_build_info`` (site and version at start, the rest once the model

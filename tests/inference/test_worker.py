@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crowdwatch.frames import Frame
-from crowdwatch.inference.worker import Worker
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.frames import Frame, Result
+from crowdwatch.inference.worker import FrameSource, PredictorLike, SiteChange, Worker
+from crowdwatch.sinks.base import Sink, SinkBase
+from crowdwatch.sinks.runner import SinkRunner
 from crowdwatch.zones import CameraZones, Zone
 
 
@@ -84,17 +85,53 @@ class Events:
         self.dropped[(camera, reason)] = self.dropped.get((camera, reason), 0) + n
 
 
+class Fed:
+    """A worker publishing to a sink runner, as the pipeline wires them; stops both."""
+
+    def __init__(
+        self,
+        predictor: PredictorLike,
+        sources: Sequence[FrameSource],
+        sinks: Sequence[Sink],
+        *,
+        events: Events | None = None,
+        queue_size: int = 32,
+        max_batch: int = 4,
+        max_wait_ms: float = 50.0,
+    ) -> None:
+        self.runner = SinkRunner(sinks, queue_size=queue_size)
+        self.worker = Worker(
+            predictor,
+            sources,
+            publish=self.runner.submit,
+            events=events,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+        )
+
+    def start(self) -> None:
+        self.runner.start()
+        self.worker.start()
+
+    def stop(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        done = self.worker.stop(timeout)
+        return self.runner.stop(deadline) and done
+
+
 # -- Worker --------------------------------------------------------------------------------------
 def test_process_applies_zones_and_publishes() -> None:
-    events, sink = Events(), Recorder()
+    events, published = Events(), []
     zones = {"a": CameraZones([Zone("all", np.array([[0, 0], [10, 0], [10, 10], [0, 10]]), high=3, low=1)])}
-    worker = Worker(FakePredictor(), [], sinks=[sink], events=events, zones=zones)
+    worker = Worker(
+        FakePredictor(), [], events=events, zones=zones, publish=lambda r: not published.append(r)
+    )
     assert worker.last_progress_monotonic() is None
     results = worker.process([frame("a", 50), frame("b", 20)])
     assert [r.count for r in results] == [5, 2]
     assert results[0].zone_counts == {"all": 5} and results[0].zone_alerts == {"all": True}
     assert results[1].zone_counts == {}
-    assert events.batches == [2] and len(events.published) == 2
+    assert events.batches == [2] and len(events.published) == 2 and published == results
     assert worker.last_progress_monotonic() is not None
     assert all(r.latency_s >= 0 for r in results)
 
@@ -102,7 +139,7 @@ def test_process_applies_zones_and_publishes() -> None:
 def test_worker_batches_cameras_and_delivers_every_frame_to_sinks() -> None:
     sources = [ListSource(c, [frame(c, i) for i in range(5)]) for c in "abc"]
     predictor, sink, events = FakePredictor(), Recorder(), Events()
-    worker = Worker(predictor, sources, sinks=[sink], events=events, max_batch=4, max_wait_ms=20)
+    worker = Fed(predictor, sources, [sink], events=events, max_batch=4, max_wait_ms=20)
     worker.start()
     deadline = time.monotonic() + 10
     while len(events.published) < 15 and time.monotonic() < deadline:
@@ -119,7 +156,7 @@ def test_worker_batches_cameras_and_delivers_every_frame_to_sinks() -> None:
 def test_slow_sink_never_stalls_inference_and_overload_is_counted() -> None:
     source = ListSource("a", [frame("a", i) for i in range(60)])
     sink, events = Recorder(delay_s=0.05), Events()
-    worker = Worker(FakePredictor(), [source], sinks=[sink], events=events, queue_size=4, max_wait_ms=0)
+    worker = Fed(FakePredictor(), [source], [sink], events=events, queue_size=4, max_wait_ms=0)
     started = time.monotonic()
     worker.start()
     while len(events.published) < 60 and time.monotonic() - started < 10:
@@ -139,7 +176,7 @@ def test_a_failing_sink_does_not_stop_the_others() -> None:
 
     good = Recorder()
     source = ListSource("a", [frame("a", i) for i in range(3)])
-    worker = Worker(FakePredictor(), [source], sinks=[Broken(), good])
+    worker = Fed(FakePredictor(), [source], [Broken(), good])
     worker.start()
     time.sleep(0.5)
     assert worker.stop(timeout=5)
@@ -173,7 +210,7 @@ def test_stop_finishes_frames_already_taken() -> None:
     # Camera c never delivers, so a and b wait for max_wait (10 s) until stop() runs them.
     sources = [ListSource(c, [frame(c, 0)] if c != "c" else []) for c in "abc"]
     predictor = FakePredictor(delay_s=0.2)
-    worker = Worker(predictor, sources, sinks=[sink], max_batch=4, max_wait_ms=10_000)
+    worker = Fed(predictor, sources, [sink], max_batch=4, max_wait_ms=10_000)
     worker.start()
     time.sleep(0.2)
     assert predictor.batches == []
@@ -184,7 +221,7 @@ def test_stop_finishes_frames_already_taken() -> None:
 
 def test_sinks_tick_without_results() -> None:
     sink = Recorder()
-    worker = Worker(FakePredictor(), [], sinks=[sink])
+    worker = Fed(FakePredictor(), [], [sink])
     worker.start()
     time.sleep(0.5)
     assert worker.stop(timeout=5)
@@ -229,3 +266,48 @@ def test_results_carry_smoothed_counts_alert_events_and_no_excluded_points() -> 
     # A camera without zones still gets its smoothed count (window 0: the raw count).
     (plain,) = worker.process([Frame("cam2", np.full((32, 48, 3), 3, np.uint8), 0, t0, time.monotonic())])
     assert plain.smoothed_count == plain.count == 4 and plain.alert_events == ()
+
+
+def test_a_site_change_waits_for_the_frames_in_flight_and_applies_between_batches() -> None:
+    """Frames taken before a reload are processed under the zones they came with; the next ones under
+    the new zones; a removed camera's source is no longer read, an added one is."""
+    left = np.array([[0, 0], [24, 0], [24, 32], [0, 32]], np.float32)
+    whole = np.array([[0, 0], [48, 0], [48, 32], [0, 32]], np.float32)
+    old_zones = CameraZones([Zone("area", left)])
+    keep, gone, new = ListSource("keep", [frame("keep", 3, (32, 48))]), ListSource("gone"), ListSource("new")
+    published: list[Result] = []
+    predictor = PointsPredictor()  # 3 heads at x = 10 (left half), one at x = 40
+    # max_wait 10 s and a camera that never delivers: the first frame waits in the batcher
+    worker = Worker(
+        predictor, [keep, gone], zones={"keep": old_zones}, publish=lambda r: not published.append(r),
+        max_wait_ms=10_000,
+    )  # fmt: skip
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while worker.batcher.pending_cameras != {"keep"} and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert worker.batcher.pending_cameras == {"keep"} and not published
+        order: list[str] = []
+        new_zones = CameraZones([Zone("area", whole)])
+        change = SiteChange(
+            sources=[keep, new],
+            zones={"keep": new_zones},
+            removed=["gone"],
+            then=lambda: order.append(f"then after {len(published)} result(s)"),
+        )
+        assert worker.apply(change)
+        assert order == ["then after 1 result(s)"]  # the frame in flight went first
+        assert published[0].zone_counts == {"area": 3}  # under the old zones
+        gone.frames.append(frame("gone", 1, (32, 48)))
+        keep.frames.append(frame("keep", 3, (32, 48)))
+        new.frames.append(frame("new", 3, (32, 48)))
+        worker.wake.set()
+        while len(published) < 3 and time.monotonic() < deadline + 5:
+            time.sleep(0.01)
+    finally:
+        assert worker.stop(timeout=5)
+    later = {r.camera: r for r in published[1:]}
+    assert set(later) == {"keep", "new"} and gone.frames  # `gone` is no longer read
+    assert later["keep"].zone_counts == {"area": 4}  # under the new zones
+    assert worker.zones["keep"] is new_zones and "gone" not in worker.zones

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.sinks.csv import CsvSink, header_columns, repair_partial_line
 
 DAY1 = datetime(2026, 11, 24, 23, 59, 59, 500000, tzinfo=UTC).timestamp()
@@ -178,3 +178,23 @@ def test_open_uses_the_injected_wall_clock_and_late_rows_go_to_the_open_file(tmp
     assert not (tmp_path / "counts-2026-11-24.csv").exists()
     rows = read_rows(tmp_path / "counts-2026-11-25.csv")
     assert [(r["frame"], r["time_utc"]) for r in rows] == [("0", "2026-11-24T23:59:59.500Z")]
+
+
+def test_new_zone_columns_go_to_a_new_file_and_no_buffered_row_is_lost(tmp_path: Path) -> None:
+    """A config reload that adds a zone: rows buffered under the old header are flushed to the old file,
+    later rows go to a ``.1`` file whose header has the new columns."""
+    clock = FakeClock()
+    sink = sink_at(tmp_path, ["door"], clock)
+    sink.open()
+    sink.write(result(index=0, zone_counts={"door": 1}))
+    first = sink.path
+    sink.set_zone_ids(["door", "bar"])
+    sink.write(result(index=1, zone_counts={"door": 2, "bar": 3}))
+    sink.set_zone_ids(["door", "bar"])  # the same columns: nothing changes
+    sink.close()
+    assert first is not None and sink.path is not None and sink.path != first
+    assert sink.path.name.endswith(".1.csv")
+    old, new = (list(csv.reader(path.open())) for path in (first, sink.path))
+    assert old[0] == header_columns(["door"]) and [row[2] for row in old[1:]] == ["0"]
+    assert new[0] == header_columns(["door", "bar"]) and [row[2] for row in new[1:]] == ["1"]
+    assert new[1][new[0].index("zone_bar")] == "3"

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.sinks.heatmap import HeatmapSink
 
 T0 = 1_800_000_000.0
@@ -67,3 +67,20 @@ def test_a_scale_gives_people_per_square_metre(tmp_path: Path) -> None:
     with HeatmapSink(tmp_path, window_s=60, slot_s=60, cell_px=20, npy=True, pixels_per_metre={"c": 20}) as s:
         s.write(result("c", [(5, 5), (6, 6)], T0))
     assert np.load(s.grid_path("c"))[0, 0] == pytest.approx(2.0)  # 2 people in a 1 m^2 cell
+
+
+def test_a_removed_camera_gets_its_last_heatmap_and_the_others_keep_their_window(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sink = HeatmapSink(tmp_path, window_s=60, slot_s=10, interval_s=30, clock=clock)
+    sink.open()
+    sink.write(result("yard", [(10, 10)], T0))
+    sink.write(result("hall", [(20, 20), (30, 30)], T0))
+    hall = sink.grid("hall")
+    assert not sink.image_path("yard").exists()  # not due yet
+    poster = [np.array([[0, 0], [40, 0], [40, 40]], np.float32)]
+    sink.set_cameras({"hall": 2.0}, {"hall": poster}, removed=["yard"])
+    assert cv2.imread(str(sink.image_path("yard"))) is not None  # written at removal
+    assert sink.grid("yard") is None and sink.grid("hall") is hall
+    sink.write(result("hall", [(20, 20)], T0 + 1))
+    assert hall is not None and hall.frames == 2  # the window goes on
+    sink.close()

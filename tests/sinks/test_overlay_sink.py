@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from crowdwatch.fileio import write_atomic
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.sinks.overlay import OverlaySink
 
 
@@ -131,3 +131,35 @@ def test_exclusions_are_hatched_inside_and_nowhere_else(tmp_path: Path) -> None:
     ys, xs = np.nonzero(inside[2:-2, 2:-2])
     diagonal = inside[ys + 3, xs + 3].mean()
     assert diagonal > inside[ys + 3, xs + 1].mean()
+
+
+def test_a_reload_closes_a_removed_cameras_video_and_draws_the_new_zones(tmp_path: Path) -> None:
+    """The removed camera's file is complete (readable to its last frame) while the sink still runs;
+    the kept camera's video goes on, drawn with its new zone."""
+    video = tmp_path / "video"
+    sink = OverlaySink(tmp_path / "snap", snapshots=False, video_directory=video, video_fps=5)
+    sink.open()
+    for i in range(3):
+        sink.write(result("gone", 100 + i))
+        sink.write(result("kept", 100 + i))
+    zone = np.array([[0, 0], [127, 0], [127, 95], [0, 95]], np.float32)
+    sink.set_cameras({"kept": [("all", zone)]}, {}, closed=["gone"])
+    (gone,) = video.glob("gone-*.mp4")
+    capture = cv2.VideoCapture(str(gone))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    capture.release()
+    sink.write(result("kept", 100))
+    sink.close()
+    (kept,) = video.glob("kept-*.mp4")
+    capture = cv2.VideoCapture(str(kept))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    assert len(frames) == 4  # one file for the whole run
+    # The same picture (value 100) before and after: only the zone drawn on it differs.
+    drawn = np.abs(frames[-1].astype(int) - frames[0].astype(int)).max(axis=2) > 60
+    assert drawn.sum() > 100

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from support.small_disk import fill
 
+from crowdwatch.frames import Result
 from crowdwatch.logthrottle import REPEAT_LOG_S, LogThrottle
-from crowdwatch.sinks.base import Result
 from crowdwatch.sinks.csv import CsvSink
 
 DAY = datetime(2026, 11, 24, 9, 0, tzinfo=UTC).timestamp()  # pinned: the test passes on any date

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.frames import Result
+from crowdwatch.sinks.base import SinkBase
 from crowdwatch.sinks.runner import SinkRunner
 
 
@@ -102,3 +104,43 @@ def test_status_counts_lost_rows_per_sink_until_the_sink_succeeds_again() -> Non
         assert runner.stop(time.monotonic() + 5)
     flaky_status = runner.status()[0]
     assert (flaky_status.lost_rows, flaky_status.error) == (3, None)  # recovered; the loss stays counted
+
+
+def test_a_change_runs_on_the_sink_thread_after_every_result_queued_before_it() -> None:
+    sink = Recorder()
+    runner = SinkRunner([sink], queue_size=64)
+    seen: list[tuple[int, str]] = []
+
+    def change() -> None:
+        seen.append((len(sink.rows), threading.current_thread().name))
+
+    runner.start()
+    try:
+        for i in range(20):
+            assert runner.submit(result(i))
+        done = runner.run_in_order(change)
+        for i in range(20, 25):
+            assert runner.submit(result(i))
+        assert done is not None and done.wait(5)
+    finally:
+        assert runner.stop(time.monotonic() + 5)
+    assert seen == [(20, "sinks")]  # after the 20 results before it, before the 5 after it
+    assert [r.index for r in sink.rows] == list(range(25))
+
+
+def test_a_change_that_fails_is_logged_and_the_sinks_go_on(caplog: pytest.LogCaptureFixture) -> None:
+    sink = Recorder()
+    runner = SinkRunner([sink])
+
+    def broken() -> None:
+        raise ValueError("bad layout")
+
+    runner.start()
+    try:
+        done = runner.run_in_order(broken)
+        assert done is not None and done.wait(5)
+        assert runner.submit(result(0))
+    finally:
+        assert runner.stop(time.monotonic() + 5)
+    assert [r.index for r in sink.rows] == [0]
+    assert "sinks: a config change failed" in caplog.text and "bad layout" in caplog.text

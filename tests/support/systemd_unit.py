@@ -85,6 +85,12 @@ def unit_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "crowdwatch", *rest]
 
 
+def reload_command(pid: int) -> list[str]:
+    """The unit's ExecReload with ``$MAINPID`` as systemd expands it (what ``systemctl reload`` runs)."""
+    line = next(text for text in UNIT.read_text().splitlines() if text.startswith("ExecReload="))
+    return [str(pid) if arg == "$MAINPID" else arg for arg in shlex.split(line.removeprefix("ExecReload="))]
+
+
 def unit_environment(state: Path, cache: Path) -> dict[str, str]:
     """The unit's Environment= assignments, with %S and %C as systemd expands them for a system unit."""
     env = {}

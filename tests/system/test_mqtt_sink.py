@@ -27,7 +27,7 @@ from support.mosquitto import (
 )
 
 from crowdwatch.config.mqtt import MqttSettings
-from crowdwatch.sinks.base import AlertEvent, Result
+from crowdwatch.frames import AlertChange, Result
 from crowdwatch.sinks.mqtt import MqttSink
 from crowdwatch.telemetry.mqtt_metrics import MqttMetrics
 
@@ -52,7 +52,7 @@ def result(
     count: int = 7,
     smoothed: float | None = 6.25,
     zones: dict[str, tuple[int, float | None, bool]] | None = None,
-    events: tuple[AlertEvent, ...] = (),
+    events: tuple[AlertChange, ...] = (),
     at: float = 1_700_000_000.5,
 ) -> Result:
     zones = zones or {}
@@ -82,7 +82,7 @@ def test_counts_alert_events_and_status_arrive_with_the_right_payloads(broker: M
     registry = CollectorRegistry()
     metrics = MqttMetrics(registry)
     sink = MqttSink(settings(broker.port, qos=1), "lobby", events=metrics)
-    raised = AlertEvent(
+    raised = AlertChange(
         "door", "raised", count=12.5, threshold=12.0, since=1_700_000_010.0, at=1_700_000_040.25
     )
     try:
@@ -144,7 +144,7 @@ def test_counts_alert_events_and_status_arrive_with_the_right_payloads(broker: M
 
 def test_a_late_subscriber_sees_the_latest_counts_and_alert_state_retained(broker: Mosquitto) -> None:
     sink = MqttSink(settings(broker.port, qos=1), "lobby")
-    cleared = AlertEvent(
+    cleared = AlertChange(
         "door", "cleared", count=3.0, threshold=4.0, since=1_700_000_090.0, at=1_700_000_100.0
     )
     try:

@@ -18,7 +18,7 @@ from support.mosquitto import (
 )
 
 from crowdwatch.config.mqtt import MqttSettings
-from crowdwatch.sinks.base import AlertEvent, Result
+from crowdwatch.frames import AlertChange, Result
 from crowdwatch.sinks.mqtt import MqttSink
 from crowdwatch.sinks.mqtt_messages import CameraLayout, SiteLayout
 
@@ -38,7 +38,7 @@ def sink(broker: Mosquitto, layout: SiteLayout, **overrides: object) -> MqttSink
     return MqttSink(MqttSettings.model_validate(data), "lobby", layout=layout)
 
 
-def result(camera: str, zones: dict[str, int], events: tuple[AlertEvent, ...] = ()) -> Result:
+def result(camera: str, zones: dict[str, int], events: tuple[AlertChange, ...] = ()) -> Result:
     return Result(
         camera=camera,
         index=1,
@@ -66,7 +66,7 @@ def test_restart_with_a_changed_config_replaces_the_old_alert_and_clears_removed
             CameraLayout("old-cam", ("x",), ()),
         )
     )
-    raised = AlertEvent("door", "raised", 12.0, 10.0, T0 - 5, T0)
+    raised = AlertChange("door", "raised", 12.0, 10.0, T0 - 5, T0)
     with sink(broker, first) as run1:
         run1.camera_status("hall", True)
         run1.camera_status("old-cam", True)
@@ -114,7 +114,7 @@ def test_restart_with_a_changed_config_replaces_the_old_alert_and_clears_removed
 
 def test_the_current_alert_state_is_published_again_on_every_connect(broker: Mosquitto) -> None:
     layout = SiteLayout((CameraLayout("hall", ("door",), ("door",)),))
-    raised = AlertEvent("door", "raised", 12.0, 10.0, T0 - 5, T0)
+    raised = AlertChange("door", "raised", 12.0, 10.0, T0 - 5, T0)
     with sink(broker, layout) as box:
         box.write(result("hall", {"door": 12}, (raised,)))
         sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/hall/door/alert"])
@@ -127,3 +127,54 @@ def test_the_current_alert_state_is_published_again_on_every_connect(broker: Mos
         again = sub.received()[-1].json()
         assert again["state"] == "raised" and again["since_timestamp"] == T0 - 5
         assert snapshot(broker)["crowdwatch/lobby/hall/door/alert"] == sub.received()[-1].payload
+
+
+def test_a_reloaded_layout_clears_a_removed_camera_and_announces_a_new_one(broker: Mosquitto) -> None:
+    """A config reload while connected: the removed camera says offline and its counts, zones, alerts and
+    Home Assistant configs are cleared; the new camera and alert zone are announced; the kept camera's
+    raised alert stays as it is."""
+    first = SiteLayout(
+        (CameraLayout("hall", ("door",), ("door",)), CameraLayout("yard", ("gate",), ("gate",)))
+    )
+    raised = AlertChange("door", "raised", 12.0, 10.0, T0 - 5, T0)
+    ha = {"enabled": True, "discovery_prefix": "homeassistant"}
+    with sink(broker, first, homeassistant=ha) as run:
+        for camera in ("hall", "yard"):
+            run.camera_status(camera, True)
+        run.write(result("hall", {"door": 12}, (raised,)))
+        run.write(result("yard", {"gate": 2}))
+        everything = ["crowdwatch/lobby/#", "homeassistant/#"]
+        sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/yard/gate/count"])
+        sub.wait_for("yard's zone count", lambda: bool(sub.received()))
+        sub.close()
+        discovery = retained(broker.port, SUB, SUB_PASSWORD, "homeassistant/#")
+        assert any("yard" in topic for topic in discovery)
+
+        second = SiteLayout(
+            (CameraLayout("hall", ("door",), ("door",)), CameraLayout("dock", ("bay",), ("bay",)))
+        )
+        run.set_layout(second)
+        expected_gone = {
+            "crowdwatch/lobby/yard/count",
+            "crowdwatch/lobby/yard/gate/count",
+            "crowdwatch/lobby/yard/gate/alert",
+        }
+        after: dict[str, bytes] = {}
+        for _ in range(100):
+            after = {**snapshot(broker), **retained(broker.port, SUB, SUB_PASSWORD, everything[1])}
+            if not expected_gone & set(after) and "crowdwatch/lobby/dock/bay/alert" in after:
+                break
+        assert not expected_gone & set(after), sorted(after)
+        assert after["crowdwatch/lobby/yard/status"] == b"offline"
+        assert after["crowdwatch/lobby/dock/status"] == b"offline"  # until its first frame
+        assert json.loads(after["crowdwatch/lobby/dock/bay/alert"])["state"] == "cleared"
+        assert json.loads(after["crowdwatch/lobby/hall/door/alert"])["state"] == "raised"
+        assert after["crowdwatch/lobby/hall/status"] == b"online"
+        assert not any("yard" in topic for topic in after if topic.startswith("homeassistant/"))
+        assert any("dock" in topic for topic in after if topic.startswith("homeassistant/"))
+        run.camera_status("yard", True)  # the removed camera's reader, late: not heard
+        run.camera_status("dock", True)  # (queued after it: once this is out, so would that be)
+        sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/+/status"])
+        sub.wait_for("dock online", lambda: snapshot(broker).get("crowdwatch/lobby/dock/status") == b"online")
+        sub.close()
+        assert snapshot(broker)["crowdwatch/lobby/yard/status"] == b"offline"

@@ -102,6 +102,7 @@ def test_service_contract():
     assert s["Type"] == ["notify"] and s["NotifyAccess"] == ["main"]
     assert s["Restart"] == ["on-failure"] and s["RestartPreventExitStatus"] == ["2"]
     assert s["ExecStart"][0].split()[:2] == [INSTALLED_BINARY, "run"]
+    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # systemctl reload: SIGHUP, the config again
     watchdog = int(s["WatchdogSec"][0].rstrip("s"))
     stop = int(s["TimeoutStopSec"][0].rstrip("s"))
     restart = int(s["RestartSec"][0].rstrip("s"))

@@ -8,7 +8,7 @@ unit's ExecStart command line with only the installed binary path (/opt/crowdwat
 unit's 60 s and watchdog_progress_s 3 s, so a frozen camera shows within seconds.
 
 One pipeline serves every test in this module (one model load on a 2-core machine); the tests run in
-order: ready, dashboard queries, watchdog while frames flow, freeze, resume, SIGTERM.
+order: ready, dashboard queries, watchdog while frames flow, reload, freeze, resume, SIGTERM.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ import pytest
 import yaml
 from support.dashboard import load_dashboard, panel_queries
 from support.rtsp_fixtures import RtspServer
-from support.systemd_unit import REPO, NotifyListener, stop_process, unit_command, unit_environment
+from support.systemd_unit import (
+    REPO,
+    NotifyListener,
+    reload_command,
+    stop_process,
+    unit_command,
+    unit_environment,
+)
 
 SECRET = "s3cr3t-Pa55"
 WATCHDOG_USEC = 1_000_000
@@ -155,6 +162,7 @@ def service(tmp_path_factory):
             "metrics_port": metrics_port,
             "prom_port": prom_port,
             "log": tmp / "crowdwatch.log",
+            "config": config,
         }
     finally:
         for proc in reversed(procs):
@@ -236,6 +244,26 @@ def test_metrics_exposition_passes_promtool_and_hides_the_password(service):
         lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=30)
         assert lint.returncode == 0, lint.stdout + lint.stderr
     assert SECRET.encode() not in body
+
+
+def test_systemctl_reload_applies_the_edited_config_and_tells_systemd(service):
+    """ExecReload as systemd runs it: RELOADING=1, then READY=1 once the new config is in place; frames
+    keep flowing (the camera is not touched by a zone change), and the reload metric says it worked."""
+    notify, config = service["notify"], service["config"]
+    site = yaml.safe_load(config.read_text())
+    site["cameras"][0]["zones"][0]["alert"] = {"high": 60, "low": 45}
+    config.write_text(yaml.safe_dump(site))
+    sent = time.monotonic()
+    subprocess.run(reload_command(service["crowdwatch"].pid), check=True, timeout=10)
+    assert notify.wait_for("RELOADING=1", timeout=30, after=sent) is not None, _log_tail(service)
+    assert notify.wait_for("READY=1", timeout=30, after=sent) is not None, _log_tail(service)
+    assert "config reload: " in service["log"].read_text() and "applied (retuned [lobby])" in _log_tail(
+        service
+    )
+    with urllib.request.urlopen(f"http://127.0.0.1:{service['metrics_port']}/metrics", timeout=5) as r:
+        assert b"crowdwatch_config_last_reload_successful 1.0" in r.read()
+    assert notify.wait_for("WATCHDOG=1", timeout=30, after=time.monotonic()) is not None
+    assert service["crowdwatch"].poll() is None
 
 
 def test_watchdog_stops_when_the_camera_freezes_and_resumes_after(service):

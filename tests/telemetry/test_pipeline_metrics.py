@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.telemetry.metrics import PipelineMetrics
 
 
@@ -138,3 +138,34 @@ def test_a_camera_that_goes_down_loses_its_people_gauges_until_its_next_frame(
     assert people_series(registry) == PEOPLE
     assert registry.get_sample_value("crowdwatch_people", {"camera": "cam1"}) == 6
     assert registry.get_sample_value("crowdwatch_zone_people", {"camera": "cam1", "zone": "door"}) == 1
+
+
+def camera_series(registry: CollectorRegistry, camera: str) -> set[str]:
+    return {
+        sample.name
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.labels.get("camera") == camera
+    }
+
+
+def test_a_reload_removes_a_camera_and_changes_zone_series(registry: CollectorRegistry) -> None:
+    metrics = make(registry)
+    metrics.camera_up("cam1", True)
+    metrics.frame_read("cam1")
+    metrics.result_published(result("cam1"))
+    assert "crowdwatch_people" in camera_series(registry, "cam1")
+    metrics.set_zones("cam1", ["hall"])  # door went, hall came
+    value = registry.get_sample_value
+    assert value("crowdwatch_zone_alert", {"camera": "cam1", "zone": "door"}) is None
+    assert value("crowdwatch_zone_people", {"camera": "cam1", "zone": "door"}) is None
+    assert value("crowdwatch_zone_alert", {"camera": "cam1", "zone": "hall"}) == 0
+    assert value("crowdwatch_people", {"camera": "cam1"}) == 4  # the camera's own series stay
+    metrics.set_zones("cam3", [])  # a camera added
+    assert value("crowdwatch_camera_up", {"camera": "cam3"}) == 0
+    assert value("crowdwatch_frames_read_total", {"camera": "cam3"}) == 0
+    metrics.remove_camera("cam1")
+    assert camera_series(registry, "cam1") == set()
+    assert value("crowdwatch_camera_up", {"camera": "cam2"}) == 0  # the others stay
+    metrics.result_published(result("cam2"))
+    assert value("crowdwatch_frames_processed_total", {"camera": "cam2"}) == 1
