@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
+from support.results import make_result
 
 from crowdwatch.frames import Result
 from crowdwatch.sinks.csv import CsvSink, header_columns, repair_partial_line
@@ -39,16 +39,7 @@ def sink_at(path: Path, zone_ids: Sequence[str] = (), clock: FakeClock | None = 
 def result(
     camera: str = "cam1", index: int = 0, captured_at: float = DAY1, count: int = 3, **kw: object
 ) -> Result:
-    return Result(
-        camera=camera,
-        index=index,
-        captured_at=captured_at,
-        image=np.zeros((4, 4, 3), np.uint8),
-        points=np.zeros((count, 2), np.float32),
-        count=count,
-        latency_s=0.1234567,
-        **kw,  # type: ignore[arg-type]  # the zone mappings, passed through untyped
-    )
+    return make_result(camera, index, count=count, captured_at=captured_at, latency_s=0.1234567, **kw)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support.results import make_result
 
 from crowdwatch.frames import Result
 from crowdwatch.sinks.heatmap import HeatmapSink
@@ -25,15 +26,7 @@ class FakeClock:
 def result(
     camera: str, points: list[tuple[float, float]], t: float, size: tuple[int, int] = (120, 160)
 ) -> Result:
-    return Result(
-        camera=camera,
-        index=0,
-        captured_at=t,
-        image=np.full((*size, 3), 90, np.uint8),
-        points=np.array(points, np.float32).reshape(-1, 2),
-        count=len(points),
-        latency_s=0.1,
-    )
+    return make_result(camera, points=points, captured_at=t, image=np.full((*size, 3), 90, np.uint8))
 
 
 def test_heatmap_jpeg_and_grid_are_written_at_the_interval_and_at_close(tmp_path: Path) -> None:

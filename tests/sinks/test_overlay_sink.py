@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from support.results import make_result
 
 from crowdwatch.fileio import write_atomic
 from crowdwatch.frames import Result
@@ -22,15 +23,7 @@ class FakeClock:
 
 def result(camera: str, value: int, count: int = 2) -> Result:
     points = np.array([[20, 20], [60, 40]], np.float32)[:count]
-    return Result(
-        camera=camera,
-        index=value,
-        captured_at=1e9,
-        image=np.full((96, 128, 3), value, np.uint8),
-        points=points,
-        count=count,
-        latency_s=0.1,
-    )
+    return make_result(camera, value, points=points, image=np.full((96, 128, 3), value, np.uint8))
 
 
 def test_snapshot_per_camera_at_interval(tmp_path: Path) -> None:
@@ -79,17 +72,9 @@ def test_annotated_video_per_camera(tmp_path: Path) -> None:
 
 def _zone_result(camera: str, alert: bool) -> Result:
     image = np.full((480, 640, 3), 100, np.uint8)
-    points = np.array([[150, 150], [160, 170]], np.float32)
-    return Result(
-        camera=camera,
-        index=0,
-        captured_at=1e9,
-        image=image,
-        points=points,
-        count=2,
-        latency_s=0.1,
-        zone_counts={"door": 2},
-        zone_alerts={"door": alert},
+    points = [[150, 150], [160, 170]]
+    return make_result(
+        camera, points=points, image=image, zone_counts={"door": 2}, zone_alerts={"door": alert}
     )
 
 

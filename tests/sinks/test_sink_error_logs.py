@@ -8,8 +8,8 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
+from support.results import make_result
 from support.small_disk import fill
 
 from crowdwatch.frames import Result
@@ -28,10 +28,7 @@ class FakeClock:
 
 
 def row(index: int) -> Result:
-    return Result(
-        camera="cam", index=index, captured_at=DAY + index, image=np.zeros((2, 2, 3), np.uint8),
-        points=np.zeros((0, 2), np.float32), count=0, latency_s=0.0,
-    )  # fmt: skip
+    return make_result("cam", index, captured_at=DAY + index, latency_s=0.0)
 
 
 def test_throttle_logs_at_once_then_once_per_interval_with_the_count_held_back(

@@ -6,8 +6,8 @@ import logging
 import threading
 import time
 
-import numpy as np
 import pytest
+from support.results import make_result
 
 from crowdwatch.frames import Result
 from crowdwatch.sinks.base import SinkBase
@@ -15,10 +15,7 @@ from crowdwatch.sinks.runner import SinkRunner
 
 
 def result(index: int) -> Result:
-    return Result(
-        camera="a", index=index, captured_at=time.time(), image=np.zeros((2, 2, 3), np.uint8),
-        points=np.zeros((0, 2), np.float32), count=0, latency_s=0.0,
-    )  # fmt: skip
+    return make_result("a", index, captured_at=time.time(), latency_s=0.0)
 
 
 class Recorder(SinkBase):

@@ -12,7 +12,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 from support.mosquitto import (
@@ -25,6 +24,7 @@ from support.mosquitto import (
     make_tls_files,
     require_mosquitto,
 )
+from support.results import make_result
 
 from crowdwatch.config.mqtt import MqttSettings
 from crowdwatch.frames import AlertChange, Result
@@ -56,13 +56,11 @@ def result(
     at: float = 1_700_000_000.5,
 ) -> Result:
     zones = zones or {}
-    return Result(
-        camera=camera,
-        index=index,
-        captured_at=at,
-        image=np.zeros((8, 8, 3), np.uint8),
-        points=np.zeros((count, 2), np.float32),
+    return make_result(
+        camera,
+        index,
         count=count,
+        captured_at=at,
         latency_s=0.05,
         zone_counts={z: raw for z, (raw, _, _) in zones.items()},
         zone_alerts={z: alert for z, (_, _, alert) in zones.items()},

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 from support.mosquitto import (
     BOX,
     BOX_PASSWORD,
@@ -16,6 +15,7 @@ from support.mosquitto import (
     Subscriber,
     retained,
 )
+from support.results import make_result
 
 from crowdwatch.config.mqtt import MqttSettings
 from crowdwatch.frames import AlertChange, Result
@@ -39,13 +39,11 @@ def sink(broker: Mosquitto, layout: SiteLayout, **overrides: object) -> MqttSink
 
 
 def result(camera: str, zones: dict[str, int], events: tuple[AlertChange, ...] = ()) -> Result:
-    return Result(
-        camera=camera,
-        index=1,
-        captured_at=T0,
-        image=np.zeros((4, 4, 3), np.uint8),
-        points=np.zeros((sum(zones.values()), 2), np.float32),
+    return make_result(
+        camera,
+        1,
         count=sum(zones.values()),
+        captured_at=T0,
         latency_s=0.01,
         zone_counts=zones,
         zone_alerts={zone: any(e.zone == zone and e.state == "raised" for e in events) for zone in zones},

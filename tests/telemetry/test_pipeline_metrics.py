@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from support.results import make_result
 
 from crowdwatch.frames import Result
 from crowdwatch.telemetry.metrics import PipelineMetrics
@@ -20,12 +20,8 @@ def make(registry: CollectorRegistry) -> PipelineMetrics:
 
 
 def result(camera: str = "cam1", count: int = 4, door: int = 2) -> Result:
-    return Result(
-        camera=camera,
-        index=0,
-        captured_at=1_700_000_000.5,
-        image=np.zeros((2, 2, 3), np.uint8),
-        points=np.zeros((count, 2), np.float32),
+    return make_result(
+        camera,
         count=count,
         latency_s=0.7,
         zone_counts={"door": door} if camera == "cam1" else {},
