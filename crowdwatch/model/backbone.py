@@ -21,6 +21,7 @@ from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from crowdwatch.errors import BackboneWeightsMissing, UsageError
+from crowdwatch.model.arch import BACKBONE_LAYERS
 
 if TYPE_CHECKING:  # p2pnet builds its backbone here: a runtime import would be circular
     from crowdwatch.model.p2pnet import P2PNet
@@ -28,8 +29,6 @@ if TYPE_CHECKING:  # p2pnet builds its backbone here: a runtime import would be 
 logger = logging.getLogger(__name__)
 
 IMAGENET_WEIGHTS = VGG16_Weights.DEFAULT
-#: Layers of torchvision's ``vgg16().features`` that make the backbone (up to C5, before the last pool).
-BACKBONE_LAYERS = 30
 
 
 def kaiming_init(module: nn.Module) -> None:

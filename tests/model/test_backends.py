@@ -87,7 +87,7 @@ def nearest_distances(points: np.ndarray, to: np.ndarray) -> np.ndarray:
     return np.sqrt(((points[:, None, :] - to[None, :, :]) ** 2).sum(-1)).min(axis=1)
 
 
-@pytest.mark.parametrize("kind", ["xml", "onnx"])
+@pytest.mark.parametrize("kind", ["xml", "onnx", "pt"])
 def test_exported_fp32_gives_torch_fp32_points(
     exported: dict[str, Path], images: list[np.ndarray], torch_fp32: dict[str, list[Prediction]], kind: str
 ) -> None:
@@ -162,12 +162,15 @@ def test_bad_exported_models_are_clear_errors(exported: dict[str, Path], tmp_pat
     no_bin = tmp_path / "nobin.xml"
     no_bin.write_text(exported["xml"].read_text())
     stripped = _ir_without_metadata(exported["xml"], tmp_path / "stripped.xml")
+    notes = tmp_path / "notes.pt"
+    notes.write_text("not a checkpoint")
     cases = [
         (tmp_path / "missing.xml", "no such file"),
+        (tmp_path / "missing.pt", "no such file"),
+        (notes, "is not in torch.save's zip format"),
         (corrupt, "is not a readable exported model"),
         (no_bin, "nobin.bin is missing"),
         (stripped, "carries no crowdwatch metadata"),
-        (exported["pt"], "runs an exported model (.xml or .onnx)"),
     ]
     for path, message in cases:
         with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
@@ -175,5 +178,5 @@ def test_bad_exported_models_are_clear_errors(exported: dict[str, Path], tmp_pat
         assert info.value.exit_code == 2
     with pytest.raises(CheckpointError, match="--backend openvino"):
         Predictor.from_checkpoint(exported["xml"], backend="torch")
-    with pytest.raises(UsageError, match="needs an exported model"):
-        Predictor.from_checkpoint(None, backend="openvino")
+    with pytest.raises(UsageError, match="fp16 is for CUDA"):
+        Predictor.from_checkpoint(exported["xml"], backend="openvino", precision="fp16")
