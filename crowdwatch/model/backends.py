@@ -39,9 +39,11 @@ __all__ = [
     "METADATA_KEY",
     "OUTPUT_NAMES",
     "SHAPE_CACHE_SIZE",
+    "TORCH_HINT",
     "Backend",
     "OpenVINOBackend",
     "import_openvino",
+    "import_torch",
     "read_metadata",
     "read_model",
     "takes_arrays",
@@ -51,6 +53,11 @@ logger = logging.getLogger(__name__)
 
 #: File endings of exported models (``crowdwatch export``); a ``.pt`` is a torch checkpoint.
 EXTRA_HINT = "install the optional extra: pip install 'crowdwatch[openvino]'"
+#: What to do where the torch backend is asked for and torch is not installed.
+TORCH_HINT = (
+    "install the optional extra: pip install 'crowdwatch[torch]', or run the openvino backend "
+    "(--backend openvino; model.backend: openvino in a config)"
+)
 #: Key of the JSON metadata in ONNX ``metadata_props`` and in the IR's ``rt_info``.
 METADATA_KEY = "crowdwatch"
 #: Compiled models kept per backend (one per distinct input shape).
@@ -95,6 +102,16 @@ def import_openvino() -> ModuleType:
     except ImportError as exc:
         raise UsageError(f"the openvino backend needs the OpenVINO runtime ({exc}); {EXTRA_HINT}") from None
     module: ModuleType = openvino
+    return module
+
+
+def import_torch() -> ModuleType:
+    """``import torch``, or a UsageError (exit 2) naming the extra that provides it."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise UsageError(f"the torch backend needs PyTorch ({exc}); {TORCH_HINT}") from None
+    module: ModuleType = torch
     return module
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from crowdwatch.choices import BACKENDS, PRECISIONS
 from crowdwatch.errors import CheckpointError, UsageError
-from crowdwatch.model.backends import Backend, OpenVINOBackend, takes_arrays
+from crowdwatch.model.backends import Backend, OpenVINOBackend, import_torch, takes_arrays
 from crowdwatch.model.meta import CheckpointMeta
 from crowdwatch.model.postprocess import Prediction, decode
 from crowdwatch.model.preprocess import InputGeometry, Preprocessor, padded_size
@@ -141,7 +141,7 @@ class Predictor:
                 tile_pixels=tile_pixels,
                 tile_margin=tile_margin,
             )
-        import torch
+        torch = import_torch()  # a UsageError naming the extra where torch is not installed
 
         from crowdwatch.model.checkpoint import load_checkpoint, packaged_weights
         from crowdwatch.model.p2pnet import P2PNet

@@ -18,7 +18,10 @@ def _site(tmp_path: Path, model: str) -> Path:
     ("model", "message"),
     [
         ("  weights: models/p2pnet.xml", "backend torch cannot run weights"),
-        ("  weights: models/p2pnet.onnx", "torch runs a .pt checkpoint; openvino a checkpoint or an exported"),
+        (
+            "  weights: models/p2pnet.onnx",
+            "torch runs a .pt checkpoint; openvino a checkpoint or an exported",
+        ),
         ("  backend: tensorrt", "model.backend"),
     ],
 )
