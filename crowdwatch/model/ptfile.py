@@ -147,9 +147,9 @@ def read_torch_file(path: str | Path) -> Any:
     """What ``torch.load(path, weights_only=True)`` returns, with numpy arrays for tensors.
 
     Raises:
-        CheckpointError: missing, empty or corrupt file (reason ``missing``/``corrupt``); torch's legacy
-            (pre-1.6, not zip) format (``corrupt``, naming the fix); a pickle naming anything but
-            tensors, storages and ``OrderedDict`` (``unsafe``).
+        CheckpointError: missing, empty, truncated or corrupt file (reason ``missing``/``corrupt``),
+            torch's legacy (pre-1.6, not zip) format included; a pickle naming anything but tensors,
+            storages and ``OrderedDict`` (``unsafe``). The messages are the torch loader's.
     """
     path = Path(path)
     if not path.is_file():
@@ -157,12 +157,14 @@ def read_torch_file(path: str | Path) -> Any:
     if path.stat().st_size == 0:
         raise CheckpointError(path, "is empty (0 bytes)", reason="corrupt")
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            path,
-            "is not in torch.save's zip format (a legacy or foreign file); load and save it again with "
-            "torch >= 1.6, or run it with the torch backend",
-            reason="corrupt",
+        with open(path, "rb") as f:
+            legacy = f.read(1) == b"\x80"  # a bare pickle: torch's format before 1.6, or garbage
+        reason = (
+            "or in torch's legacy format (before 1.6), which only the torch backend reads"
+            if legacy
+            else "and cannot be read (not a torch.save zip file)"
         )
+        raise CheckpointError(path, f"is truncated or corrupt, {reason}", reason="corrupt")
     try:
         with zipfile.ZipFile(path) as archive:
             prefix = _archive_prefix(archive.namelist())
