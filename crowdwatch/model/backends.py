@@ -106,9 +106,11 @@ def import_openvino() -> ModuleType:
 
 
 def import_torch() -> ModuleType:
-    """``import torch``, or a UsageError (exit 2) naming the extra that provides it."""
+    """``import torch`` (and torchvision, whose VGG16 builder the network uses), or a UsageError (exit 2)
+    naming the extra that provides both."""
     try:
         import torch
+        import torchvision  # noqa: F401 - only checked here; crowdwatch.model.backbone uses it
     except ImportError as exc:
         raise UsageError(f"the torch backend needs PyTorch ({exc}); {TORCH_HINT}") from None
     module: ModuleType = torch
