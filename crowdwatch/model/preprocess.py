@@ -113,13 +113,15 @@ class Preprocessor:
             raise ValueError("images must not be empty")
         height, width = padded_size(max(im.shape[0] for im in images), max(im.shape[1] for im in images))
         batch = np.zeros((len(images), 3, height, width), dtype=np.float32)
-        mul, add = (np.asarray(f, dtype=np.float32).reshape(3, 1, 1) for f in self._factors())
+        mul, add = (np.asarray(f, dtype=np.float32) for f in self._factors())
         for i, bgr in enumerate(images):
             h, w = bgr.shape[:2]
-            # (H, W, 3) BGR uint8 -> (3, H, W) RGB float.
-            chw = bgr.transpose(2, 0, 1)[::-1].astype(np.float32)
-            np.multiply(chw, mul, out=chw)
-            batch[i, :, :h, :w] = chw + add
+            # BGR uint8 (H, W, 3) -> RGB float planes, one contiguous plane at a time (twice as fast as
+            # a strided (3, H, W) copy), each x * mul + add in float32 as the torch path computes it.
+            for c, plane in enumerate(reversed(cv2.split(np.ascontiguousarray(bgr)))):
+                out = batch[i, c, :h, :w]
+                np.multiply(plane, mul[c], out=out, dtype=np.float32)
+                np.add(out, add[c], out=out, dtype=np.float32)
         return batch
 
     def batch(self, images: Sequence[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
