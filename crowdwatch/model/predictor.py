@@ -141,6 +141,10 @@ class Predictor:
                 tile_pixels=tile_pixels,
                 tile_margin=tile_margin,
             )
+        if path is not None and path.suffix.lower() in EXPORTED_SUFFIXES:
+            raise CheckpointError(
+                path, "is an exported model: run it with the openvino backend (--backend openvino)"
+            )
         torch = import_torch()  # a UsageError naming the extra where torch is not installed
 
         from crowdwatch.model.checkpoint import load_checkpoint, packaged_weights
@@ -155,10 +159,6 @@ class Predictor:
                 net = P2PNet()
             meta = CheckpointMeta(num_candidates=net.num_candidates, provenance={"untrained": True})
         else:
-            if Path(path).suffix.lower() in EXPORTED_SUFFIXES:
-                raise CheckpointError(
-                    path, "is an exported model: run it with the openvino backend (--backend openvino)"
-                )
             net, meta = load_checkpoint(path)
             if not meta.trained:
                 logger.warning(UNTRAINED_WARNING)
