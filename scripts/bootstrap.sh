@@ -8,7 +8,7 @@
 # Prometheus/promtool, systemd-analyze, the mosquitto MQTT broker); without root, those tests skip with a
 # reason. `test` installs every extra into $VENV (.venv), and the OpenVINO-only install a CPU box gets
 # (pip install '.[openvino]', no torch) into $OPENVINO_VENV (.venv-openvino), which
-# tests/system/test_without_torch.py runs. `demo` installs the OpenVINO-only variant too (a ~0.4 GB venv
+# tests/system/test_without_torch.py runs. `demo` installs the OpenVINO-only variant too (a 0.64 GB venv
 # instead of PyTorch's ~6 GB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,7 +69,7 @@ if [ "$mode" != demo ]; then
   # export = torch + openvino + NNCF + onnx: the torch, export and OpenVINO backend tests all run in CI.
   "$VENV/bin/python" -m pip install -q -e ".[test,export]"
 else
-  say "installing crowdwatch with the OpenVINO runtime into $VENV (no PyTorch: about 0.4 GB)"
+  say "installing crowdwatch with the OpenVINO runtime into $VENV (no PyTorch: about 0.64 GB)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e ".[openvino]"
 fi
