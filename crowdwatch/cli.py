@@ -70,7 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     module_name, func_name, _ = COMMANDS[name]
     try:
         command = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as exc:
+    except ImportError as exc:
+        if exc.name in ("torch", "torchvision"):  # an OpenVINO-only install: train, convert, benchmark
+            print(
+                f"crowdwatch: error: crowdwatch {name} needs PyTorch ({exc}); install the optional extra: "
+                "pip install 'crowdwatch[torch]'",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"crowdwatch: error: command {name!r} is not available in this build ({exc})", file=sys.stderr)
+        return 1
+    except AttributeError as exc:
         print(f"crowdwatch: error: command {name!r} is not available in this build ({exc})", file=sys.stderr)
         return 1
     setup_logging()

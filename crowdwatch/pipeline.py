@@ -20,6 +20,7 @@ aborts the process (SIGABRT or SIGSEGV instead of exit 0).
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import logging
 import signal
@@ -149,7 +150,7 @@ class Pipeline:
         server = self._metrics_server(readers) if cfg.metrics.enabled else None  # bound, not serving yet
         previous = self._install_signal_handlers()
         try:
-            if cfg.model.threads:
+            if cfg.model.threads and cfg.model.backend == "torch":  # openvino takes them in _load_model
                 import torch
 
                 torch.set_num_threads(cfg.model.threads)
@@ -227,6 +228,7 @@ class Pipeline:
             threshold=model.threshold,
             longest_side=model.longest_side,
             tile_pixels=model.tile_pixels,
+            threads=model.threads,
         )
 
     def _open_sinks(self, stack: contextlib.ExitStack) -> list[Sink]:
@@ -318,10 +320,13 @@ class Pipeline:
             ) from None
 
     def _set_build_info(self, predictor: ServedModel) -> None:
-        import torch
-
+        # The installed torch's version, read without importing it: the openvino backend never loads torch.
+        try:
+            torch_version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:  # an OpenVINO-only install
+            torch_version = "none"
         self.metrics.set_build_info(
-            torch=torch.__version__,
+            torch=torch_version,
             device=str(predictor.device),
             precision=str(predictor.precision),
         )

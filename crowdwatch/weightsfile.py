@@ -16,7 +16,8 @@ __all__ = ["DEFAULT_NAME", "EXPORTED_SUFFIXES", "PACKAGED_WEIGHTS", "resolve_wei
 PACKAGED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "p2pnet_default.pt"
 #: The name that stands for :data:`PACKAGED_WEIGHTS`.
 DEFAULT_NAME = "default"
-#: What the openvino backend runs (crowdwatch export); the torch backend runs anything else (.pt).
+#: Exported models (crowdwatch export), which only the openvino backend runs; any other file is a
+#: checkpoint (.pt), which both backends run (openvino builds its graph from it, without torch).
 EXPORTED_SUFFIXES = (".xml", ".onnx")
 
 _ZIP = b"PK\x03\x04"  # torch.save's format since torch 1.6
@@ -41,9 +42,16 @@ def weights_problem(path: Path, backend: str) -> str | None:
     if not head:
         return "the file is empty"
     exported = path.suffix.lower() in EXPORTED_SUFFIXES
+    if backend == "openvino" and not exported:
+        if head.startswith(_ZIP):
+            return None
+        if head.startswith(_PICKLE):
+            return (
+                "backend openvino reads checkpoints in torch.save's zip format only (torch >= 1.6), and "
+                "this one is in the legacy format; load and save it again with torch, or export it"
+            )
+        return "not a PyTorch checkpoint (torch.save's zip format) nor an exported .xml or .onnx"
     if backend == "openvino":
-        if not exported:
-            return "backend openvino runs an exported .xml or .onnx (crowdwatch export), not a checkpoint"
         if path.suffix.lower() == ".xml":
             if b"<net" not in head:
                 return "not an OpenVINO IR file (no <net> element at its start)"

@@ -3,12 +3,13 @@
 Exit 0 when valid, printing a summary of the cameras with masked URLs; exit 2 when invalid, printing
 each error with its key path on stderr. The weights file (``model.weights``, or the packaged weights) must
 exist and be what ``model.backend`` runs: checked from its name and first bytes, without loading the
-network.
+network. So must the backend's runtime be installed (torch for ``torch``, OpenVINO for ``openvino``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -55,6 +56,26 @@ def _summary(config: Config) -> list[str]:
     return lines
 
 
+#: backend -> (the package it runs on, the extra that installs it)
+RUNTIMES = {"torch": ("torch", "torch"), "openvino": ("openvino", "openvino")}
+
+
+def runtime_problem(backend: str) -> str | None:
+    """Why ``backend`` cannot run on this install (its runtime package is missing); None when it can."""
+    package, extra = RUNTIMES[backend]
+    try:
+        found = importlib.util.find_spec(package) is not None
+    except ImportError:  # an import hook that refuses the package
+        found = False
+    if not found:
+        other = " (or model.backend: openvino)" if backend == "torch" else ""
+        return (
+            f"backend {backend} needs {package}, which is not installed: pip install 'crowdwatch[{extra}]'"
+            + other
+        )
+    return None
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -62,6 +83,11 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"crowdwatch: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    runtime = runtime_problem(config.model.backend)
+    if runtime is not None:
+        print(f"crowdwatch: error: {config.source}: invalid configuration (1 error):", file=sys.stderr)
+        print(f"  model.backend: {runtime}", file=sys.stderr)
+        return 2
     weights = config.model.weights or PACKAGED_WEIGHTS
     problem = weights_problem(weights, config.model.backend)
     if problem is not None:

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=BACKENDS,
         default="torch",
-        help="torch (a .pt checkpoint) or openvino (--weights names an exported .xml or .onnx)",
+        help="torch (a .pt checkpoint) or openvino (a .pt checkpoint too, or an exported .xml or .onnx)",
     )
     parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--threshold", type=float, help="score threshold (default: the checkpoint's)")

@@ -14,6 +14,7 @@ calibration set and how far its counts move from the fp32 model's on those image
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import threading
@@ -34,6 +35,19 @@ logger = logging.getLogger(__name__)
 #: Calibration images are shrunk to this longest side by default: the size a 720p camera delivers,
 #: and activation ranges hardly depend on it while the statistics pass costs time in proportion.
 DEFAULT_CALIBRATION_SIDE = 1280
+
+
+#: What to install where a package export needs is missing.
+EXPORT_HINT = "install the optional extra: pip install 'crowdwatch[export]'"
+
+
+def require_export_extra(packages: Sequence[str]) -> None:
+    """Import each of ``packages``, or a UsageError (exit 2) naming it and :data:`EXPORT_HINT`."""
+    for package in packages:
+        try:
+            importlib.import_module(package)
+        except ImportError as exc:
+            raise UsageError(f"crowdwatch export needs {package} ({exc}); {EXPORT_HINT}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,11 +94,10 @@ def main(argv: list[str]) -> int:
         raise UsageError("--calibration is only used with --int8")
     if args.frames < 1 or args.every < 1:
         raise UsageError("--frames and --every must be at least 1")
-    from crowdwatch.model.backends import import_openvino
+    # the extra's absence is an error before any work
+    require_export_extra(("torch", "onnx", *(("openvino",) if args.fmt == "openvino" else ())))
     from crowdwatch.model.checkpoint import load_checkpoint, packaged_weights
 
-    if args.fmt == "openvino":
-        import_openvino()  # the extra's absence is an error before any work
     weights = args.weights or packaged_weights()
     if weights is None:
         raise UsageError("no --weights given and this install ships no packaged weights")

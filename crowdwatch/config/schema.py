@@ -42,14 +42,16 @@ PATTERN_HELP = {
 }
 
 
-_BACKEND_RULE = "openvino runs an exported .xml/.onnx (crowdwatch export), torch a .pt checkpoint"
+_BACKEND_RULE = (
+    "torch runs a .pt checkpoint; openvino a checkpoint or an exported .xml/.onnx (crowdwatch export)"
+)
 
 
 class ModelSettings(Section):
     weights: Path | None = Field(
         None, strict=False, description="P2PNet weights file; null or default = the packaged weights"
     )
-    backend: BackendName = Field("torch", description="openvino: weights = exported .xml")
+    backend: BackendName = Field("torch", description="openvino: weights = a checkpoint or an exported .xml")
     precision: PrecisionName = Field("auto", description="inference precision")
     device: str = Field("auto", pattern=_DEVICE.pattern, description="auto, cpu, cuda or cuda:N")
     threshold: float | None = Field(
@@ -62,7 +64,12 @@ class ModelSettings(Section):
     max_wait_ms: float = Field(
         50.0, ge=0, le=10_000, description="longest a frame waits for its batch to fill"
     )
-    threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads; null = torch's default")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=512,
+        description="CPU inference threads (torch or OpenVINO); null = the runtime's default",
+    )
     tile_pixels: int | None = Field(
         None,
         ge=512 * 512,
@@ -80,9 +87,8 @@ class ModelSettings(Section):
 
     @model_validator(mode="after")
     def _weights_fit_backend(self) -> ModelSettings:
-        if (self.weights is not None and self.weights.suffix.lower() in EXPORTED_SUFFIXES) != (
-            self.backend == "openvino"
-        ):
+        exported = self.weights is not None and self.weights.suffix.lower() in EXPORTED_SUFFIXES
+        if exported and self.backend != "openvino":
             raise ValueError(f"backend {self.backend} cannot run weights {self.weights}: {_BACKEND_RULE}")
         return self
 

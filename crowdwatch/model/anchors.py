@@ -13,8 +13,9 @@ import math
 
 import torch
 
-#: Feature stride of the point grid: one cell per 8x8 input pixels.
-STRIDE = 8
+from crowdwatch.model.arch import STRIDE
+
+__all__ = ["STRIDE", "candidate_layout", "cell_centres", "grid_layout"]
 
 
 def grid_layout(rows: int, cols: int, stride: int = STRIDE) -> torch.Tensor:

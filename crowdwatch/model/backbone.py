@@ -21,12 +21,11 @@ from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from crowdwatch.errors import BackboneWeightsMissing, UsageError
+from crowdwatch.model.arch import BACKBONE_LAYERS
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_WEIGHTS = VGG16_Weights.DEFAULT
-#: Layers of torchvision's ``vgg16().features`` that make the backbone (up to C5, before the last pool).
-BACKBONE_LAYERS = 30
 
 
 def kaiming_init(module: nn.Module) -> None:

@@ -4,91 +4,95 @@ The :class:`~crowdwatch.model.predictor.Predictor` owns preprocessing, padding, 
 a backend only maps the (B, 3, H, W) float32 batch to candidate logits (B, M) and points (B, M, 2), so
 every backend counts through the same code and ``crowdwatch count`` equals ``crowdwatch run``.
 
-- :class:`TorchBackend`: the P2PNet module, channels_last, under ``inference_mode`` and the precision policy.
+- :class:`~crowdwatch.model.torch_backend.TorchBackend`: the P2PNet module, channels_last, under
+  ``inference_mode`` and the precision policy (its own module: the one backend that imports torch).
 - :class:`OpenVINOBackend`: an exported model (``crowdwatch export``): OpenVINO IR (``.xml``, fp32 or
-  int8) or the ONNX file, which OpenVINO reads directly. It needs the ``crowdwatch[openvino]`` extra.
-  One compiled model per input shape, kept in a small LRU cache: a new frame size compiles once, and
-  a camera switching between sizes never recompiles on every frame.
+  int8) or the ONNX file, which OpenVINO reads directly; or a crowdwatch checkpoint (``.pt``, the
+  packaged weights too), built into the same graph without torch (:mod:`crowdwatch.model.ovgraph`).
+  It needs the ``crowdwatch[openvino]`` extra, and never imports torch. One compiled model per input
+  shape, kept in a small LRU cache: a new frame size compiles once, and a camera switching between
+  sizes never recompiles on every frame.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
+from crowdwatch.choices import PRECISIONS
 from crowdwatch.errors import CheckpointError, UsageError
-from crowdwatch.model.checkpoint import CheckpointMeta, parse_meta
-from crowdwatch.model.p2pnet import P2PNet
-from crowdwatch.model.precision import resolve_inference_precision
+from crowdwatch.model.meta import CheckpointMeta, parse_meta
+from crowdwatch.model.ovgraph import INPUT_NAME, OUTPUT_NAMES
 from crowdwatch.weightsfile import EXPORTED_SUFFIXES
+
+__all__ = [
+    "EXTRA_HINT",
+    "INPUT_NAME",
+    "METADATA_KEY",
+    "OUTPUT_NAMES",
+    "SHAPE_CACHE_SIZE",
+    "TORCH_HINT",
+    "Backend",
+    "OpenVINOBackend",
+    "import_openvino",
+    "import_torch",
+    "read_metadata",
+    "read_model",
+    "takes_arrays",
+]
 
 logger = logging.getLogger(__name__)
 
 #: File endings of exported models (``crowdwatch export``); a ``.pt`` is a torch checkpoint.
 EXTRA_HINT = "install the optional extra: pip install 'crowdwatch[openvino]'"
+#: What to do where the torch backend is asked for and torch is not installed.
+TORCH_HINT = (
+    "install the optional extra: pip install 'crowdwatch[torch]', or run the openvino backend "
+    "(--backend openvino; model.backend: openvino in a config)"
+)
 #: Key of the JSON metadata in ONNX ``metadata_props`` and in the IR's ``rt_info``.
 METADATA_KEY = "crowdwatch"
-#: The exported graph's input and outputs.
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("logits", "points")
 #: Compiled models kept per backend (one per distinct input shape).
 SHAPE_CACHE_SIZE = 8
 
 
 class Backend(Protocol):
-    """Runs the network: (B, 3, H, W) normalised float32 batch -> logits (B, M), points (B, M, 2)."""
+    """Runs the network: (B, 3, H, W) normalised float32 batch -> logits (B, M), points (B, M, 2).
+
+    A backend whose ``takes_arrays`` is True takes the batch as a numpy array
+    (:meth:`~crowdwatch.model.preprocess.Preprocessor.array`) and may return numpy arrays; the others
+    take a torch tensor on their ``device`` (:meth:`~crowdwatch.model.preprocess.Preprocessor.batch`).
+    The Predictor asks with :func:`takes_arrays`, so a backend without the attribute takes tensors.
+    """
 
     name: str
-    device: torch.device
+    device: Any
     precision: str
 
-    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]: ...
+    def __call__(self, batch: Any) -> Mapping[str, Any]: ...
 
 
-class TorchBackend:
-    """The PyTorch module. ``fp16`` converts the weights to half (CUDA); ``bf16`` runs float32 weights
-    under bf16 autocast; every precision runs channels_last under ``torch.inference_mode()``."""
+def takes_arrays(backend: Backend) -> bool:
+    """True when ``backend`` takes numpy batches (see :class:`Backend`)."""
+    return bool(getattr(backend, "takes_arrays", False))
 
-    name = "torch"
 
-    def __init__(self, net: P2PNet, *, device: str | torch.device, precision: str) -> None:
-        from crowdwatch.model.precision import resolve_device
+def __getattr__(name: str) -> Any:
+    """``TorchBackend`` lives in :mod:`crowdwatch.model.torch_backend` (it imports torch); importing it
+    from here still works, and loads torch only then."""
+    if name == "TorchBackend":
+        from crowdwatch.model.torch_backend import TorchBackend
 
-        self.device = resolve_device(device)
-        self.precision = resolve_inference_precision(precision, self.device)
-        # torch's stubs lack the (device, memory_format) overload that Module.to accepts at runtime.
-        net = net.eval().to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format on this overload
-        if self.precision == "fp16":
-            net = net.half()
-        for param in net.parameters():
-            param.requires_grad_(False)
-        self.net = net
-
-    @contextlib.contextmanager
-    def _precision_context(self) -> Iterator[None]:
-        if self.precision == "bf16":
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
-                yield
-        else:
-            yield
-
-    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.inference_mode(), self._precision_context():
-            batch = batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            if self.precision == "fp16":
-                batch = batch.half()
-            out: dict[str, torch.Tensor] = self.net(batch)
-            return out
+        return TorchBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def import_openvino() -> ModuleType:
@@ -101,15 +105,20 @@ def import_openvino() -> ModuleType:
     return module
 
 
+def import_torch() -> ModuleType:
+    """``import torch`` (and torchvision, whose VGG16 builder the network uses), or a UsageError (exit 2)
+    naming the extra that provides both."""
+    try:
+        import torch
+        import torchvision  # noqa: F401 - only checked here; crowdwatch.model.backbone uses it
+    except ImportError as exc:
+        raise UsageError(f"the torch backend needs PyTorch ({exc}); {TORCH_HINT}") from None
+    module: ModuleType = torch
+    return module
+
+
 def check_exported_path(path: Path) -> None:
-    """Missing files and files of the wrong kind are CheckpointErrors that say what to pass instead."""
-    if path.suffix.lower() not in EXPORTED_SUFFIXES:
-        raise CheckpointError(
-            path,
-            "the openvino backend runs an exported model (.xml or .onnx); make one with: "
-            f"crowdwatch export --weights {path} --format openvino --out DIR",
-            reason="architecture",
-        )
+    """A missing exported model, or an IR without its ``.bin``, is a CheckpointError."""
     if not path.is_file():
         raise CheckpointError(path, "no such file", reason="missing")
     if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
@@ -159,34 +168,51 @@ def read_metadata(path: Path, model: Any) -> dict[str, Any]:
     return data
 
 
+def _precision_config(core: Any, precision: str) -> dict[str, Any]:
+    """OpenVINO's CPU settings for ``precision`` (``auto``, ``fp32`` or ``bf16``); fp16 is refused."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, but got {precision!r}")
+    if precision == "fp16":
+        raise UsageError("precision fp16 is for CUDA; the openvino backend runs auto, fp32 or bf16")
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+    if precision != "auto":
+        config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
+    if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        logger.warning("this CPU has no native bf16 instructions: bf16 will be slower than fp32")
+    return config
+
+
 class OpenVINOBackend:
-    """An exported model on OpenVINO's CPU plugin.
+    """A model on OpenVINO's CPU plugin: an exported ``.xml``/``.onnx``, or a crowdwatch checkpoint
+    (any other file, such as the packaged ``.pt``) built into the same graph without torch.
 
     ``precision``: ``auto`` lets the runtime choose (bf16 where the CPU has it, else fp32); ``fp32`` and
     ``bf16`` set the inference precision hint. An int8 model reports ``int8`` (its quantized layers run
     int8; the layers kept in higher precision run at the hint). ``threads``: OpenVINO's inference threads
-    (default: torch's thread count, so ``model.threads`` sets both).
+    (``model.threads``; default: OpenVINO's own choice, one per physical core).
     """
 
     name = "openvino"
+    takes_arrays = True
+    device = "cpu"
 
     def __init__(self, path: str | Path, *, precision: str = "auto", threads: int | None = None) -> None:
         self.path = Path(path)
-        self.device = torch.device("cpu")
         ov = import_openvino()
-        model = read_model(self.path)
-        self.metadata = read_metadata(self.path, model)
-        self.meta: CheckpointMeta = parse_meta(self.path, self.metadata, weights_key=None)
-        export = self.metadata.get("export", {})
-        self.quantized = export.get("precision") == "int8"
-        if precision == "fp16":
-            raise UsageError("precision fp16 is for CUDA; the openvino backend runs auto, fp32 or bf16")
-        resolve_inference_precision(precision, self.device)  # validates, warns on emulated bf16
-        self._config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if precision != "auto":
-            self._config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32", "bf16": "bf16"}[precision]
-        self._config["INFERENCE_NUM_THREADS"] = int(threads or torch.get_num_threads())
         self._core = ov.Core()
+        self._config = _precision_config(self._core, precision)
+        if threads is not None:
+            self._config["INFERENCE_NUM_THREADS"] = int(threads)
+        if self.path.suffix.lower() in EXPORTED_SUFFIXES:
+            model = read_model(self.path)
+            self.metadata = read_metadata(self.path, model)
+        else:
+            from crowdwatch.model.ovgraph import build_from_checkpoint
+
+            model, self.metadata = build_from_checkpoint(self.path)
+            logger.info("openvino: built the network from %s", self.path.name)
+        self.meta: CheckpointMeta = parse_meta(self.path, self.metadata, weights_key=None)
+        self.quantized = self.metadata.get("export", {}).get("precision") == "int8"
         self._model = model
         self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -214,11 +240,14 @@ class OpenVINOBackend:
                 self._compiled.popitem(last=False)
             return compiled
 
-    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        array = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
+    def __call__(self, batch: Any) -> dict[str, np.ndarray]:
+        """``batch``: a numpy array (or a CPU torch tensor); returns numpy ``logits`` and ``points``."""
+        if hasattr(batch, "detach"):  # a torch tensor, from a caller that batched for torch
+            batch = batch.detach().cpu().numpy()
+        array = np.ascontiguousarray(batch, dtype=np.float32)
         compiled = self.compiled_for(tuple(array.shape))
         # A fresh infer request per call: the worker and a benchmark may share one backend.
         outputs = compiled.create_infer_request().infer({0: array})
-        logits = torch.from_numpy(np.array(outputs[compiled.output(OUTPUT_NAMES[0])]))
-        points = torch.from_numpy(np.array(outputs[compiled.output(OUTPUT_NAMES[1])]))
+        logits = np.array(outputs[compiled.output(OUTPUT_NAMES[0])])
+        points = np.array(outputs[compiled.output(OUTPUT_NAMES[1])])
         return {"logits": logits, "points": points}

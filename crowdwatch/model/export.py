@@ -28,7 +28,6 @@ from torch import nn
 from crowdwatch.errors import UsageError
 from crowdwatch.model.anchors import STRIDE
 from crowdwatch.model.backends import (
-    EXTRA_HINT,
     INPUT_NAME,
     METADATA_KEY,
     OUTPUT_NAMES,
@@ -236,4 +235,7 @@ def _import(name: str) -> Any:
     try:
         return __import__(name)
     except ImportError as exc:
-        raise UsageError(f"exporting needs the {name} package ({exc}); {EXTRA_HINT}") from None
+        raise UsageError(
+            f"exporting needs the {name} package ({exc}); install the optional extra: "
+            "pip install 'crowdwatch[export]'"
+        ) from None

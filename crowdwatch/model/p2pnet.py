@@ -13,22 +13,31 @@ from torch import nn
 from torch.nn import functional as F
 
 from crowdwatch.model.anchors import candidate_layout, cell_centres
+from crowdwatch.model.arch import (
+    C4_INDEX,
+    DEFAULT_NUM_CANDIDATES,
+    HEAD_HIDDEN_LAYERS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NECK_CHANNELS,
+    REGRESSION_SCALE,
+    SIZE_DIVISOR,
+)
 from crowdwatch.model.backbone import build_backbone
 
-#: Input sides must be multiples of this so that C5 (stride 16) upsampled by 2 matches C4.
-SIZE_DIVISOR = 16
-#: Raw regression outputs are multiplied by this to give pixel offsets (the published code's x100).
-REGRESSION_SCALE = 100.0
-#: Candidates per cell unless configured otherwise (the published 2x2 layout).
-DEFAULT_NUM_CANDIDATES = 4
-#: Score above which a candidate counts as a person, unless the checkpoint says otherwise.
-#: ImageNet statistics for RGB images scaled to [0, 1].
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-#: The backbone is torchvision's vgg16().features[0:30]: C4 is the output of index 22, C5 of index 29.
-C4_INDEX = 22
-NECK_CHANNELS = 256
+#: The architecture's numbers live in the torch-free :mod:`crowdwatch.model.arch`; re-exported here.
+__all__ = [
+    "C4_INDEX",
+    "DEFAULT_NUM_CANDIDATES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NECK_CHANNELS",
+    "REGRESSION_SCALE",
+    "SIZE_DIVISOR",
+    "Head",
+    "Neck",
+    "P2PNet",
+]
 
 
 class Neck(nn.Module):
@@ -52,7 +61,7 @@ class Head(nn.Module):
     def __init__(self, out_channels: int, channels: int = NECK_CHANNELS) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for _ in range(2):
+        for _ in range(HEAD_HIDDEN_LAYERS):
             layers += [nn.Conv2d(channels, channels, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
         self.body = nn.Sequential(*layers)
         self.output = nn.Conv2d(channels, out_channels, kernel_size=3, padding=1)

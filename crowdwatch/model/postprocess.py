@@ -1,12 +1,15 @@
-"""Decoding P2PNet outputs into points in source-image pixels, one result per image."""
+"""Decoding P2PNet outputs into points in source-image pixels, one result per image.
+
+Decoding is numpy work, the same for every backend: torch outputs are read back to the CPU first.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 from crowdwatch.model.preprocess import InputGeometry
 
@@ -33,16 +36,31 @@ class Prediction:
         return int(self.points.shape[0])
 
 
+def as_float32(values: Any) -> np.ndarray:
+    """A backend's output as a float32 numpy array: a numpy array as it is, a torch tensor (any device,
+    any float dtype) read back to the CPU."""
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float32, copy=False)
+    return np.asarray(values.detach().float().cpu().numpy(), dtype=np.float32)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) in float32; exp overflows to inf for very negative x, giving 0 as it should."""
+    with np.errstate(over="ignore"):
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
+    return out
+
+
 def decode(
-    logits: torch.Tensor,
-    points: torch.Tensor,
+    logits: Any,
+    points: Any,
     geometries: Sequence[InputGeometry],
     threshold: float,
 ) -> list[Prediction]:
     """Keep candidates with sigmoid(logit) > threshold and map them to source pixels.
 
     Args:
-        logits: (B, M) candidate logits.
+        logits: (B, M) candidate logits (numpy, or a torch tensor on any device).
         points: (B, M, 2) candidate (x, y) in network-input pixels.
         geometries: one per image, from the preprocessor.
         threshold: score threshold in [0, 1).
@@ -53,13 +71,12 @@ def decode(
     """
     if logits.shape[0] != len(geometries):
         raise ValueError(f"got {logits.shape[0]} outputs for {len(geometries)} images")
-    scores = torch.sigmoid(logits.float())
-    points = points.float()
+    scores = sigmoid(as_float32(logits))
+    xy_all = as_float32(points)
     results = []
     for i, geo in enumerate(geometries):
         h, w = geo.resized_hw
-        xy = points[i]
+        xy = xy_all[i]
         keep = (scores[i] > threshold) & (xy[:, 0] >= 0) & (xy[:, 0] <= w) & (xy[:, 1] >= 0) & (xy[:, 1] <= h)
-        kept = geo.to_source(xy[keep].cpu().numpy())
-        results.append(Prediction(points=kept, scores=scores[i][keep].cpu().numpy()))
+        results.append(Prediction(points=geo.to_source(xy[keep]), scores=scores[i][keep]))
     return results

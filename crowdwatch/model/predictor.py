@@ -1,6 +1,6 @@
 """Predictor: a backend with its preprocessing and decoding, ready to count.
 
-Whatever runs the network (:mod:`crowdwatch.model.backends`: torch, or an exported model on OpenVINO),
+Whatever runs the network (:mod:`crowdwatch.model.backends`: torch, or OpenVINO, which needs no torch),
 the Predictor pads, normalises, batches and decodes the same way, so counts agree across backends up
 to the backend's numerics. It also bounds what one forward pass holds: batches are split so that each
 stays within ``tile_pixels`` of network input, and an image larger than that is cut into overlapping
@@ -10,21 +10,26 @@ tiles whose points are merged (:mod:`crowdwatch.model.tiling`), before any backe
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-import torch
 
 from crowdwatch.choices import BACKENDS, PRECISIONS
 from crowdwatch.errors import CheckpointError, UsageError
-from crowdwatch.model.backends import Backend, OpenVINOBackend, TorchBackend
-from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
-from crowdwatch.model.p2pnet import P2PNet
+from crowdwatch.model.backends import Backend, OpenVINOBackend, import_torch, takes_arrays
+from crowdwatch.model.meta import CheckpointMeta
 from crowdwatch.model.postprocess import Prediction, decode
 from crowdwatch.model.preprocess import InputGeometry, Preprocessor, padded_size
 from crowdwatch.model.tiling import DEFAULT_TILE_MARGIN, DEFAULT_TILE_PIXELS, Tile, check_budget, plan_tiles
-from crowdwatch.weightsfile import EXPORTED_SUFFIXES, resolve_weights
+from crowdwatch.weightsfile import EXPORTED_SUFFIXES, PACKAGED_WEIGHTS, resolve_weights
+
+if TYPE_CHECKING:  # torch loads only for the torch backend: the openvino backend runs without it
+    import torch
+
+    from crowdwatch.model.p2pnet import P2PNet
 
 #: PRECISIONS and BACKENDS are re-exported: callers choosing them for a Predictor find the choices beside it.
 __all__ = ["BACKENDS", "PRECISIONS", "UNTRAINED_WARNING", "Predictor"]
@@ -35,6 +40,17 @@ UNTRAINED_WARNING = (
     "NO TRAINED WEIGHTS: running P2PNet with random weights, so every count is MEANINGLESS. "
     "Pass --weights (or model.weights in the config) with a trained checkpoint."
 )
+
+
+def _as_backend(net: P2PNet | Backend, *, device: str | torch.device, precision: str) -> Backend:
+    """A P2PNet module run by the torch backend, or a ready backend as it is. Telling them apart
+    imports nothing: a module exists only where torch is already imported."""
+    loaded = sys.modules.get("torch")
+    if loaded is not None and isinstance(net, loaded.nn.Module):
+        from crowdwatch.model.torch_backend import TorchBackend
+
+        return TorchBackend(net, device=device, precision=precision)
+    return cast("Backend", net)
 
 
 class Predictor:
@@ -68,9 +84,7 @@ class Predictor:
             check_budget(tile_pixels, tile_margin)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        self.backend: Backend = (
-            TorchBackend(net, device=device, precision=precision) if isinstance(net, P2PNet) else net
-        )
+        self.backend: Backend = _as_backend(net, device=device, precision=precision)
         self.device = self.backend.device
         self.precision = self.backend.precision
         self.meta = meta
@@ -93,25 +107,32 @@ class Predictor:
         longest_side: int | None = None,
         tile_pixels: int | None = None,
         tile_margin: int = DEFAULT_TILE_MARGIN,
+        threads: int | None = None,
     ) -> Predictor:
         """Load ``path`` for ``backend``.
 
         torch: a crowdwatch checkpoint; ``None`` or ``default`` means the packaged default weights (None:
         random ones with a loud warning on an install without them). openvino: an exported ``.xml`` or
-        ``.onnx`` (``crowdwatch export``), required.
+        ``.onnx`` (``crowdwatch export``), or a crowdwatch checkpoint (``None`` or ``default``: the
+        packaged weights), built into an OpenVINO graph without torch. ``threads``: the openvino
+        backend's inference threads (the torch backend uses torch's, ``torch.set_num_threads``).
         """
         path = resolve_weights(path)
         if backend not in BACKENDS:
             raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, but got {backend!r}")
         if backend == "openvino":
             if path is None:
-                raise UsageError(
-                    "the openvino backend needs an exported model: pass --weights (or model.weights) "
-                    "naming the .xml or .onnx written by crowdwatch export"
-                )
+                if not PACKAGED_WEIGHTS.is_file():
+                    raise UsageError(
+                        "this install ships no packaged weights: pass --weights (or model.weights) naming "
+                        "a crowdwatch checkpoint or the .xml or .onnx written by crowdwatch export"
+                    )
+                path = PACKAGED_WEIGHTS
             if str(device) not in ("auto", "cpu"):
                 raise UsageError(f"the openvino backend runs on the CPU, but device {device!r} was asked for")
-            runner = OpenVINOBackend(path, precision=precision)
+            runner = OpenVINOBackend(path, precision=precision, threads=threads)
+            if not runner.meta.trained:
+                logger.warning(UNTRAINED_WARNING)
             return cls(
                 runner,
                 runner.meta,
@@ -120,6 +141,15 @@ class Predictor:
                 tile_pixels=tile_pixels,
                 tile_margin=tile_margin,
             )
+        if path is not None and path.suffix.lower() in EXPORTED_SUFFIXES:
+            raise CheckpointError(
+                path, "is an exported model: run it with the openvino backend (--backend openvino)"
+            )
+        torch = import_torch()  # a UsageError naming the extra where torch is not installed
+
+        from crowdwatch.model.checkpoint import load_checkpoint, packaged_weights
+        from crowdwatch.model.p2pnet import P2PNet
+
         if path is None:
             path = packaged_weights()
         if path is None:
@@ -129,10 +159,6 @@ class Predictor:
                 net = P2PNet()
             meta = CheckpointMeta(num_candidates=net.num_candidates, provenance={"untrained": True})
         else:
-            if Path(path).suffix.lower() in EXPORTED_SUFFIXES:
-                raise CheckpointError(
-                    path, "is an exported model: run it with the openvino backend (--backend openvino)"
-                )
             net, meta = load_checkpoint(path)
             if not meta.trained:
                 logger.warning(UNTRAINED_WARNING)
@@ -154,13 +180,22 @@ class Predictor:
     @property
     def net(self) -> P2PNet:
         """The torch module (torch backend only)."""
-        if not isinstance(self.backend, TorchBackend):
+        net: P2PNet | None = getattr(self.backend, "net", None)
+        if self.backend.name != "torch" or net is None:
             raise AttributeError(f"the {self.backend.name} backend has no torch module")
-        return self.backend.net
+        return net
 
-    def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Run the network on a preprocessed batch: ``{"logits": (B, M), "points": (B, M, 2)}``, at least."""
+    def forward(self, batch: Any) -> Mapping[str, Any]:
+        """Run the network on a preprocessed batch: ``{"logits": (B, M), "points": (B, M, 2)}``, at least
+        (torch tensors from the torch backend, numpy arrays from openvino)."""
         return self.backend(batch)
+
+    def batch(self, crops: Sequence[np.ndarray]) -> Any:
+        """Crops at their input size as one batch in the form the backend takes (see
+        :class:`~crowdwatch.model.backends.Backend`)."""
+        if takes_arrays(self.backend):
+            return self.preprocess.array(crops)
+        return self.preprocess.batch(crops, device=self.device)
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         """People in each image: one :class:`Prediction` per image, points in source pixels.
@@ -180,7 +215,7 @@ class Predictor:
         found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in images]
         for group in self._groups(pieces):
             crops = [prepared[i][0][tile.rows.slice, tile.cols.slice] for i, tile in group]
-            out = self.forward(self.preprocess.batch(crops, device=self.device))
+            out = self.forward(self.batch(crops))
             # Decode each crop on its own: points in its input pixels (scale 1), those in its padding dropped.
             own = [InputGeometry(source_hw=c.shape[:2], resized_hw=c.shape[:2]) for c in crops]
             for (i, tile), pred in zip(

@@ -1,16 +1,24 @@
-"""Image preprocessing for P2PNet: colour order, optional resize, normalisation, padding, batching."""
+"""Image preprocessing for P2PNet: colour order, optional resize, normalisation, padding, batching.
+
+Batches come as numpy arrays (:meth:`Preprocessor.array`, what the openvino backend runs: no torch
+needed) or as torch tensors on a device (:meth:`Preprocessor.batch`, for the torch backend, which
+normalises on the GPU when there is one). Both compute the same float32 values.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from crowdwatch.images import as_bgr
-from crowdwatch.model.p2pnet import IMAGENET_MEAN, IMAGENET_STD, SIZE_DIVISOR
+from crowdwatch.model.arch import IMAGENET_MEAN, IMAGENET_STD, SIZE_DIVISOR
+
+if TYPE_CHECKING:  # torch is imported only by the methods that make torch tensors
+    import torch
 
 
 @dataclass(frozen=True)
@@ -93,19 +101,41 @@ class Preprocessor:
             bgr = cv2.resize(bgr, (geo.resized_hw[1], geo.resized_hw[0]), interpolation=cv2.INTER_AREA)
         return bgr, geo
 
+    def _factors(self) -> tuple[list[float], list[float]]:
+        """Scale to [0, 1] and normalise in one multiply-add: x * (1 / (255 std)) - mean / std."""
+        mul = [1.0 / (255.0 * s) for s in self.std]
+        add = [-m / s for m, s in zip(self.mean, self.std, strict=True)]
+        return mul, add
+
+    def array(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """:meth:`batch` as a numpy array: the same (B, 3, H, W) float32 values, without torch."""
+        if len(images) == 0:
+            raise ValueError("images must not be empty")
+        height, width = padded_size(max(im.shape[0] for im in images), max(im.shape[1] for im in images))
+        batch = np.zeros((len(images), 3, height, width), dtype=np.float32)
+        mul, add = (np.asarray(f, dtype=np.float32) for f in self._factors())
+        for i, bgr in enumerate(images):
+            h, w = bgr.shape[:2]
+            # BGR uint8 (H, W, 3) -> RGB float planes, one contiguous plane at a time (twice as fast as
+            # a strided (3, H, W) copy), each x * mul + add in float32 as the torch path computes it.
+            for c, plane in enumerate(reversed(cv2.split(np.ascontiguousarray(bgr)))):
+                out = batch[i, c, :h, :w]
+                np.multiply(plane, mul[c], out=out, dtype=np.float32)
+                np.add(out, add[c], out=out, dtype=np.float32)
+        return batch
+
     def batch(self, images: Sequence[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
         """Normalise and pad BGR uint8 images already at their input size (:meth:`resize`; views of one,
-        such as tiles, do too) into one (B, 3, H, W) float32 batch, H and W multiples of 16."""
+        such as tiles, do too) into one (B, 3, H, W) float32 torch batch on ``device``, H and W multiples
+        of 16."""
+        import torch
+
         if len(images) == 0:
             raise ValueError("images must not be empty")
         device = torch.device(device)
         height, width = padded_size(max(im.shape[0] for im in images), max(im.shape[1] for im in images))
         batch = torch.zeros((len(images), 3, height, width), dtype=torch.float32, device=device)
-        # Scale to [0, 1] and normalise in one multiply-add: x * (1 / (255 std)) - mean / std.
-        mul = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=device).view(3, 1, 1)
-        add = torch.tensor([-m / s for m, s in zip(self.mean, self.std, strict=True)], device=device).view(
-            3, 1, 1
-        )
+        mul, add = (torch.tensor(f, device=device).view(3, 1, 1) for f in self._factors())
         for i, bgr in enumerate(images):
             h, w = bgr.shape[:2]
             # (H, W, 3) BGR uint8 -> (3, H, W) RGB float.

@@ -5,7 +5,7 @@ feature maps, 64 float32 channels each at full resolution, 512 bytes per input p
 on a CPU). An input over the budget is cut into overlapping tiles that run one at a time
 (:func:`plan_tiles`).
 
-- Tiles start at multiples of 16 (:data:`~crowdwatch.model.p2pnet.SIZE_DIVISOR`), so every tile's
+- Tiles start at multiples of 16 (:data:`~crowdwatch.model.arch.SIZE_DIVISOR`), so every tile's
   stride-8 cells and stride-16 pooling windows are the whole image's own: away from a tile's edges its
   outputs are the whole image's outputs.
 - Each tile has a core; tiles' cores partition the image (half-open intervals, the outermost cores
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crowdwatch.model.p2pnet import SIZE_DIVISOR
+from crowdwatch.model.arch import SIZE_DIVISOR
 
 #: Default budget of one forward pass, in network-input pixels: 2048 x 2048 (about 2.2 GB of
 #: activations on a CPU in fp32). Larger images are tiled; two padded 1080p frames fit in one batch.

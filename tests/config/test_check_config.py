@@ -196,6 +196,8 @@ def test_an_invalid_value_from_a_secret_is_never_echoed(
         ("{weights: notes.pt}", {"notes.pt": b"just some text"}, "not a PyTorch checkpoint"),
         ("{weights: model.xml, backend: openvino}", {"model.xml": b"<html>", "model.bin": b"x"}, "no <net>"),
         ("{weights: empty.pt}", {"empty.pt": b""}, "the file is empty"),
+        ("{weights: old.pt, backend: openvino}", {"old.pt": b"\x80\x02legacy"}, "zip format only"),
+        ("{weights: notes.pt, backend: openvino}", {"notes.pt": b"some text"}, "not a PyTorch checkpoint"),
     ],
 )
 def test_a_weights_file_that_is_missing_or_not_for_its_backend_is_an_error(

@@ -17,9 +17,11 @@ def _site(tmp_path: Path, model: str) -> Path:
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        ("  backend: openvino", "backend openvino cannot run weights None: openvino runs an exported"),
-        ("  backend: openvino\n  weights: best.pt", "backend openvino cannot run weights"),
         ("  weights: models/p2pnet.xml", "backend torch cannot run weights"),
+        (
+            "  weights: models/p2pnet.onnx",
+            "torch runs a .pt checkpoint; openvino a checkpoint or an exported",
+        ),
         ("  backend: tensorrt", "model.backend"),
     ],
 )
@@ -35,3 +37,11 @@ def test_openvino_backend_with_an_exported_model(tmp_path: Path) -> None:
     assert config.model.backend == "openvino"
     assert config.model.weights == tmp_path / "models/p2pnet_int8.xml"  # relative to the config file
     assert load_config(_site(tmp_path, "  weights: null")).model.backend == "torch"
+
+
+@pytest.mark.parametrize("weights", ["", "\n  weights: default", "\n  weights: runs/best.pt"])
+def test_openvino_backend_with_a_checkpoint(tmp_path: Path, weights: str) -> None:
+    # openvino builds its network from a checkpoint without torch: the packaged weights or any other.
+    config = load_config(_site(tmp_path, "  backend: openvino" + weights))
+    assert config.model.backend == "openvino"
+    assert config.model.weights is None or config.model.weights.suffix == ".pt"

@@ -87,7 +87,7 @@ def nearest_distances(points: np.ndarray, to: np.ndarray) -> np.ndarray:
     return np.sqrt(((points[:, None, :] - to[None, :, :]) ** 2).sum(-1)).min(axis=1)
 
 
-@pytest.mark.parametrize("kind", ["xml", "onnx"])
+@pytest.mark.parametrize("kind", ["xml", "onnx", "pt"])
 def test_exported_fp32_gives_torch_fp32_points(
     exported: dict[str, Path], images: list[np.ndarray], torch_fp32: dict[str, list[Prediction]], kind: str
 ) -> None:
@@ -110,6 +110,31 @@ def test_exported_fp32_gives_torch_fp32_points(
             if pred.count == want.count:  # the usual case: no candidate that close to the threshold
                 np.testing.assert_allclose(pred.points, want.points, atol=0.05, rtol=0)
                 np.testing.assert_allclose(pred.scores, want.scores, atol=SCORE_TOL, rtol=0)
+
+
+#: Built graph vs exported IR, both OpenVINO fp32 on this CPU: the same convolutions in other graph
+#: forms, so sums in other orders at most; tests/model/test_ovgraph.py derives this bound (as a fraction
+#: of the largest output).
+RELATIVE_TOL = 1e-4
+
+
+def test_network_built_from_the_checkpoint_is_the_exported_one(
+    exported: dict[str, Path], images: list[np.ndarray]
+) -> None:
+    from crowdwatch.model.backends import OpenVINOBackend
+
+    built = OpenVINOBackend(exported["pt"], precision="fp32")
+    ir = OpenVINOBackend(exported["xml"], precision="fp32")
+    assert built.meta == ir.meta == load_checkpoint(exported["pt"])[1]
+    assert built.metadata["export"]["sha256"] and built.precision == ir.precision == "fp32"
+    predictor = Predictor(ir, ir.meta, longest_side=SIDE)
+    batch = predictor.preprocess.array([predictor.preprocess.resize(image)[0] for image in images])
+    got, want = built(batch), ir(batch)
+    for name in ("logits", "points"):
+        scale = float(np.abs(want[name]).max())
+        assert got[name].shape == want[name].shape
+        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=RELATIVE_TOL * scale)
+    assert (want["logits"] > 0).sum() > 10  # real people found: confident candidates to compare
 
 
 def test_new_frame_sizes_compile_once_each(exported: dict[str, Path]) -> None:
@@ -162,12 +187,15 @@ def test_bad_exported_models_are_clear_errors(exported: dict[str, Path], tmp_pat
     no_bin = tmp_path / "nobin.xml"
     no_bin.write_text(exported["xml"].read_text())
     stripped = _ir_without_metadata(exported["xml"], tmp_path / "stripped.xml")
+    notes = tmp_path / "notes.pt"
+    notes.write_text("not a checkpoint")
     cases = [
         (tmp_path / "missing.xml", "no such file"),
+        (tmp_path / "missing.pt", "no such file"),
+        (notes, "not a torch.save zip file"),
         (corrupt, "is not a readable exported model"),
         (no_bin, "nobin.bin is missing"),
         (stripped, "carries no crowdwatch metadata"),
-        (exported["pt"], "runs an exported model (.xml or .onnx)"),
     ]
     for path, message in cases:
         with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
@@ -175,5 +203,5 @@ def test_bad_exported_models_are_clear_errors(exported: dict[str, Path], tmp_pat
         assert info.value.exit_code == 2
     with pytest.raises(CheckpointError, match="--backend openvino"):
         Predictor.from_checkpoint(exported["xml"], backend="torch")
-    with pytest.raises(UsageError, match="needs an exported model"):
-        Predictor.from_checkpoint(None, backend="openvino")
+    with pytest.raises(UsageError, match="fp16 is for CUDA"):
+        Predictor.from_checkpoint(exported["xml"], backend="openvino", precision="fp16")

@@ -15,6 +15,7 @@ from crowdwatch.errors import BackboneWeightsMissing, CheckpointError
 from crowdwatch.model import P2PNet, load_checkpoint, save_checkpoint
 from crowdwatch.model.backbone import imagenet_cache_path, load_imagenet_backbone
 from crowdwatch.model.checkpoint import FORMAT_VERSION
+from crowdwatch.model.ovgraph import read_checkpoint_arrays
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,18 @@ def test_bad_checkpoint_gives_specific_error(tmp_path: Path, good: Path, case: s
     assert not Path("/tmp/crowdwatch-pwned").exists()
 
 
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_the_torch_free_reader_gives_the_same_error(tmp_path: Path, good: Path, case: str) -> None:
+    # What the openvino backend reads a checkpoint with (no torch): the same rules, reasons and phrases.
+    path, reason, phrase = _bad_files(tmp_path, good)[case]
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint_arrays(path)
+    assert info.value.reason == reason
+    assert phrase in str(info.value)
+    assert str(path) in str(info.value)
+    assert not Path("/tmp/crowdwatch-pwned").exists()
+
+
 @pytest.mark.parametrize("header", [b"", b"\x80\x02", b"PK\x03\x04"], ids=["raw", "pickle", "zip"])
 def test_random_bytes_are_always_reported_as_corrupt(tmp_path: Path, header: bytes) -> None:
     # Random bytes after a pickle header drive torch's unpickler into IndexError, KeyError and the
@@ -146,10 +159,11 @@ def test_random_bytes_are_always_reported_as_corrupt(tmp_path: Path, header: byt
         path = tmp_path / f"garbage{seed}.pt"
         body = np.random.default_rng(seed).bytes(2048)
         path.write_bytes(header + body[len(header) :])
-        with pytest.raises(CheckpointError) as info:
-            load_checkpoint(path)
-        assert info.value.reason == "corrupt", (seed, str(info.value))
-        assert "truncated or corrupt" in str(info.value)
+        for reader in (load_checkpoint, read_checkpoint_arrays):  # with torch, and without
+            with pytest.raises(CheckpointError) as info:
+                reader(path)
+            assert info.value.reason == "corrupt", (seed, reader.__name__, str(info.value))
+            assert "truncated or corrupt" in str(info.value)
 
 
 def test_wrong_n_asked_for_is_refused(good: Path) -> None:

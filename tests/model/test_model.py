@@ -11,6 +11,7 @@ from crowdwatch.errors import UsageError
 from crowdwatch.model import P2PNet, Predictor, Preprocessor, decode
 from crowdwatch.model.anchors import STRIDE, candidate_layout, cell_centres
 from crowdwatch.model.checkpoint import CheckpointMeta
+from crowdwatch.model.postprocess import sigmoid
 from crowdwatch.model.preprocess import InputGeometry, padded_size
 
 OFFSETS_4 = [(-3.0, -1.5), (2.5, -2.0), (-1.0, 3.25), (3.5, 2.0)]
@@ -136,6 +137,35 @@ def test_preprocessor_pads_with_zeros_after_normalisation_and_converts_gray() ->
     expected = torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225])
     torch.testing.assert_close(batch[0, :, 0, 0], expected)
     assert padded_size(17, 33) == (32, 48)
+
+
+def test_numpy_batch_is_the_torch_batch_bit_for_bit() -> None:
+    # The openvino backend's batches (numpy, no torch) and the torch backend's are the same floats.
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    crops = [image, image[10:50, 20:84], rng.integers(0, 256, (33, 17, 3), dtype=np.uint8)]  # a view too
+    pre = Preprocessor(mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
+    got, want = pre.array(crops), pre.batch(crops).numpy()
+    assert got.dtype == np.float32 and got.shape == want.shape == (3, 3, 80, 96)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_decode_takes_numpy_and_torch_alike() -> None:
+    rng = np.random.default_rng(6)
+    logits = rng.normal(0, 3, (2, 40)).astype(np.float32)
+    points = rng.uniform(-4, 40, (2, 40, 2)).astype(np.float32)
+    geos = [InputGeometry(source_hw=(64, 64), resized_hw=(32, 32))] * 2
+    for a, b in zip(
+        decode(logits, points, geos, 0.5),
+        decode(torch.from_numpy(logits), torch.from_numpy(points), geos, 0.5),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a.points, b.points)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        assert a.scores.dtype == np.float32 and a.count > 0 and (a.scores > 0.5).all()
+    # numpy's sigmoid is torch's to float32 rounding (a few units in the last place of values <= 1)
+    want = torch.sigmoid(torch.from_numpy(logits)).numpy()
+    np.testing.assert_allclose(sigmoid(logits), want, rtol=0, atol=4 * np.finfo(np.float32).eps)
 
 
 def test_bgr_is_turned_into_rgb() -> None:
