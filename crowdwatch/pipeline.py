@@ -52,6 +52,8 @@ from crowdwatch.telemetry.mqtt_metrics import MqttMetrics
 from crowdwatch.telemetry.notify import Notifier, WatchdogPinger
 from crowdwatch.telemetry.server import MetricsServer
 from crowdwatch.telemetry.sinkloss import SinkLossCollector
+from crowdwatch.web.live import LiveView
+from crowdwatch.web.sink import LiveViewSink
 from crowdwatch.zones import CameraZones, zones_from_config
 
 if TYPE_CHECKING:  # loaded in Pipeline.run, after the config is checked (torch is slow to import)
@@ -126,6 +128,7 @@ class Pipeline:
         # each sink's lost rows and failing state: the sink runner's record, once the sinks run
         self._sink_status: Callable[[], list[SinkStatus]] = list
         self.registry.register(SinkLossCollector(lambda: self._sink_status()))
+        self.live: LiveView | None = None  # the live view (web.enabled), bound when run starts
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
@@ -136,6 +139,8 @@ class Pipeline:
         cfg = self.config
         readers: list[CameraReader] = []  # filled once the model and sinks are ready
         server = self._metrics_server(readers) if cfg.metrics.enabled else None  # bound, not serving yet
+        if cfg.web.enabled:  # bound now too: a port in use is found before the model loads
+            self.live = LiveView(cfg, lambda: [reader.state() for reader in readers])
         previous = self._install_signal_handlers()
         try:
             if cfg.model.threads:
@@ -158,6 +163,8 @@ class Pipeline:
                 readers += [CameraReader(cam, events, on_frame=wake) for cam in cfg.cameras]
                 if server is not None:
                     server.start()
+                if self.live is not None:
+                    self.live.start()
                 worker = Worker(
                     predictor,
                     readers,
@@ -185,6 +192,8 @@ class Pipeline:
         finally:
             if server is not None:
                 server.stop()
+            if self.live is not None:
+                self.live.stop()
             self._restore_signal_handlers(previous)
 
     # -- steps ---------------------------------------------------------------------------------
@@ -215,9 +224,9 @@ class Pipeline:
                 f"output: cannot write to {where}: {exc.strerror or exc} (output.dir)"
             ) from None
 
-    def _make_sinks(self) -> list[CsvSink | OverlaySink | HeatmapSink | MqttSink]:
+    def _make_sinks(self) -> list[CsvSink | OverlaySink | HeatmapSink | MqttSink | LiveViewSink]:
         out = self.config.output
-        sinks: list[CsvSink | OverlaySink | HeatmapSink | MqttSink] = []
+        sinks: list[CsvSink | OverlaySink | HeatmapSink | MqttSink | LiveViewSink] = []
         if out.csv.enabled:
             zone_ids = [zone.id for cam in self.config.cameras for zone in cam.zones]
             sinks.append(CsvSink(out.dir, zone_ids, flush_interval_s=out.csv.flush_interval_s))
@@ -253,6 +262,8 @@ class Pipeline:
             )
         if self.config.mqtt.enabled:
             sinks.append(self._mqtt_sink())
+        if self.live is not None:
+            sinks.append(self.live.sink)
         return sinks
 
     def _mqtt_sink(self) -> MqttSink:
