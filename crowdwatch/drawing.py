@@ -134,3 +134,23 @@ def draw_annotations(
         count_rect = count_label_rect(height, width, count_text(count))
         image = draw_zones(image.copy(), zones, zone_counts or {}, zone_alerts or {}, keep_clear=[count_rect])
     return draw_points(image, points, count=count)
+
+
+def draw_grid(image: np.ndarray, step: int | None = None) -> np.ndarray:
+    """A copy of the frame with a labelled coordinate grid every ``step`` pixels (default: about ten
+    lines across the longer side, rounded to 10, 20, 50, 100...), to read zone corners off."""
+    height, width = image.shape[:2]
+    if step is None:
+        rough = max(width, height) / 10
+        step = next(s for s in (10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000) if s >= rough)
+    out = image.copy()
+    scale, thickness = _label_style(height, width)
+    for x in range(0, width, step):
+        cv2.line(out, (x, 0), (x, height - 1), (0, 255, 255), 1)
+        cv2.putText(out, str(x), (x + 2, int(14 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8,
+                    (0, 255, 255), thickness, cv2.LINE_AA)  # fmt: skip
+    for y in range(step, height, step):
+        cv2.line(out, (0, y), (width - 1, y), (0, 255, 255), 1)
+        cv2.putText(out, str(y), (2, y - 3), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8,
+                    (0, 255, 255), thickness, cv2.LINE_AA)  # fmt: skip
+    return out
