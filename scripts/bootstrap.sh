@@ -28,6 +28,7 @@ APT_TEST_PACKAGES=(
   strace                                   # the sandbox test checks the syscalls the pipeline makes
   mosquitto                                # the MQTT broker the MQTT sink and fleet tests start
   openssl                                  # a throwaway CA and certificate for the MQTT TLS test
+  chromium chromium-driver                 # a real headless browser for the live view's tests (Selenium)
 )
 
 say() { printf '\n==> %s\n' "$*"; }
