@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from crowdwatch.cli import COMMANDS
 from crowdwatch.config.loader import load_config
 from crowdwatch.config.mqtt import MqttSettings
+from crowdwatch.config.web import WebSettings
 from crowdwatch.config.schema import (
     CameraSettings,
     Config,
@@ -75,6 +76,7 @@ def test_site_yaml_shows_every_section_option_with_its_default() -> None:
         "output": OutputSettings,
         "metrics": MetricsSettings,
         "mqtt": MqttSettings,
+        "web": WebSettings,
         "systemd": SystemdSettings,
     }
     for section, model in sections.items():

@@ -67,6 +67,6 @@ class WebSettings(Section):
         if self.enabled and self.token is None and not is_loopback(self.address):
             raise ValueError(
                 f"web.address {self.address} is reachable from other machines: set web.token "
-                "(${credential:NAME}) or bind 127.0.0.1"
+                "(${credential:NAME}, e.g. camera_web_token under systemd) or bind 127.0.0.1"
             )
         return self

@@ -23,6 +23,7 @@ import hmac
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from crowdwatch.telemetry.server import best_family
 from crowdwatch.web.hub import LiveHub
 from crowdwatch.web.validate import MAX_BLOCK_BYTES
 
@@ -60,6 +60,15 @@ _STATIC = {
 _CAMERA_ROUTE = re.compile(
     r"^/api/v1/cameras/([a-z0-9][a-z0-9_-]{0,62})/(history|frame\.jpg|stream\.mjpeg|heatmap\.jpg)$"
 )
+
+
+def _family(address: str, port: int) -> tuple[socket.AddressFamily, str]:
+    """(address family, address to bind): AF_INET6 for ``::1``, AF_INET for ``0.0.0.0``, as the metrics
+    server picks them (``telemetry.server.best_family``, a room beside this one)."""
+    family, _, _, _, sockaddr = socket.getaddrinfo(
+        address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    return family, str(sockaddr[0])
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:
@@ -260,7 +269,7 @@ class WebServer:
         self.stopping = threading.Event()
         self._validate = validate
         self.static = _load_static()
-        family, host = best_family(address, port)
+        family, host = _family(address, port)
         handler = type("Handler", (_Handler,), {"app": self})
 
         class Server(ThreadingHTTPServer):

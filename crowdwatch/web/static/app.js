@@ -124,9 +124,10 @@ function drawSpark(canvas, points) {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (points.length < 2) return;
   const t1 = points[points.length - 1][0];
-  const t0 = t1 - 1800;
+  const t0 = Math.max(points[0][0], t1 - 1800);  // the last 30 minutes, or what there is of them
+  const span = Math.max(t1 - t0, 1);
   const max = Math.max(1, ...points.map((p) => Math.max(p[1], p[2])));
-  const x = (t) => ((t - t0) / 1800) * (canvas.width - 2) + 1;
+  const x = (t) => ((t - t0) / span) * (canvas.width - 2) + 1;
   const y = (v) => canvas.height - 2 - (v / max) * (canvas.height - 4);
   for (const [index, colour] of [[1, "#aaa"], [2, "#26c"]]) {
     ctx.strokeStyle = colour;
@@ -136,7 +137,7 @@ function drawSpark(canvas, points) {
   }
   ctx.fillStyle = "#555";
   ctx.font = "10px sans-serif";
-  ctx.fillText(`max ${fmt(max)}`, 2, 10);
+  ctx.fillText(`max ${fmt(max)}, last ${Math.max(1, Math.round(span / 60))} min`, 2, 10);
 }
 
 async function refreshHistory() {
