@@ -139,10 +139,10 @@ class Pipeline:
         cfg = self.config
         readers: list[CameraReader] = []  # filled once the model and sinks are ready
         server = self._metrics_server(readers) if cfg.metrics.enabled else None  # bound, not serving yet
-        if cfg.web.enabled:  # bound now too: a port in use is found before the model loads
-            self.live = LiveView(cfg, lambda: [reader.state() for reader in readers])
         previous = self._install_signal_handlers()
         try:
+            if cfg.web.enabled:  # bound now too: a port in use is found before the model loads
+                self.live = LiveView(cfg, lambda: [reader.state() for reader in readers])
             if cfg.model.threads:
                 import torch
 

@@ -229,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._headers(200, f"multipart/x-mixed-replace; boundary={BOUNDARY}")
             self.end_headers()
+            if self.command == "HEAD":
+                return
             hub, seq = self.app.hub, 0
             while not hub.closed.is_set() and not self.app.stopping.is_set():
                 now = hub.wait_for_frame(camera, seq, STREAM_POLL_S)
