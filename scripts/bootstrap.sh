@@ -72,7 +72,7 @@ fi
 if [ "$mode" = demo ]; then
   say "making the synthetic demo clip (configs/demo/demo.mp4)"
   "$VENV/bin/python" -m crowdwatch.demo
-  say "running the demo: crowdwatch run configs/demo.yaml for ${DEMO_SECONDS:-30} s (metrics on http://127.0.0.1:9108/metrics)"
+  say "running the demo: crowdwatch run configs/demo.yaml for ${DEMO_SECONDS:-30} s (live view on http://127.0.0.1:9110/, metrics on http://127.0.0.1:9108/metrics)"
   "$VENV/bin/crowdwatch" run configs/demo.yaml --duration "${DEMO_SECONDS:-30}"
   say "demo outputs (runs/demo): per-frame counts in CSV, latest annotated snapshot per camera"
   ls -l runs/demo runs/demo/* 2>/dev/null || true

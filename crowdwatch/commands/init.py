@@ -132,7 +132,9 @@ def main(argv: list[str]) -> int:
     else:
         written = written_url
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_config_text(camera_id, written, shown, width, height, fps, codec), encoding="utf-8")
+    out.write_text(
+        _config_text(camera_id, written, shown, width, height, fps, codec, out.stem), encoding="utf-8"
+    )
     grid = out.with_name(f"{out.stem}-{camera_id}-grid.jpg")
     if not cv2.imwrite(str(grid), draw_grid(frame)):
         print(f"crowdwatch: warning: could not write {grid}", file=sys.stderr)
@@ -176,7 +178,7 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def _config_text(
-    camera_id: str, url: int | str, shown: str, width: int, height: int, fps: float, codec: str
+    camera_id: str, url: int | str, shown: str, width: int, height: int, fps: float, codec: str, out_stem: str
 ) -> str:
     head = (
         f"# crowdwatch config for {shown}: {width}x{height}, "
@@ -187,7 +189,7 @@ def _config_text(
     )
     body = {
         "cameras": [{"id": camera_id, "url": url, "fps": 5}],
-        "output": {"dir": f"runs/{camera_id}"},
+        "output": {"dir": f"runs/{_slug(out_stem)}"},
         "web": {"enabled": True, "address": "127.0.0.1", "port": WEB_PORT},
     }
     return head + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
