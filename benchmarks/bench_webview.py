@@ -31,10 +31,13 @@ import urllib.request
 from pathlib import Path
 from statistics import mean
 
+import numpy as np
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from crowdwatch.demo import make_demo_clip
+from crowdwatch.demo import make_demo_clip, render_frames
+from crowdwatch.sinks.base import Result
+from crowdwatch.web.hub import CameraView, LiveHub, ZoneView
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,6 +74,19 @@ class Viewer(threading.Thread):
                 chunk = tail + data
                 self.frames += chunk.count(b"--crowdwatch-frame\r\n")
                 tail = chunk[-24:]
+
+
+def encode_ms(width: int, height: int, frames: list[np.ndarray]) -> float:
+    """Milliseconds the live view spends on one new frame when watched: points, count, a zone drawn,
+    and the JPEG encoded (once, whatever the number of viewers), on this machine, in this process."""
+    zone = ZoneView("left", np.array([[0, 0], [width / 2, 0], [width / 2, height], [0, height]], float))
+    hub = LiveHub([CameraView("cam", "file", None, (zone,))])
+    points = np.random.default_rng(0).uniform([0, 0], [width, height], (40, 2)).astype(np.float32)
+    started = time.perf_counter()
+    for i, image in enumerate(frames * 5):
+        hub.publish(Result("cam", i, time.time(), image, points, 40, 0.0, {"left": 20}, {"left": False}))
+        hub.jpeg("cam")
+    return 1000 * (time.perf_counter() - started) / (len(frames) * 5)
 
 
 def wait_for(pattern: str, log: Path, process: subprocess.Popen[bytes], timeout: float = 180) -> str:
@@ -159,6 +175,9 @@ def main() -> int:
         "cpu_s_per_frame_no_viewer": round(mean(v[1] for v in idle), 4),
         "cpu_s_per_frame_with_viewers": round(mean(v[1] for v in watched), 4),
         "frames_received_per_viewer": received,
+        "draw_and_encode_ms_per_frame": round(
+            encode_ms(width, height, render_frames(width, height, 20, 40)), 2
+        ),
         "cpu": cpu_model(),
     }
     print(json.dumps(result, indent=2))

@@ -37,6 +37,9 @@ class WebSettings(Section):
         None, description="access token: ${credential:NAME} or ${env:NAME}; required off loopback"
     )
     max_viewers: int = Field(8, ge=1, le=1000, description="concurrent live streams; more are refused (503)")
+    max_fps: float = Field(
+        10.0, gt=0, le=60, description="most frames per second shown (and encoded) per camera"
+    )
 
     @field_validator("address")
     @classmethod

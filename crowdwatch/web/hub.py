@@ -4,7 +4,7 @@
 reference: no drawing, no encoding. A viewer asking for a frame (:meth:`LiveHub.jpeg`) makes the hub
 draw and encode that frame once; every other viewer of the same frame gets the same bytes. So with
 no viewer nothing is encoded, and with N viewers each processed frame is encoded at most once per
-kind (annotated, or raw for the editor).
+kind (annotated, or raw for the editor), and at most ``max_fps`` times a second per camera.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class _Camera:
     latest: Result | None = None
     seq: int = 0
     encoded: dict[FrameKind, tuple[int, bytes]] = field(default_factory=dict)
+    encoded_at: dict[FrameKind, float] = field(default_factory=dict)  # monotonic time of each encode
     encode_lock: threading.Lock = field(default_factory=threading.Lock)
     history: deque[list[float]] = field(default_factory=lambda: deque(maxlen=HISTORY_S + 1))
 
@@ -71,10 +72,14 @@ class LiveHub:
         *,
         states: Callable[[], Iterable[CameraState]] = tuple,
         jpeg_quality: int = JPEG_QUALITY,
+        max_fps: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cameras = {view.id: _Camera(view) for view in cameras}
         self.states = states
         self.jpeg_quality = jpeg_quality
+        self.min_interval_s = 1.0 / max_fps
+        self._clock = clock
         self._changed = threading.Condition()
         self.closed = threading.Event()
         self.encodes = 0  # JPEG encodes so far (the benchmark and tests read it)
@@ -134,7 +139,10 @@ class LiveHub:
             if result is None:
                 return None
             cached = cam.encoded.get(kind)
-            if cached is not None and cached[0] == seq:
+            now = self._clock()
+            # the same frame, or one encoded less than 1/max_fps ago: a fast pipeline (a GPU at 100
+            # frames/s) costs at most max_fps encodes per camera and second, whatever it processes
+            if cached is not None and (cached[0] == seq or now - cam.encoded_at[kind] < self.min_interval_s):
                 return cached
             image = result.image if kind == "raw" else self._annotate(cam.view, result)
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
@@ -142,6 +150,7 @@ class LiveHub:
                 raise RuntimeError(f"{camera}: JPEG encoding failed")
             self.encodes += 1
             cam.encoded[kind] = (seq, data.tobytes())
+            cam.encoded_at[kind] = now
             return cam.encoded[kind]
 
     @staticmethod

@@ -44,7 +44,8 @@ class LiveView:
 
     def __init__(self, config: Config, states: Callable[[], Iterable[CameraState]]) -> None:
         web = config.web
-        self.hub = LiveHub([camera_view(cam) for cam in config.cameras], states=states)
+        views = [camera_view(cam) for cam in config.cameras]
+        self.hub = LiveHub(views, states=states, max_fps=web.max_fps)
         self.sink = LiveViewSink(self.hub)
         heatmaps = config.output.dir / "heatmaps" if config.output.heatmaps.enabled else None
         try:

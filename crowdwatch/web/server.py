@@ -231,15 +231,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command == "HEAD":
                 return
-            hub, seq = self.app.hub, 0
+            hub, seq, sent = self.app.hub, 0, 0.0
             while not hub.closed.is_set() and not self.app.stopping.is_set():
                 now = hub.wait_for_frame(camera, seq, STREAM_POLL_S)
                 if now == seq:
                     continue
+                time.sleep(max(0.0, sent + hub.min_interval_s - time.monotonic()))  # at most max_fps
                 frame = hub.jpeg(camera)
-                if frame is None:
+                if frame is None or frame[0] == seq:
                     continue
                 seq, data = frame
+                sent = time.monotonic()
                 head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
                 self.wfile.write(head.encode() + data + b"\r\n")
                 self.wfile.flush()

@@ -19,7 +19,7 @@ from support.config_files import write_config
 from crowdwatch.capture.base import CameraState
 from crowdwatch.config import load_config
 from crowdwatch.sinks.base import Result
-from crowdwatch.web.hub import HISTORY_S
+from crowdwatch.web.hub import HISTORY_S, CameraView, LiveHub
 from crowdwatch.web.live import LiveView
 from crowdwatch.web.server import CSP
 
@@ -141,9 +141,24 @@ def test_frames_are_encoded_once_for_every_viewer_and_never_without_one(local: L
     assert image.shape == (120, 160, 3)
     raw = request(local, "/api/v1/cameras/lobby/frame.jpg?raw=1")[2]
     assert hub.encodes == 2 and raw != replies[0][2]  # the editor's frame has no drawings
+    time.sleep(hub.min_interval_s)  # web.max_fps: a newer frame is encoded once this has passed
     local.sink.write(make_result(9))
     request(local, "/api/v1/cameras/lobby/frame.jpg")
     assert hub.encodes == 3
+
+
+def test_a_fast_camera_is_encoded_at_most_max_fps_times_a_second() -> None:
+    now = [100.0]
+    hub = LiveHub([CameraView("lobby", "file", None)], max_fps=8, clock=lambda: now[0])
+    shown = []
+    for i in range(64):  # 64 frames processed, and viewed, in one second of the hub's clock
+        hub.publish(make_result(i))
+        frame = hub.jpeg("lobby")
+        assert frame is not None
+        shown.append(frame[0])
+        now[0] += 1 / 64  # exact in binary: the 1/8 s interval is exactly 8 steps
+    assert hub.encodes == 8 and len(set(shown)) == 8
+    assert shown[0] == 1 and shown[-1] == 57  # the newest frame each time the interval had passed
 
 
 def test_history_keeps_one_point_per_second_for_30_minutes(local: LiveView) -> None:
