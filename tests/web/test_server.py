@@ -300,3 +300,16 @@ def test_stop_ends_open_streams(local: LiveView) -> None:
     local.stop()
     assert ended.wait(10), "an open stream kept its connection after stop"
     sock.close()
+
+
+def test_binds_loopback_by_default(tmp_path: Path) -> None:
+    text = "cameras:\n  - {id: lobby, url: clip.mp4}\nweb: {enabled: true, port: 0}\n"
+    config = load_config(write_config(tmp_path, text))
+    assert (config.web.address, config.web.token) == ("127.0.0.1", None)
+    live = LiveView(config, tuple)
+    live.start()
+    try:
+        assert live.server.address[0] == "127.0.0.1"
+        assert request(live, "/api/v1/cameras")[0] == 200  # no token needed on loopback
+    finally:
+        live.stop()
