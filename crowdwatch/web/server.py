@@ -49,6 +49,9 @@ COOKIE = "crowdwatch_token"
 #: How long a stream waits for a frame before checking that the server still runs.
 STREAM_POLL_S = 1.0
 BOUNDARY = "crowdwatch-frame"
+_NEEDS_TOKEN = json.dumps(
+    {"error": "a token is needed: open /?token=TOKEN once, or send Authorization: Bearer TOKEN"}
+).encode()
 #: (camera id, YAML text) -> [(key path, message)]
 Validator = Callable[[str, str], list[tuple[str, str]]]
 
@@ -132,8 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         expected = token.encode()
         if not any(hmac.compare_digest(t.encode(), expected) for t in self._offered_tokens(query)):
-            body = b'{"error": "a token is needed"}'
-            self._send(401, "application/json", body, {"WWW-Authenticate": "Bearer"})
+            self._send(401, "application/json", _NEEDS_TOKEN, {"WWW-Authenticate": "Bearer"})
             return False
         if "token" in query and not url.path.startswith("/api/"):
             # keep it in an HttpOnly cookie, and out of the address bar and the browser history
