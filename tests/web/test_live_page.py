@@ -171,6 +171,9 @@ def test_drawing_a_polygon_gives_yaml_that_check_config_accepts(
         ).click().perform()
     page.find_element(By.ID, "finish").click()
     Select(page.find_element(By.ID, "mode")).select_by_value("line")
+    for field, side in (("line-in", "on"), ("line-out", "off")):  # words YAML would read as booleans
+        page.find_element(By.ID, field).clear()
+        page.find_element(By.ID, field).send_keys(side)
     for fx, fy in [(0.1, 0.9), (0.9, 0.9)]:
         ActionChains(page).move_to_element_with_offset(
             canvas, int((fx - 0.5) * size["width"]), int((fy - 0.5) * size["height"])
@@ -180,7 +183,7 @@ def test_drawing_a_polygon_gives_yaml_that_check_config_accepts(
     assert set(zones) == {"left", "queue"}  # the camera's own zone is kept
     for (x, y), (fx, fy) in zip(zones["queue"], clicks, strict=True):
         assert abs(x - fx * 320) <= 3 and abs(y - fy * 240) <= 3, zones["queue"]  # source-frame pixels
-    assert [line["id"] for line in block["lines"]] == ["line-1"]
+    assert [(line["id"], line["in"], line["out"]) for line in block["lines"]] == [("line-1", "on", "off")]
     page.find_element(By.ID, "check").click()
     wait("the schema's verdict", lambda: page.find_element(By.ID, "verdict").text == "valid")
     # the user pastes the block into the camera's entry, and check-config accepts the file

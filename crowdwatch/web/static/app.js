@@ -215,6 +215,9 @@ function redraw() {
   if (editor.current.length) path(editor.current, false, "#f80");
 }
 
+// A slug as YAML: quoted where YAML would read it as something else (on, no, null, 12, 1e3, ...).
+const YAML_WORDS = /^(y|n|yes|no|on|off|true|false|null)$/;
+const name = (s) => (/^[a-z][a-z0-9_-]*$/.test(s) && !YAML_WORDS.test(s) ? s : `"${s}"`);
 const pt = (p) => `[${p[0]}, ${p[1]}]`;
 const pts = (points) => `[${points.map(pt).join(", ")}]`;
 
@@ -225,14 +228,14 @@ function yamlBlock() {
   const out = [`# camera ${editor.cam.id}: replace its zones, exclude and lines with these (source-frame pixels)`];
   out.push(zones.length ? "zones:" : "zones: []");
   for (const z of zones) {
-    out.push(`  - id: ${z.id}`, `    polygon: ${pts(z.points)}`);
+    out.push(`  - id: ${name(z.id)}`, `    polygon: ${pts(z.points)}`);
     if (z.alert) out.push(`    alert: {high: ${z.alert.high}, low: ${z.alert.low}, for_s: ${z.alert.for_s}}`);
   }
   out.push(excl.length ? "exclude:" : "exclude: []");
   for (const e of excl) out.push(`  - polygon: ${pts(e.points)}`);
   out.push(lines.length ? "lines:" : "lines: []");
   for (const l of lines) {
-    out.push(`  - id: ${l.id}`, `    points: ${pts(l.points)}`, `    in: ${l.in}`, `    out: ${l.out}`);
+    out.push(`  - id: ${name(l.id)}`, `    points: ${pts(l.points)}`, `    in: ${name(l.in)}`, `    out: ${name(l.out)}`);
   }
   return `${out.join("\n")}\n`;
 }
