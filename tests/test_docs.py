@@ -18,7 +18,6 @@ from pydantic import BaseModel
 from crowdwatch.cli import COMMANDS
 from crowdwatch.config.loader import load_config
 from crowdwatch.config.mqtt import MqttSettings
-from crowdwatch.config.web import WebSettings
 from crowdwatch.config.schema import (
     CameraSettings,
     Config,
@@ -27,6 +26,7 @@ from crowdwatch.config.schema import (
     OutputSettings,
     SystemdSettings,
 )
+from crowdwatch.config.web import WebSettings
 from crowdwatch.model.checkpoint import parse_meta, read_checkpoint_file
 from crowdwatch.sinks.mqtt import DROP_REASONS as MQTT_DROP_REASONS
 from crowdwatch.telemetry.counts import DROP_REASONS
