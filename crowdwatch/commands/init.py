@@ -23,15 +23,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+from pydantic import ValidationError
 
 from crowdwatch.capture.base import SourceError, Stopped
 from crowdwatch.capture.opencv import OpenCVCapture, open_capture
 from crowdwatch.config import CameraConfig
+from crowdwatch.config.loader import validation_errors
 from crowdwatch.config.schema import SLUG_PATTERN
 from crowdwatch.drawing import draw_grid
 from crowdwatch.errors import UsageError
 from crowdwatch.images import as_bgr
-from crowdwatch.secrets import SecretValues, mask_url
+from crowdwatch.secrets import SecretUrl, SecretValues, mask_url
 
 __all__ = ["build_parser", "main", "split_secrets"]
 
@@ -114,8 +116,15 @@ def main(argv: list[str]) -> int:
             {"id": camera_id, "url": int(source) if source.isascii() and source.isdigit() else source},
             context={"secrets": secrets, "base_dir": Path.cwd()},
         )
-    except ValueError as exc:
-        raise UsageError(f"{mask_url(source)}: not a camera source: {secrets.scrub(str(exc))}") from None
+    except ValidationError as exc:
+        why = "; ".join(message for _, message in validation_errors(exc, secrets))
+        raise UsageError(f"{secrets.scrub(mask_url(source))}: not a camera source: {why}") from None
+    if (
+        isinstance(camera.url, SecretUrl)
+        and camera.kind == "file"
+        and not Path(camera.url.reveal()).is_file()
+    ):
+        raise UsageError(f"{camera.display_url}: no such file")
     shown = secrets.scrub(camera.display_url)
     print(f"opening {shown} ...")
     try:

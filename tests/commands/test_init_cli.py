@@ -113,3 +113,21 @@ def test_a_video_file_is_written_relative_to_the_config(
     assert check_config(tmp_path / "site.yaml", cli_env, python).returncode == 0
     again = init([str(clip), "--out", str(tmp_path / "site.yaml")], cli_env, python, REPO)
     assert again.returncode == 2 and "exists" in again.stderr  # never overwritten without --force
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("missing.mp4", "missing.mp4: no such file"),
+        (
+            f"ftp://viewer:{PASSWORD}@192.0.2.1/x",
+            "ftp://***@192.0.2.1/x: not a camera source: unsupported scheme",
+        ),
+    ],
+)
+def test_a_bad_source_is_exit_2_with_the_reason(
+    tmp_path: Path, cli_env: dict[str, str], python: str, source: str, expected: str
+) -> None:
+    result = init([source, "--out", "s.yaml"], cli_env, python, tmp_path)
+    assert result.returncode == 2 and expected in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr and "Traceback" not in result.stderr
