@@ -64,7 +64,7 @@ class Viewer(threading.Thread):
 
     def run(self) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
-            request = f"GET /api/v1/cameras/{self.camera}/stream.mjpeg HTTP/1.1\r\nHost: bench\r\n\r\n"
+            request = f"GET /api/v1/cameras/{self.camera}/stream.mjpeg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             sock.sendall(request.encode())
             tail = b""
             while not self.stop.is_set():

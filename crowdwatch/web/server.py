@@ -20,6 +20,7 @@ server only, no inline code, no framing).
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -129,9 +130,25 @@ class _Handler(BaseHTTPRequestHandler):
             offered.append(cookie[COOKIE].value)
         return offered
 
+    def _host_is_an_address(self) -> bool:
+        """Whether the Host header names an IP address or localhost: a page of another site that
+        rebinds its own name to 127.0.0.1 (DNS rebinding) sends its name, and is refused."""
+        host = self.headers.get("Host", "")
+        name = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+        if name == "localhost":
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
     def _allowed(self, url: Any, query: dict[str, list[str]]) -> bool:
         token = self.app.token
         if token is None:
+            if not self._host_is_an_address():
+                self._error(403, "without web.token, the page answers only to an IP address or localhost")
+                return False
             return True
         expected = token.encode()
         if not any(hmac.compare_digest(t.encode(), expected) for t in self._offered_tokens(query)):

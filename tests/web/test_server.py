@@ -172,6 +172,14 @@ def test_history_keeps_one_point_per_second_for_30_minutes(local: LiveView) -> N
     assert points[-1][1] == (HISTORY_S + 99) % 5  # two frames in that second, same count: their mean
 
 
+def test_without_a_token_only_addresses_are_served(local: LiveView) -> None:
+    """A site that rebinds its own name to 127.0.0.1 (DNS rebinding) sends that name as Host: refused."""
+    port = local.server.address[1]
+    assert request(local, "/api/v1/counts", headers={"Host": f"evil.example:{port}"})[0] == 403
+    assert request(local, "/api/v1/counts", headers={"Host": f"localhost:{port}"})[0] == 200
+    assert request(local, "/api/v1/counts", headers={"Host": f"127.0.0.1:{port}"})[0] == 200
+
+
 def test_every_answer_carries_a_strict_csp(local: LiveView) -> None:
     for path in ("/", "/static/app.js", "/api/v1/counts", "/nowhere"):
         _, headers, _ = request(local, path)
@@ -189,10 +197,12 @@ def test_stream_viewers_are_capped(local: LiveView) -> None:
     try:
         for _ in range(2):  # web.max_viewers = 2
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            sock.sendall(b"GET /api/v1/cameras/lobby/stream.mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET /api/v1/cameras/lobby/stream.mjpeg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             head = b""
             while b"\r\n\r\n" not in head or b"\xff\xd8" not in head:  # the headers, then a first JPEG
-                head += sock.recv(65536)
+                data = sock.recv(65536)
+                assert data, f"the stream ended: {head[:200]!r}"
+                head += data
             assert head.startswith(b"HTTP/1.0 200") and b"multipart/x-mixed-replace" in head
             streams.append(sock)
         status, _, body = request(local, "/api/v1/cameras/lobby/stream.mjpeg")
@@ -204,7 +214,9 @@ def test_stream_viewers_are_capped(local: LiveView) -> None:
             local.sink.write(make_result(2))
             if request(local, "/api/v1/cameras/lobby/frame.jpg")[0] == 200:
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-                    sock.sendall(b"GET /api/v1/cameras/lobby/stream.mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
+                    sock.sendall(
+                        b"GET /api/v1/cameras/lobby/stream.mjpeg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                    )
                     if sock.recv(64).startswith(b"HTTP/1.0 200"):
                         break
             time.sleep(0.1)
@@ -287,7 +299,7 @@ def test_stop_ends_open_streams(local: LiveView) -> None:
     local.sink.write(make_result(1))
     port = local.server.address[1]
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(b"GET /api/v1/cameras/lobby/stream.mjpeg HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(b"GET /api/v1/cameras/lobby/stream.mjpeg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert sock.recv(64).startswith(b"HTTP/1.0 200")
     ended = threading.Event()
 
