@@ -13,7 +13,8 @@ editor), ``/api/v1/cameras/ID/stream.mjpeg`` (at most ``max_viewers`` at once, 5
 
 With a token every request needs it: ``Authorization: Bearer TOKEN``, the ``crowdwatch_token`` cookie,
 or ``?token=TOKEN`` (on a page this sets the cookie and redirects to the same address without it).
-Without it: 401. Every answer carries a strict Content-Security-Policy (scripts and styles from this
+Without it: 401. Without a token (loopback), the ``Host`` must be an IP address or ``localhost`` (403
+otherwise: DNS rebinding). Every answer carries a strict Content-Security-Policy (scripts and styles from this
 server only, no inline code, no framing).
 """
 
