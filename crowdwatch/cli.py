@@ -19,6 +19,7 @@ from crowdwatch.errors import CrowdwatchError
 
 #: subcommand -> (module, function taking argv and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("crowdwatch.commands.init", "main", "open a camera, write a first config for it"),
     "run": ("crowdwatch.commands.run", "main", "run the pipeline on the cameras of a config file"),
     "check-config": ("crowdwatch.commands.check_config", "main", "validate a config file"),
     "demo": ("crowdwatch.commands.demo", "main", "run the pipeline on a synthetic clip (no camera needed)"),

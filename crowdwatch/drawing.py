@@ -13,6 +13,7 @@ TEXT_BACKGROUND = (0, 0, 0)
 ZONE_COLOR = (0, 200, 0)  # BGR green: a zone below its alert threshold (or without one)
 ZONE_ALERT_COLOR = (0, 140, 255)  # BGR orange: a zone whose occupancy alert is raised
 EXCLUDE_COLOR = (160, 160, 160)  # BGR grey: hatching and outline of an exclusion polygon
+GRID_COLOR = (0, 255, 255)  # BGR yellow: the coordinate grid of `crowdwatch init`
 
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (inclusive corners, as cv2.rectangle takes them)
@@ -134,3 +135,28 @@ def draw_annotations(
         count_rect = count_label_rect(height, width, count_text(count))
         image = draw_zones(image.copy(), zones, zone_counts or {}, zone_alerts or {}, keep_clear=[count_rect])
     return draw_points(image, points, count=count)
+
+
+def draw_grid(image: np.ndarray, step: int | None = None) -> np.ndarray:
+    """A copy of the frame with a labelled coordinate grid every ``step`` pixels (default: about ten
+    lines across the longer side, rounded to 10, 20, 50, 100...), to read zone corners off."""
+    height, width = image.shape[:2]
+    if step is None:
+        rough = max(width, height) / 10
+        step = next(s for s in (10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000) if s >= rough)
+    out = image.copy()
+    scale, thickness = _label_style(height, width)
+    scale *= 0.8
+    (_, text_height), _ = cv2.getTextSize("0", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    labels = [((x + 3, text_height + 3), str(x)) for x in range(0, width, step)]
+    labels += [((3, y - 3), str(y)) for y in range(step, height, step)]
+    for x in range(0, width, step):
+        cv2.line(out, (x, 0), (x, height - 1), GRID_COLOR, 1)
+    for y in range(step, height, step):
+        cv2.line(out, (0, y), (width - 1, y), GRID_COLOR, 1)
+    for origin, text in labels:  # a dark outline keeps the labels readable on any background
+        cv2.putText(
+            out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_BACKGROUND, thickness + 2, cv2.LINE_AA
+        )
+        cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, GRID_COLOR, thickness, cv2.LINE_AA)
+    return out

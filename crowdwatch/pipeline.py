@@ -56,6 +56,8 @@ from crowdwatch.telemetry.notify import Notifier, WatchdogPinger
 from crowdwatch.telemetry.reload import ReloadMetrics
 from crowdwatch.telemetry.server import MetricsServer
 from crowdwatch.telemetry.sinkloss import SinkLossCollector
+from crowdwatch.web.live import LiveView
+from crowdwatch.web.sink import LiveViewSink
 from crowdwatch.zones import CameraZones
 
 if TYPE_CHECKING:  # loaded in Pipeline.run, after the config is checked (torch is slow to import)
@@ -137,6 +139,7 @@ class Pipeline:
 
     def _sink_status(self) -> list[SinkStatus]:
         return self.sink_runner.status() if self.sink_runner is not None else []
+        self.live: LiveView | None = None  # the live view (web.enabled), bound when run starts
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
@@ -150,6 +153,8 @@ class Pipeline:
         server = self._metrics_server(readers) if cfg.metrics.enabled else None  # bound, not serving yet
         previous = self._install_signal_handlers()
         try:
+            if cfg.web.enabled:  # bound now too: a port in use is found before the model loads
+                self.live = LiveView(cfg, lambda: [reader.state() for reader in readers])
             if cfg.model.threads and cfg.model.backend == "torch":  # openvino takes them in _load_model
                 import torch
 
@@ -174,6 +179,8 @@ class Pipeline:
                 readers += [make_reader(cam) for cam in cfg.cameras]
                 if server is not None:
                     server.start()
+                if self.live is not None:
+                    self.live.start()
                 runner = self.sink_runner = SinkRunner(sinks)
                 worker = Worker(
                     predictor,
@@ -213,6 +220,8 @@ class Pipeline:
         finally:
             if server is not None:
                 server.stop()
+            if self.live is not None:
+                self.live.stop()
             self._restore_signal_handlers(previous)
 
     # -- steps ---------------------------------------------------------------------------------
@@ -244,9 +253,9 @@ class Pipeline:
                 f"output: cannot write to {where}: {exc.strerror or exc} (output.dir)"
             ) from None
 
-    def _make_sinks(self) -> list[CsvSink | OverlaySink | HeatmapSink | MqttSink]:
+    def _make_sinks(self) -> list[CsvSink | OverlaySink | HeatmapSink | MqttSink | LiveViewSink]:
         out = self.config.output
-        sinks: list[CsvSink | OverlaySink | HeatmapSink | MqttSink] = []
+        sinks: list[CsvSink | OverlaySink | HeatmapSink | MqttSink | LiveViewSink] = []
         if out.csv.enabled:
             zone_ids = [zone.id for cam in self.config.cameras for zone in cam.zones]
             sinks.append(CsvSink(out.dir, zone_ids, flush_interval_s=out.csv.flush_interval_s))
@@ -281,6 +290,8 @@ class Pipeline:
             )
         if self.config.mqtt.enabled:
             sinks.append(self._mqtt_sink())
+        if self.live is not None:
+            sinks.append(self.live.sink)
         return sinks
 
     def _video_fps(self, camera: str) -> float:
@@ -367,6 +378,8 @@ class Pipeline:
         try:
             if self._reloader.reload():
                 self.config = self._reloader.config
+                if self.live is not None:
+                    self.live.reconfigure(self.config)
         finally:
             if notifier is not None:
                 notifier.ready()

@@ -32,6 +32,7 @@ APT_TEST_PACKAGES=(
   strace                                   # the sandbox test checks the syscalls the pipeline makes
   mosquitto                                # the MQTT broker the MQTT sink and fleet tests start
   openssl                                  # a throwaway CA and certificate for the MQTT TLS test
+  chromium chromium-driver                 # a real headless browser for the live view's tests (Selenium)
 )
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -86,7 +87,7 @@ if [ "$mode" = test ]; then
 fi
 
 if [ "$mode" = demo ]; then
-  say "running the demo: crowdwatch demo (the synthetic clip through configs/demo.yaml) for ${DEMO_SECONDS:-30} s (metrics on http://127.0.0.1:9108/metrics)"
+  say "running the demo: crowdwatch demo (the synthetic clip through configs/demo.yaml) for ${DEMO_SECONDS:-30} s (live view on http://127.0.0.1:9110/, metrics on http://127.0.0.1:9108/metrics)"
   "$VENV/bin/crowdwatch" demo --duration "${DEMO_SECONDS:-30}"
   say "demo outputs (runs/demo): per-frame counts in CSV, latest annotated snapshot per camera"
   ls -l runs/demo runs/demo/* 2>/dev/null || true

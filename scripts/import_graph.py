@@ -37,7 +37,7 @@ LAYERS: list[set[str]] = [
     },
     {"config", "zones", "drawing", "density", "images"},
     {"model", "data", "capture", "sinks"},
-    {"train", "evaluation", "inference", "telemetry", "demo"},
+    {"train", "evaluation", "inference", "telemetry", "demo", "web"},
     {"reload"},
     {"pipeline"},
     {"commands"},

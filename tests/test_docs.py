@@ -26,6 +26,7 @@ from crowdwatch.config.schema import (
     OutputSettings,
     SystemdSettings,
 )
+from crowdwatch.config.web import WebSettings
 from crowdwatch.model.checkpoint import parse_meta, read_checkpoint_file
 from crowdwatch.sinks.mqtt import DROP_REASONS as MQTT_DROP_REASONS
 from crowdwatch.telemetry.counts import DROP_REASONS
@@ -75,6 +76,7 @@ def test_site_yaml_shows_every_section_option_with_its_default() -> None:
         "output": OutputSettings,
         "metrics": MetricsSettings,
         "mqtt": MqttSettings,
+        "web": WebSettings,
         "systemd": SystemdSettings,
     }
     for section, model in sections.items():

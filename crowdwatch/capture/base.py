@@ -100,3 +100,5 @@ class CameraState:
     camera: str
     up: bool
     last_frame_age_s: float | None
+    #: why the camera is down (masked, as logged); None while up or before the first attempt ends
+    reason: str | None = None

@@ -66,6 +66,14 @@ class OpenCVCapture:
     def release(self) -> None:
         self._capture.release()
 
+    def describe(self) -> tuple[int, int, str]:
+        """(width, height, codec) as the stream declares them (codec "" when unknown)."""
+        fourcc = int(self._capture.get(cv2.CAP_PROP_FOURCC) or 0)
+        codec = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ")
+        width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        return width, height, codec if codec.isprintable() else ""
+
 
 def _ffmpeg_options(camera: CameraConfig) -> str | None:
     """OPENCV_FFMPEG_CAPTURE_OPTIONS for this camera's open; None = leave the variable alone.

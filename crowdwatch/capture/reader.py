@@ -85,6 +85,7 @@ class CameraReader:
         self._up_lock = threading.Lock()  # up/down transitions and their events
         self._slot: Frame | None = None
         self._up = False
+        self._down_reason: str | None = None  # why the camera is down, as logged (masked)
         self._last_monotonic: float | None = None
         self._ended = False
         self._index = 0
@@ -112,7 +113,7 @@ class CameraReader:
         with self._lock:
             last = self._last_monotonic
         age = None if last is None else max(0.0, time.monotonic() - last)
-        return CameraState(self.camera.id, self._up, age)
+        return CameraState(self.camera.id, self._up, age, None if self._up else self._down_reason)
 
     @property
     def ended(self) -> bool:
@@ -155,6 +156,8 @@ class CameraReader:
         # One lock around the change *and* its event: the reader and the watchdog may race, and the
         # camera_up events must arrive in the order of the changes (the gauge keeps the last one).
         with self._up_lock:
+            if not up and reason:
+                self._down_reason = mask_url(reason)
             if up == self._up:
                 return
             self._up = up

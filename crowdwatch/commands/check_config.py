@@ -45,6 +45,9 @@ def _summary(config: Config) -> list[str]:
     lines.append(f"  output: {config.output.dir}")
     if config.metrics.enabled:
         lines.append(f"  metrics: http://{config.metrics.address}:{config.metrics.port}/metrics")
+    if config.web.enabled:
+        token = ", token required" if config.web.token is not None else ""
+        lines.append(f"  live view: http://{config.web.address}:{config.web.port}/{token}")
     mqtt = config.mqtt
     if mqtt.enabled:
         scheme = "mqtts" if mqtt.tls.enabled else "mqtt"

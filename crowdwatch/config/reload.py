@@ -4,7 +4,7 @@ newly loaded one and sorts every difference.
 Only the cameras (their own keys and the ``defaults`` they inherit) change while running. Every other
 section needs a restart: ``site`` (names MQTT topics and the build info), ``model`` (loaded once),
 ``output`` (the sinks, whose files and windows span a reload: a heatmap's 15-minute window would be
-thrown away), ``metrics`` (the bound port), ``mqtt`` (the connection and its outbox) and ``systemd``.
+thrown away), ``metrics`` and ``web`` (their bound ports and the page's token), ``mqtt`` (the connection and its outbox) and ``systemd``.
 A plan that touches any of them is refused as a whole (:attr:`ReloadPlan.needs_restart`).
 
 Per camera, by id: a new id is *added*, a missing one *removed*; a change to how the camera is read
@@ -23,7 +23,7 @@ from crowdwatch.config.schema import CameraConfig, Config
 __all__ = ["READER_KEYS", "RESTART_SECTIONS", "ReloadPlan", "plan_reload"]
 
 #: Top-level sections that need a restart when they change.
-RESTART_SECTIONS = ("site", "model", "output", "metrics", "mqtt", "systemd")
+RESTART_SECTIONS = ("site", "model", "output", "metrics", "web", "mqtt", "systemd")
 #: A camera's keys that its reader holds: changing one restarts that camera's reader alone.
 READER_KEYS = (
     "url",

@@ -26,7 +26,9 @@ from pydantic import (
 from crowdwatch.choices import DEFAULT_MAX_PIXELS, BackendName, PrecisionName
 from crowdwatch.config.analytics import ExcludeRegion, HeatmapSettings, SmoothingSettings
 from crowdwatch.config.base import Polygon, Section, resolve_path
+from crowdwatch.config.lines import LineConfig
 from crowdwatch.config.mqtt import MqttSettings, default_site
+from crowdwatch.config.web import WebSettings
 from crowdwatch.secrets import SecretUrl, SecretValues
 from crowdwatch.weightsfile import DEFAULT_NAME, EXPORTED_SUFFIXES, PACKAGED_WEIGHTS
 
@@ -158,6 +160,7 @@ class CameraConfig(CameraSettings):
     url: int | SecretUrl = Field(description="rtsp://..., a video file path, or a device index (int)")
     zones: list[ZoneConfig] = Field(default_factory=list)
     exclude: list[ExcludeRegion] = Field(default_factory=list, description="areas never counted")
+    lines: list[LineConfig] = Field(default_factory=list, description="counting lines (config/lines.py)")
     pixels_per_metre: float | None = Field(
         None, gt=0, le=10_000, description="ground scale for heatmap legends in people/m^2; null = per px"
     )
@@ -271,6 +274,7 @@ class Config(Section):
     output: OutputSettings = Field(default_factory=dict, validate_default=True)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    web: WebSettings = Field(default_factory=WebSettings)  # config/web.py
     systemd: SystemdSettings = Field(default_factory=SystemdSettings)
 
     _source: Path | None = PrivateAttr(None)
