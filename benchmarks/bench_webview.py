@@ -36,7 +36,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from crowdwatch.demo import make_demo_clip, render_frames
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.web.hub import CameraView, LiveHub, ZoneView
 
 REPO = Path(__file__).resolve().parent.parent

@@ -130,6 +130,7 @@ class Pipeline:
         self._reloader: Reloader | None = None  # once the readers run
         self._notifier: Notifier | None = None
         self._readers: list[CameraReader] = []  # the running readers, once started
+        self.live: LiveView | None = None  # the live view (web.enabled), bound when run starts
 
     def request_reload(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         """Read the config file again at the next turn of the main loop (SIGHUP)."""
@@ -139,7 +140,6 @@ class Pipeline:
 
     def _sink_status(self) -> list[SinkStatus]:
         return self.sink_runner.status() if self.sink_runner is not None else []
-        self.live: LiveView | None = None  # the live view (web.enabled), bound when run starts
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:

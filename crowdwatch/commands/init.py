@@ -174,7 +174,7 @@ def _open(camera: CameraConfig) -> tuple[int, int, float, str, np.ndarray]:
         frame = as_bgr(image)
         height, width = frame.shape[:2]
         codec = capture.describe()[2] if isinstance(capture, OpenCVCapture) else ""
-        return width, height, capture.fps, codec, frame
+        return width, height, capture.nominal_fps, codec, frame
     finally:
         capture.release()
 

@@ -4,7 +4,8 @@ newly loaded one and sorts every difference.
 Only the cameras (their own keys and the ``defaults`` they inherit) change while running. Every other
 section needs a restart: ``site`` (names MQTT topics and the build info), ``model`` (loaded once),
 ``output`` (the sinks, whose files and windows span a reload: a heatmap's 15-minute window would be
-thrown away), ``metrics`` and ``web`` (their bound ports and the page's token), ``mqtt`` (the connection and its outbox) and ``systemd``.
+thrown away), ``metrics`` and ``web`` (their bound ports, the page's token),
+``mqtt`` (the connection and its outbox) and ``systemd``.
 A plan that touches any of them is refused as a whole (:attr:`ReloadPlan.needs_restart`).
 
 Per camera, by id: a new id is *added*, a missing one *removed*; a change to how the camera is read

@@ -21,7 +21,7 @@ import numpy as np
 
 from crowdwatch.capture.base import CameraState
 from crowdwatch.drawing import draw_annotations
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 
 __all__ = ["HISTORY_S", "CameraView", "FrameKind", "LiveHub", "ZoneView"]
 

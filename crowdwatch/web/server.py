@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from crowdwatch.web.hub import LiveHub
 from crowdwatch.web.validate import MAX_BLOCK_BYTES
 
-__all__ = ["CSP", "COOKIE", "Validator", "WebServer"]
+__all__ = ["COOKIE", "CSP", "Validator", "WebServer"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str) -> None:
         self._json(status, {"error": message})
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+    def log_message(self, format: str, *args: Any) -> None:  # http.server's name
         pass  # requests are logged in _log_request, without their query string (it may hold the token)
 
     def _log_request(self, status: str) -> None:
@@ -165,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     # -- routes
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         if not self._allowed(url, query):
@@ -194,9 +194,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._stream(camera)
 
-    do_HEAD = do_GET  # noqa: N815 - http.server's name
+    do_HEAD = do_GET  # http.server's name
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:  # http.server's name
         url = urlsplit(self.path)
         if not self._allowed(url, {}):
             self._log_request("refused")

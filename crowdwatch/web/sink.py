@@ -3,7 +3,8 @@ encoding: the hub encodes only what a viewer asks for)."""
 
 from __future__ import annotations
 
-from crowdwatch.sinks.base import Result, SinkBase
+from crowdwatch.frames import Result
+from crowdwatch.sinks.base import SinkBase
 from crowdwatch.web.hub import LiveHub
 
 __all__ = ["LiveViewSink"]

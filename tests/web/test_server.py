@@ -18,7 +18,7 @@ from support.config_files import write_config
 
 from crowdwatch.capture.base import CameraState
 from crowdwatch.config import load_config
-from crowdwatch.sinks.base import Result
+from crowdwatch.frames import Result
 from crowdwatch.web.hub import HISTORY_S, CameraView, LiveHub
 from crowdwatch.web.live import LiveView
 from crowdwatch.web.server import CSP
