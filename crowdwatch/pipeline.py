@@ -38,6 +38,7 @@ from crowdwatch import __version__
 from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import Config
 from crowdwatch.errors import CrowdwatchError, UsageError
+from crowdwatch.flow import CameraFlow, flow_from_config
 from crowdwatch.inference.worker import PredictorLike, Worker
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
@@ -46,6 +47,7 @@ from crowdwatch.sinks.mqtt import MqttSink
 from crowdwatch.sinks.mqtt_messages import CameraLayout, SiteLayout
 from crowdwatch.sinks.overlay import OverlaySink
 from crowdwatch.sinks.runner import SinkStatus
+from crowdwatch.telemetry.flow_metrics import FlowMetrics
 from crowdwatch.telemetry.health import camera_health
 from crowdwatch.telemetry.metrics import PipelineMetrics
 from crowdwatch.telemetry.mqtt_metrics import MqttMetrics
@@ -122,6 +124,15 @@ class Pipeline:
             {cam.id: [zone.id for zone in cam.zones] for cam in config.cameras},
         )
         self.metrics.set_build_info(site=config.site, version=__version__)
+        self.flows: dict[str, CameraFlow] = {
+            cam.id: flow_from_config(cam.lines, cam.tracking, cam.zones, self.zones[cam.id].zones)
+            for cam in config.cameras
+        }
+        self.metrics.flow = (
+            _flow_metrics(self.registry, config)
+            if any(flow.enabled for flow in self.flows.values())
+            else None
+        )
         self.mqtt: MqttSink | None = None  # when mqtt.enabled, once the sinks are made
         # each sink's lost rows and failing state: the sink runner's record, once the sinks run
         self._sink_status: Callable[[], list[SinkStatus]] = list
@@ -164,6 +175,7 @@ class Pipeline:
                     sinks=sinks,
                     events=self.metrics,
                     zones=self.zones,
+                    flows=self.flows,
                     max_batch=cfg.model.max_batch,
                     max_wait_ms=cfg.model.max_wait_ms,
                     wake=wake,
@@ -220,7 +232,10 @@ class Pipeline:
         sinks: list[CsvSink | OverlaySink | HeatmapSink | MqttSink] = []
         if out.csv.enabled:
             zone_ids = [zone.id for cam in self.config.cameras for zone in cam.zones]
-            sinks.append(CsvSink(out.dir, zone_ids, flush_interval_s=out.csv.flush_interval_s))
+            line_ids = [line.id for cam in self.config.cameras for line in cam.lines]
+            sinks.append(
+                CsvSink(out.dir, zone_ids, line_ids=line_ids, flush_interval_s=out.csv.flush_interval_s)
+            )
         if out.snapshots.enabled or out.video.enabled:
             fps = {cam.id: cam.fps or 5.0 for cam in self.config.cameras}
             sinks.append(
@@ -235,6 +250,13 @@ class Pipeline:
                         for camera, zones in self.zones.items()
                     },
                     exclusions={camera: zones.exclusions for camera, zones in self.zones.items()},
+                    lines={
+                        camera: [
+                            (c.line.id, c.line.a, c.line.b, c.line.in_name, c.line.out_name)
+                            for c in flow.counters
+                        ]
+                        for camera, flow in self.flows.items()
+                    },
                 )
             )
         if out.heatmaps.enabled:
@@ -264,6 +286,7 @@ class Pipeline:
                     cam.id,
                     tuple(zone.id for zone in cam.zones),
                     tuple(zone.id for zone in cam.zones if zone.alert is not None),
+                    tuple(line.id for line in cam.lines),
                 )
                 for cam in self.config.cameras
             )
@@ -399,3 +422,16 @@ class _ReaderEvents:
 
     def frame_captured(self, camera: str, captured_at: float) -> None:
         self.metrics.frame_captured(camera, captured_at)
+
+
+def _flow_metrics(registry: CollectorRegistry, config: Config) -> FlowMetrics:
+    """Crossing counters, dwell histograms and lingering gauges for the cameras' lines and zones."""
+    return FlowMetrics(
+        registry,
+        {cam.id: [(line.id, line.in_name, line.out_name) for line in cam.lines] for cam in config.cameras},
+        {
+            cam.id: [z.id for z in cam.zones if z.dwell or z.dwell_alert_s is not None]
+            for cam in config.cameras
+        },
+        {cam.id: [z.id for z in cam.zones if z.dwell_alert_s is not None] for cam in config.cameras},
+    )

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
+from crowdwatch.flow import CameraFlow
 from crowdwatch.frames import Frame
 from crowdwatch.inference.batcher import Batcher
 from crowdwatch.sinks.base import Result, Sink
@@ -81,7 +82,8 @@ class Worker:
     ``wake`` is the event the readers set when they have a new frame (the worker also polls every
     ``poll_s``). ``zones`` maps a camera id to its zones, exclusions, smoothing and alerts (a camera
     without an entry gets an empty :class:`CameraZones`: no exclusions, smoothed = raw count); points
-    inside an exclusion are removed from the result before anyone sees them. ``events`` receives
+    inside an exclusion are removed from the result before anyone sees them. ``flows`` maps a camera id
+    to its tracker, counting lines and zone stays (fed the counted points). ``events`` receives
     metrics. ``sinks`` are written from the sink runner's thread only; the caller opens and closes them.
     """
 
@@ -93,6 +95,7 @@ class Worker:
         sinks: Sequence[Sink] = (),
         events: WorkerEvents | None = None,
         zones: Mapping[str, CameraZones] | None = None,
+        flows: Mapping[str, CameraFlow] | None = None,
         max_batch: int = 4,
         max_wait_ms: float = 50.0,
         queue_size: int = 32,
@@ -105,6 +108,7 @@ class Worker:
         self.sinks = list(sinks)
         self.events: WorkerEvents = events if events is not None else NullWorkerEvents()
         self.zones = dict(zones or {})
+        self.flows = {camera: flow for camera, flow in (flows or {}).items() if flow.enabled}
         self.batcher = Batcher(max_batch, max_wait_ms / 1000.0, cameras=len(self.sources) or None)
         self.wake = wake if wake is not None else threading.Event()
         self.poll_s = poll_s
@@ -163,12 +167,14 @@ class Worker:
             points = np.asarray(prediction.points, dtype=np.float32).reshape(-1, 2)
             reading = zones.update(points, frame.captured_at)
             excluded = len(points) - reading.count
+            kept = points[reading.kept] if excluded else points
+            flow = self.flows.get(frame.camera)
             result = Result(
                 camera=frame.camera,
                 index=int(frame.index),
                 captured_at=frame.captured_at,
                 image=frame.image,
-                points=points[reading.kept] if excluded else points,
+                points=kept,
                 count=max(0, int(prediction.count) - excluded),
                 latency_s=max(0.0, self._clock() - frame.monotonic),
                 zone_counts=reading.counts,
@@ -176,6 +182,7 @@ class Worker:
                 smoothed_count=reading.smoothed,
                 zone_smoothed=reading.zone_smoothed,
                 alert_events=reading.changes,
+                flow=None if flow is None else flow.update(kept, frame.captured_at),
             )
             for event in result.alert_events:
                 logger.info(

@@ -8,10 +8,13 @@ from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
+# What tracking made of a frame (crossings, line totals, dwells, track tails): the flow's own record.
+from crowdwatch.flow import FlowReading
+
 # A zone's alert changing state on a frame: the zones' own record, handed to the sinks as it is.
 from crowdwatch.zones import AlertChange as AlertEvent
 
-__all__ = ["AlertEvent", "Result", "Sink", "SinkBase"]
+__all__ = ["AlertEvent", "FlowReading", "Result", "Sink", "SinkBase"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class Result:
     publication (monotonic clocks). ``zone_counts``/``zone_alerts`` follow the camera's zone order.
     ``smoothed_count``/``zone_smoothed`` are the counts over the camera's smoothing window (None/empty
     where nothing smooths them); ``alert_events`` are the alert transitions this frame completed.
+    ``flow`` is what tracking made of the frame (None for a camera without lines or dwell zones).
     """
 
     camera: str
@@ -37,6 +41,7 @@ class Result:
     smoothed_count: float | None = None
     zone_smoothed: dict[str, float] = field(default_factory=dict)
     alert_events: tuple[AlertEvent, ...] = ()
+    flow: FlowReading | None = None
 
     def __post_init__(self) -> None:
         if self.points.ndim != 2 or self.points.shape[1] != 2:

@@ -1,0 +1,215 @@
+"""Flow of one camera: its tracks, the crossings of its counting lines, and the time spent in zones.
+
+:class:`CameraFlow` is fed each frame's counted points (after exclusions) and capture time. It runs the
+camera's :class:`~crowdwatch.tracking.PointTracker`, advances every :class:`~crowdwatch.lines.LineCounter`
+with the confirmed tracks that moved, and keeps, per zone with dwell tracking, when each track entered.
+
+Dwell: a track is in a zone from the first frame its point is inside to the last frame it is inside;
+its dwell (last - first, capture seconds, so short by under one frame interval) is reported when it is
+first seen outside the zone again or when the track ends. ``dwell_alert_s``: the number of tracks in
+the zone now whose stay so far is at least that long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from crowdwatch.lines import CountingLine, Crossing, LineCounter
+from crowdwatch.tracking import PointTracker, TrackerSettings
+
+__all__ = ["CameraFlow", "Dwell", "FlowReading", "counting_lines", "flow_from_config"]
+
+
+class Zone(Protocol):
+    """A zone whose stays are measured (:class:`crowdwatch.zones.Zone`): its id and its membership test."""
+
+    @property
+    def id(self) -> str: ...
+
+    def contains(self, points: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Dwell:
+    """A track's stay in a zone that ended: ``seconds`` from its first to its last frame inside."""
+
+    zone: str
+    track: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FlowReading:
+    """What one frame did to a camera's flow.
+
+    ``crossings`` this frame; ``totals`` per line: ``(in, out)`` since the start; ``dwells`` stays that
+    ended this frame; ``lingering`` per zone with ``dwell_alert_s``: tracks inside for at least that
+    long; ``tails`` the recent positions of each confirmed live track (for drawing).
+    """
+
+    crossings: tuple[Crossing, ...] = ()
+    totals: dict[str, tuple[int, int]] = field(default_factory=dict)
+    dwells: tuple[Dwell, ...] = ()
+    lingering: dict[str, int] = field(default_factory=dict)
+    tails: tuple[tuple[tuple[float, float], ...], ...] = ()
+
+    def increments(self, line: str) -> tuple[int, int]:
+        """This frame's (in, out) crossings of ``line``."""
+        n_in = sum(1 for c in self.crossings if c.line == line and c.direction == "in")
+        n_out = sum(1 for c in self.crossings if c.line == line and c.direction == "out")
+        return n_in, n_out
+
+
+class CameraFlow:
+    """One camera's tracker, line counters and zone stays. Not thread-safe: one worker owns it.
+
+    ``dwell_zones`` are the zones whose stays are measured; ``dwell_alert_s`` maps some of them to the
+    stay after which a track counts as lingering.
+    """
+
+    def __init__(
+        self,
+        lines: Sequence[CountingLine] = (),
+        *,
+        dwell_zones: Sequence[Zone] = (),
+        dwell_alert_s: Mapping[str, float] | None = None,
+        tracker: TrackerSettings | None = None,
+    ) -> None:
+        self.tracker = PointTracker(tracker)
+        self.counters = [LineCounter(line) for line in lines]
+        ids = [line.id for line in lines]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"line ids must be unique per camera, but got {ids}")
+        self.dwell_zones = tuple(dwell_zones)
+        self.dwell_alert_s = dict(dwell_alert_s or {})
+        self._inside: dict[str, dict[int, tuple[float, float]]] = {z.id: {} for z in self.dwell_zones}
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything needs tracks (lines or zones whose stays are measured)."""
+        return bool(self.counters or self.dwell_zones)
+
+    def update(self, points: np.ndarray, t: float) -> FlowReading:
+        step = self.tracker.update(points, t)
+        crossings = []
+        for track, previous, position in step.moved:
+            for counter in self.counters:
+                crossing = counter.step(track, previous, position, t)
+                if crossing is not None:
+                    crossings.append(crossing)
+        for track in step.ended:
+            for counter in self.counters:
+                counter.forget(track)
+        dwells = self._dwell(step.moved, step.ended, t)
+        lingering = {
+            zone: sum(1 for first, _ in self._inside[zone].values() if t - first >= limit)
+            for zone, limit in self.dwell_alert_s.items()
+        }
+        return FlowReading(
+            crossings=tuple(crossings),
+            totals={c.line.id: (c.totals["in"], c.totals["out"]) for c in self.counters},
+            dwells=tuple(dwells),
+            lingering=lingering,
+            tails=tuple(tuple(track.tail) for track in step.active),
+        )
+
+    def _dwell(
+        self,
+        moved: Sequence[tuple[int, tuple[float, float], tuple[float, float]]],
+        ended: Sequence[int],
+        t: float,
+    ) -> list[Dwell]:
+        dwells: list[Dwell] = []
+        if not self.dwell_zones:
+            return dwells
+        ids = [track for track, _, _ in moved]
+        where = np.array([position for _, _, position in moved], dtype=np.float32).reshape(-1, 2)
+        for zone in self.dwell_zones:
+            inside = self._inside[zone.id]
+            flags = zone.contains(where) if len(where) else np.zeros(0, bool)
+            for track, is_in in zip(ids, flags, strict=True):
+                if is_in:
+                    first = inside.get(track, (t, t))[0]
+                    inside[track] = (first, t)
+                elif track in inside:
+                    first, last = inside.pop(track)
+                    dwells.append(Dwell(zone.id, track, last - first))
+            for track in ended:
+                if track in inside:
+                    first, last = inside.pop(track)
+                    dwells.append(Dwell(zone.id, track, last - first))
+        return dwells
+
+
+class LineSpec(Protocol):
+    """One counting line as the config gives it (``crowdwatch.config.flow.LineConfig``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def points(self) -> Sequence[Sequence[float]]: ...
+
+    @property
+    def in_name(self) -> str: ...
+
+    @property
+    def out_name(self) -> str: ...
+
+    @property
+    def band_px(self) -> float: ...
+
+
+class TrackingSpec(Protocol):
+    @property
+    def max_speed_px_s(self) -> float: ...
+
+    @property
+    def max_missed(self) -> int: ...
+
+
+class DwellZoneSpec(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def dwell(self) -> bool: ...
+
+    @property
+    def dwell_alert_s(self) -> float | None: ...
+
+
+def counting_lines(specs: Sequence[LineSpec]) -> list[CountingLine]:
+    """A camera's validated ``lines`` config as :class:`CountingLine` s."""
+    return [
+        CountingLine(
+            spec.id,
+            (float(spec.points[0][0]), float(spec.points[0][1])),
+            (float(spec.points[1][0]), float(spec.points[1][1])),
+            spec.in_name,
+            spec.out_name,
+            float(spec.band_px),
+        )
+        for spec in specs
+    ]
+
+
+def flow_from_config(
+    lines: Sequence[LineSpec],
+    tracking: TrackingSpec,
+    zone_specs: Sequence[DwellZoneSpec],
+    zones: Sequence[Zone],
+) -> CameraFlow:
+    """A camera's flow from its ``lines``, ``tracking`` and zones (``zones``: the built ones, same order)."""
+    by_id = {zone.id: zone for zone in zones}
+    dwell = [spec for spec in zone_specs if spec.dwell or spec.dwell_alert_s is not None]
+    return CameraFlow(
+        counting_lines(lines),
+        dwell_zones=[by_id[spec.id] for spec in dwell],
+        dwell_alert_s={spec.id: spec.dwell_alert_s for spec in dwell if spec.dwell_alert_s is not None},
+        tracker=TrackerSettings(max_speed_px_s=tracking.max_speed_px_s, max_missed=tracking.max_missed),
+    )

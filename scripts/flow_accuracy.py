@@ -1,0 +1,254 @@
+"""Accuracy of line crossings and tracks on the synthetic gate scene, against its ground truth.
+
+    PYTHONPATH=$PWD python scripts/flow_accuracy.py                  # packaged weights + noisy truth
+    PYTHONPATH=$PWD python scripts/flow_accuracy.py --source truth   # tracker alone (no model)
+    PYTHONPATH=$PWD python scripts/flow_accuracy.py --tracker norfair  # the same table with norfair
+
+Each density (people in view on average) gets one scene of ``--seconds``, rendered at 10 frames/s;
+the model's points on those frames are cached (``--cache``), and each sampling rate (1, 2, 5, 10
+frames/s) takes every 10/fps-th frame of them. ``truth`` points are the true head positions with
+Gaussian jitter (``--jitter`` px), each missed with probability ``--miss`` and a few false points
+added per frame (``--false-points``): the tracker's own error, apart from the detector's.
+
+Columns: true crossings of the gate (both directions), counted = those matched by a counted crossing
+of the same direction (within 1.5 s and 60 px along the line), false = counted crossings matched to
+none, ID switches = times a true person's confirmed track (matched within 2 head radii) differs from
+the one it had when last seen apart from everyone else (more than 2 head widths from any other head:
+heads drawn on top of each other are one point even in the truth, so a switch is judged once the
+two are apart again). Persons = true people seen apart and matched at least once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from crowdwatch.demo.gate import GateScene, TrueCrossing, gate_scene
+from crowdwatch.flow import CameraFlow
+from crowdwatch.lines import CountingLine, Crossing, LineCounter
+from crowdwatch.tracking import TrackerSettings
+
+BASE_FPS = 10
+
+
+@dataclass
+class Row:
+    source: str
+    people: int
+    fps: float
+    true: int
+    counted: int
+    false: int
+    switches: int
+    true_tracks: int
+
+    def cells(self) -> list[str]:
+        recall = 100.0 * self.counted / self.true if self.true else float("nan")
+        false = 100.0 * self.false / self.true if self.true else float("nan")
+        return [
+            self.source,
+            str(self.people),
+            f"{self.fps:g}",
+            str(self.true),
+            f"{self.counted} ({recall:.1f}%)",
+            f"{self.false} ({false:.1f}%)",
+            f"{self.switches} / {self.true_tracks}",
+        ]
+
+
+def detections(
+    scene: GateScene, times: np.ndarray, source: str, args: argparse.Namespace, seed: int
+) -> list[np.ndarray]:
+    """Points per frame: the model's on the rendered frames (cached), or jittered truth."""
+    if source == "truth":
+        rng = np.random.default_rng(seed)
+        out = []
+        for t in times:
+            _, points = scene.positions(float(t))
+            keep = rng.random(len(points)) >= args.miss
+            noisy = points[keep] + rng.normal(0, args.jitter, size=(int(keep.sum()), 2))
+            extra = rng.uniform([0, 0], [scene.width, scene.height], size=(rng.poisson(args.false_points), 2))
+            out.append(np.concatenate([noisy, extra]))
+        return out
+    cache = (
+        Path(args.cache)
+        / f"model-{scene.width}x{scene.height}-r{scene.radius}-p{seed}-s{args.seconds:g}-{args.backend}.npz"
+    )
+    if cache.exists():
+        data = np.load(cache)
+        return [data[f"f{i}"] for i in range(len(times))]
+    from crowdwatch.model import Predictor  # noqa: PLC0415 (torch only when the model runs)
+
+    predictor = Predictor.from_checkpoint(args.weights, backend=args.backend)
+    out = []
+    for i, t in enumerate(times):
+        out.append(np.asarray(predictor.predict([scene.render(float(t))])[0].points, dtype=np.float64))
+        if i % 50 == 0:
+            print(f"  model: frame {i}/{len(times)}", file=sys.stderr, flush=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(cache, **{f"f{i}": p for i, p in enumerate(out)})
+    return out
+
+
+def ours(
+    settings: TrackerSettings, line: CountingLine
+) -> Callable[[np.ndarray, float], tuple[list[Crossing], dict[int, np.ndarray]]]:
+    flow = CameraFlow([line], tracker=settings)
+
+    def step(points: np.ndarray, t: float) -> tuple[list[Crossing], dict[int, np.ndarray]]:
+        reading = flow.update(points, t)
+        seen = {
+            track.id: track.position
+            for track in flow.tracker.tracks
+            if track.hits >= settings.min_hits and track.seen_at == t
+        }
+        return list(reading.crossings), seen
+
+    return step
+
+
+def norfair_tracker(
+    settings: TrackerSettings, line: CountingLine, fps: float
+) -> Callable[[np.ndarray, float], tuple[list[Crossing], dict[int, np.ndarray]]]:
+    """norfair's Tracker (Kalman filter, euclidean distance) with the same gates per frame interval."""
+    from norfair import Detection, Tracker  # noqa: PLC0415 (optional, for comparison only)
+
+    tracker = Tracker(
+        distance_function="euclidean",
+        distance_threshold=settings.radius_px + settings.max_speed_px_s / fps,
+        hit_counter_max=settings.max_missed + 1,
+        initialization_delay=settings.min_hits - 1,
+    )
+    counter = LineCounter(line)
+    last: dict[int, tuple[float, float]] = {}
+
+    def step(points: np.ndarray, t: float) -> tuple[list[Crossing], dict[int, np.ndarray]]:
+        objects = tracker.update([Detection(points=p.reshape(1, 2)) for p in points])
+        crossings, seen = [], {}
+        for obj in objects:
+            if obj.last_detection is None or obj.time_since_last_detection > 0:
+                continue
+            where = obj.last_detection.points[0].astype(float)
+            pos = (float(where[0]), float(where[1]))
+            prev = last.get(obj.id, pos)
+            crossing = counter.step(obj.id, prev, pos, t)
+            if crossing is not None:
+                crossings.append(crossing)
+            last[obj.id] = pos
+            seen[obj.id] = where
+        return crossings, seen
+
+    return step
+
+
+def score(
+    scene: GateScene,
+    line: CountingLine,
+    times: np.ndarray,
+    points: list[np.ndarray],
+    make: Callable[[], Callable[[np.ndarray, float], tuple[list[Crossing], dict[int, np.ndarray]]]],
+) -> tuple[int, int, int, int, int]:
+    step = make()
+    counted: list[Crossing] = []
+    owner: dict[int, int] = {}
+    switches = 0
+    for t, pts in zip(times, points, strict=True):
+        crossings, seen = step(pts, float(t))
+        counted += crossings
+        ids, truth = scene.positions(float(t))
+        if seen and len(truth):
+            track_ids = list(seen)
+            where = np.array([seen[i] for i in track_ids])
+            dist = np.linalg.norm(truth[:, None, :] - where[None, :, :], axis=2)
+            rows, cols = linear_sum_assignment(dist)
+            apart = np.linalg.norm(truth[:, None, :] - truth[None, :, :], axis=2)
+            np.fill_diagonal(apart, np.inf)
+            isolated = apart.min(axis=1) > 4 * scene.radius
+            for r, c in zip(rows, cols, strict=True):
+                if dist[r, c] <= 2 * scene.radius and isolated[r]:
+                    person, track = int(ids[r]), track_ids[c]
+                    if person in owner and owner[person] != track:
+                        switches += 1
+                    owner[person] = track
+    truth_crossings = scene.crossings(line, float(times[0]), float(times[-1]))
+    matched = match(truth_crossings, counted, line)
+    return len(truth_crossings), matched, len(counted) - matched, switches, len(owner)
+
+
+def match(truth: list[TrueCrossing], counted: list[Crossing], line: CountingLine) -> int:
+    """Crossings paired 1:1 by direction, time (counted 0-1.5 s after) and place along the line."""
+    if not truth or not counted:
+        return 0
+    ux, uy = (line.b[0] - line.a[0]) / line.length, (line.b[1] - line.a[1]) / line.length
+    cost = np.full((len(truth), len(counted)), 1e9)
+    for i, tc in enumerate(truth):
+        for j, c in enumerate(counted):
+            dt = c.at - tc.at
+            along = abs((c.point[0] - tc.point[0]) * ux + (c.point[1] - tc.point[1]) * uy)
+            if c.direction == tc.direction and -0.05 <= dt <= 1.5 and along <= 60:
+                cost[i, j] = dt + along / 60
+    rows, cols = linear_sum_assignment(cost)
+    return int(sum(cost[r, c] < 1e9 for r, c in zip(rows, cols, strict=True)))
+
+
+def rows(args: argparse.Namespace) -> Iterator[Row]:
+    settings = TrackerSettings()
+    for people in args.people:
+        scene = gate_scene(
+            width=args.width,
+            height=args.height,
+            seconds=args.seconds,
+            people=people,
+            radius=args.radius,
+            seed=people,
+        )
+        line = scene.line
+        times = np.arange(0, args.seconds, 1 / BASE_FPS)
+        for source in args.source:
+            points = detections(scene, times, source, args, people)
+            for fps in args.fps:
+                every = max(1, round(BASE_FPS / fps))
+                sub_t, sub_p = times[::every], points[::every]
+                if args.tracker == "norfair":
+                    make = lambda: norfair_tracker(settings, line, fps)  # noqa: E731, B023
+                else:
+                    make = lambda: ours(settings, line)  # noqa: E731, B023
+                true, counted, false, switches, tracks = score(scene, line, sub_t, sub_p, make)
+                yield Row(source, people, fps, true, counted, false, switches, tracks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--source", nargs="+", choices=("truth", "model"), default=["truth", "model"])
+    parser.add_argument("--tracker", choices=("crowdwatch", "norfair"), default="crowdwatch")
+    parser.add_argument("--people", nargs="+", type=int, default=[10, 30, 60])
+    parser.add_argument("--fps", nargs="+", type=float, default=[1, 2, 5, 10])
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--radius", type=int, default=7, help="head radius in px")
+    parser.add_argument("--jitter", type=float, default=2.0, help="truth: px of Gaussian jitter")
+    parser.add_argument("--miss", type=float, default=0.05, help="truth: chance a head is missed")
+    parser.add_argument("--false-points", type=float, default=0.5, help="truth: false points per frame")
+    parser.add_argument("--weights", default="default")
+    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--cache", default="runs/flow_accuracy")
+    args = parser.parse_args()
+    header = ["source", "people", "fps", "true crossings", "counted", "false", "ID switches / persons"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows(args):
+        print("| " + " | ".join(row.cells()) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
