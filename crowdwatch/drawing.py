@@ -140,7 +140,7 @@ def draw_annotations(
 
 def draw_tails(image: np.ndarray, tails: Sequence[Sequence[tuple[float, float]]]) -> np.ndarray:
     """Each track's recent positions as a thin polyline (in place)."""
-    thickness = max(1, round(min(image.shape[:2]) / 500))
+    thickness = max(2, round(min(image.shape[:2]) / 360))
     paths = [
         np.round(np.asarray(t, np.float32)).astype(np.int32).reshape(-1, 1, 2) for t in tails if len(t) > 1
     ]

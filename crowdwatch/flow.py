@@ -128,12 +128,18 @@ class CameraFlow:
             return dwells
         ids = [track for track, _, _ in moved]
         where = np.array([position for _, _, position in moved], dtype=np.float32).reshape(-1, 2)
+        # a track confirmed on this frame was already there on its first frame(s): its stay starts then
+        tracks = {track.id: track for track in self.tracker.tracks}
+        new = [tracks[i].hits == self.tracker.settings.min_hits for i in ids]
+        before = np.array([previous for _, previous, _ in moved], dtype=np.float32).reshape(-1, 2)
         for zone in self.dwell_zones:
             inside = self._inside[zone.id]
             flags = zone.contains(where) if len(where) else np.zeros(0, bool)
-            for track, is_in in zip(ids, flags, strict=True):
+            was_in = zone.contains(before) if len(before) else np.zeros(0, bool)
+            for track, is_in, fresh, born_in in zip(ids, flags, new, was_in, strict=True):
                 if is_in:
-                    first = inside.get(track, (t, t))[0]
+                    start = tracks[track].born_at if fresh and born_in else t
+                    first = inside.get(track, (start, t))[0]
                     inside[track] = (first, t)
                 elif track in inside:
                     first, last = inside.pop(track)

@@ -4,11 +4,12 @@
     PYTHONPATH=$PWD python scripts/flow_accuracy.py --source truth   # tracker alone (no model)
     PYTHONPATH=$PWD python scripts/flow_accuracy.py --tracker norfair  # the same table with norfair
 
-Each density (people in view on average) gets one scene of ``--seconds``, rendered at 10 frames/s;
-the model's points on those frames are cached (``--cache``), and each sampling rate (1, 2, 5, 10
-frames/s) takes every 10/fps-th frame of them. ``truth`` points are the true head positions with
-Gaussian jitter (``--jitter`` px), each missed with probability ``--miss`` and a few false points
-added per frame (``--false-points``): the tracker's own error, apart from the detector's.
+Each density (people in view on average) gets one scene of ``--seconds``, rendered at ``--base-fps``
+(10 frames/s); the model's points on those frames are cached (``--cache``), and each sampling rate
+(1, 2, 5, 10 frames/s) takes every base/fps-th frame of them (rates that are no whole step are left
+out). ``truth`` points are the true head positions with Gaussian jitter (``--jitter`` px), each missed
+with probability ``--miss`` and a few false points added per frame (``--false-points``): the
+tracker's own error, apart from the detector's.
 
 Columns: true crossings of the gate (both directions), counted = those matched by a counted crossing
 of the same direction (within 1.5 s and 60 px along the line), false = counted crossings matched to
@@ -33,8 +34,6 @@ from crowdwatch.demo.gate import GateScene, TrueCrossing, gate_scene
 from crowdwatch.flow import CameraFlow
 from crowdwatch.lines import CountingLine, Crossing, LineCounter
 from crowdwatch.tracking import TrackerSettings
-
-BASE_FPS = 10
 
 
 @dataclass
@@ -76,10 +75,8 @@ def detections(
             extra = rng.uniform([0, 0], [scene.width, scene.height], size=(rng.poisson(args.false_points), 2))
             out.append(np.concatenate([noisy, extra]))
         return out
-    cache = (
-        Path(args.cache)
-        / f"model-{scene.width}x{scene.height}-r{scene.radius}-p{seed}-s{args.seconds:g}-{args.backend}.npz"
-    )
+    name = f"model-{scene.width}x{scene.height}-r{scene.radius}-p{seed}-s{args.seconds:g}"
+    cache = Path(args.cache) / f"{name}-b{args.base_fps:g}-{args.backend}.npz"
     if cache.exists():
         data = np.load(cache)
         return [data[f"f{i}"] for i in range(len(times))]
@@ -89,7 +86,7 @@ def detections(
     out = []
     for i, t in enumerate(times):
         out.append(np.asarray(predictor.predict([scene.render(float(t))])[0].points, dtype=np.float64))
-        if i % 50 == 0:
+        if i % 10 == 0:
             print(f"  model: frame {i}/{len(times)}", file=sys.stderr, flush=True)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(cache, **{f"f{i}": p for i, p in enumerate(out)})
@@ -209,11 +206,13 @@ def rows(args: argparse.Namespace) -> Iterator[Row]:
             seed=people,
         )
         line = scene.line
-        times = np.arange(0, args.seconds, 1 / BASE_FPS)
+        times = np.arange(0, args.seconds, 1 / args.base_fps)
         for source in args.source:
             points = detections(scene, times, source, args, people)
             for fps in args.fps:
-                every = max(1, round(BASE_FPS / fps))
+                every = round(args.base_fps / fps)
+                if every < 1 or abs(every * fps - args.base_fps) > 1e-6:
+                    continue  # not a whole step of the rendered frames
                 sub_t, sub_p = times[::every], points[::every]
                 if args.tracker == "norfair":
                     make = lambda: norfair_tracker(settings, line, fps)  # noqa: E731, B023
@@ -232,6 +231,7 @@ def main() -> int:
     parser.add_argument("--people", nargs="+", type=int, default=[10, 30, 60])
     parser.add_argument("--fps", nargs="+", type=float, default=[1, 2, 5, 10])
     parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--base-fps", type=float, default=10.0, help="rate the frames are rendered at")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--radius", type=int, default=7, help="head radius in px")

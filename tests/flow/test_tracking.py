@@ -1,0 +1,109 @@
+"""The point tracker: identities kept through motion, missed detections and crowds; tracks end and
+confirm as documented; the grouped assignment equals one assignment over everything."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from crowdwatch.tracking import PointTracker, TrackerSettings
+
+
+def walk(tracker: PointTracker, frames: list[np.ndarray], fps: float) -> list[dict[int, tuple[float, float]]]:
+    """Each frame's confirmed tracks seen on it: id -> position."""
+    out = []
+    for i, points in enumerate(frames):
+        tracker.update(points, i / fps)
+        out.append(
+            {
+                t.id: (float(t.position[0]), float(t.position[1]))
+                for t in tracker.tracks
+                if t.hits >= tracker.settings.min_hits and t.seen_at == i / fps
+            }
+        )
+    return out
+
+
+def test_one_walker_keeps_its_id_and_is_confirmed_on_its_second_frame() -> None:
+    tracker = PointTracker()
+    steps = [tracker.update(np.array([[10.0 + 100 * i / 5, 50.0]]), i / 5) for i in range(10)]
+    assert steps[0].moved == ()  # one sighting: not confirmed yet
+    assert steps[1].moved == (
+        (1, (10.0, 50.0), (30.0, 50.0)),
+    )  # confirmed: its first position is its previous
+    assert {track.id for step in steps for track in step.active} == {1}
+
+
+def test_a_track_survives_max_missed_frames_then_ends() -> None:
+    tracker = PointTracker(TrackerSettings(max_missed=2))
+    points = [np.array([[100.0 + 20 * i, 50.0]]) for i in range(8)]
+    for i in (0, 1, 2):
+        tracker.update(points[i], i / 5)
+    tracker.update(np.zeros((0, 2)), 3 / 5)
+    tracker.update(np.zeros((0, 2)), 4 / 5)
+    step = tracker.update(points[5], 5 / 5)  # two frames missed, then seen where it walked to
+    assert [m[0] for m in step.moved] == [1]
+    assert step.moved[0][1] == (140.0, 50.0)  # judged from its last observed position
+    for i in (6, 7, 8):
+        step = tracker.update(np.zeros((0, 2)), i / 5)
+    assert step.ended == (1,) and tracker.tracks == []
+
+
+def test_an_unconfirmed_point_never_reports() -> None:
+    tracker = PointTracker(TrackerSettings(min_hits=2, max_missed=0))
+    step = tracker.update(np.array([[5.0, 5.0]]), 0.0)
+    step2 = tracker.update(np.zeros((0, 2)), 0.2)
+    assert step.moved == step2.moved == step2.ended == () and tracker.tracks == []
+
+
+def test_two_people_passing_close_keep_their_ids() -> None:
+    # Opposite directions on parallel paths 12 px apart, 120 px/s, 5 frames/s: 24 px per frame each.
+    frames = [np.array([[20.0 + 24 * i, 100.0], [260.0 - 24 * i, 112.0]]) for i in range(11)]
+    seen = walk(PointTracker(), frames, 5.0)
+    first = {pos[0] < 150: tid for tid, pos in seen[1].items()}
+    for frame in seen[1:]:
+        for tid, (_x, y) in frame.items():
+            assert (tid == first[True]) == (y == 100.0)  # the id on the upper path is always the same one
+
+
+@pytest.mark.parametrize("n", [30, 300])
+def test_a_moving_crowd_keeps_every_id(n: int) -> None:
+    # A crowd on a grid 40 px apart flowing one way (each +-30 degrees off it) at 80-100 px/s, sampled
+    # at 5 frames/s: up to 20 px per frame, half the spacing: every id must hold on every frame.
+    rng = np.random.default_rng(n)
+    side = int(np.ceil(np.sqrt(n)))
+    start = np.stack(np.meshgrid(np.arange(side) * 40.0, np.arange(side) * 40.0), -1).reshape(-1, 2)[:n]
+    angle = 0.7 + rng.uniform(-np.pi / 6, np.pi / 6, n)
+    velocity = rng.uniform(80, 100, (n, 1)) * np.stack([np.cos(angle), np.sin(angle)], 1)
+    frames = [start + velocity * (i / 5) for i in range(6)]
+    tracker = PointTracker()
+    ids = []
+    for i, points in enumerate(frames):
+        tracker.update(points, i / 5)
+        by_place = {tuple(t.position): t.id for t in tracker.tracks}
+        ids.append([by_place[tuple(p)] for p in points])
+    assert all(row == ids[0] for row in ids)
+
+
+def test_grouped_assignment_equals_one_global_assignment() -> None:
+    rng = np.random.default_rng(3)
+    tracker = PointTracker(TrackerSettings(max_speed_px_s=100.0, radius_px=0.0, min_hits=1))
+    before = rng.uniform(0, 400, (80, 2))
+    tracker.update(before, 0.0)
+    after = before + rng.normal(0, 6, before.shape)
+    rng.shuffle(after)
+    pairs = tracker._match(after, 0.2)  # gates of 20 px: groups of a few tracks
+    cost = np.linalg.norm(before[:, None] - after[None], axis=2)
+    cost[cost > 20] = 1e9
+    rows, cols = linear_sum_assignment(cost)
+    expected = {(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < 1e9}
+    assert set(pairs) == expected
+    assert abs(sum(cost[r, c] for r, c in pairs) - sum(cost[r, c] for r, c in expected)) < 1e-9
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_speed_px_s"):
+        TrackerSettings(max_speed_px_s=-1)
+    with pytest.raises(ValueError, match="min_hits"):
+        TrackerSettings(min_hits=0)
