@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from crowdwatch.lines import CountingLine, Crossing, LineCounter
-from crowdwatch.tracking import PointTracker, TrackerSettings
+from crowdwatch.tracking import PointTracker, TrackerSettings, TrackStep
 
 __all__ = ["CameraFlow", "Dwell", "FlowReading", "counting_lines", "flow_from_config"]
 
@@ -96,49 +96,42 @@ class CameraFlow:
     def update(self, points: np.ndarray, t: float) -> FlowReading:
         step = self.tracker.update(points, t)
         crossings = []
-        for track, previous, position in step.moved:
-            for counter in self.counters:
-                crossing = counter.step(track, previous, position, t)
-                if crossing is not None:
-                    crossings.append(crossing)
-        for track in step.ended:
-            for counter in self.counters:
-                counter.forget(track)
-        dwells = self._dwell(step.moved, step.ended, t)
+        for counter in self.counters:
+            crossings += counter.advance(step.ids, step.previous, step.positions, t)
+            counter.forget(step.ended)
+        dwells = self._dwell(step, t)
         lingering = {
             zone: sum(1 for first, _ in self._inside[zone].values() if t - first >= limit)
             for zone, limit in self.dwell_alert_s.items()
         }
+        confirmed = np.flatnonzero(self.tracker.confirmed).tolist()
         return FlowReading(
-            crossings=tuple(crossings),
+            crossings=tuple(sorted(crossings, key=lambda c: c.track)),
             totals={c.line.id: (c.totals["in"], c.totals["out"]) for c in self.counters},
             dwells=tuple(dwells),
             lingering=lingering,
-            tails=tuple(tuple(track.tail) for track in step.active),
+            tails=tuple(tuple(self.tracker.tails[row]) for row in confirmed),
         )
 
-    def _dwell(
-        self,
-        moved: Sequence[tuple[int, tuple[float, float], tuple[float, float]]],
-        ended: Sequence[int],
-        t: float,
-    ) -> list[Dwell]:
+    def _dwell(self, step: TrackStep, t: float) -> list[Dwell]:
         dwells: list[Dwell] = []
         if not self.dwell_zones:
             return dwells
-        ids = [track for track, _, _ in moved]
-        where = np.array([position for _, _, position in moved], dtype=np.float32).reshape(-1, 2)
+        tracker = self.tracker
+        ids = step.ids.tolist()
         # a track confirmed on this frame was already there on its first frame(s): its stay starts then
-        tracks = {track.id: track for track in self.tracker.tracks}
-        new = [tracks[i].hits == self.tracker.settings.min_hits for i in ids]
-        before = np.array([previous for _, previous, _ in moved], dtype=np.float32).reshape(-1, 2)
+        row_of = {track: row for row, track in enumerate(tracker.ids.tolist())}
+        rows = [row_of[track] for track in ids]
+        fresh = (tracker.hits[rows] == tracker.settings.min_hits).tolist()
+        born = tracker.born_at[rows].tolist()
+        ended = step.ended.tolist()
         for zone in self.dwell_zones:
             inside = self._inside[zone.id]
-            flags = zone.contains(where) if len(where) else np.zeros(0, bool)
-            was_in = zone.contains(before) if len(before) else np.zeros(0, bool)
-            for track, is_in, fresh, born_in in zip(ids, flags, new, was_in, strict=True):
-                if is_in:
-                    start = tracks[track].born_at if fresh and born_in else t
+            flags = zone.contains(step.positions.astype(np.float32)).tolist() if ids else []
+            was_in = zone.contains(step.previous.astype(np.float32)).tolist() if ids else []
+            for k, track in enumerate(ids):
+                if flags[k]:
+                    start = born[k] if fresh[k] and was_in[k] else t
                     first = inside.get(track, (start, t))[0]
                     inside[track] = (first, t)
                 elif track in inside:

@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 __all__ = ["Crossing", "CountingLine", "LineCounter"]
 
 Direction = Literal["in", "out"]
@@ -91,30 +93,50 @@ class LineCounter:
     def __init__(self, line: CountingLine) -> None:
         self.line = line
         self.totals: dict[Direction, int] = {"in": 0, "out": 0}
-        self._state: dict[int, tuple[int, tuple[float, float]]] = {}  # track -> (side, where last on it)
+        # track -> (side, x, y): its last side beyond the band, and where it last was on it
+        self._state: dict[int, tuple[int, float, float]] = {}
 
     def step(
         self, track: int, previous: tuple[float, float], position: tuple[float, float], at: float
     ) -> Crossing | None:
         """Advance ``track`` from ``previous`` to ``position`` (seen at ``at``); the crossing, if any."""
-        line = self.line
-        state = self._state.get(track)
-        if state is None:
-            side = line.side(previous)
-            if side:
-                state = (side, previous)
-        new_side = line.side(position)
-        if new_side == 0:
-            if state is not None:
-                self._state[track] = state
-            return None
-        crossing = None
-        if state is not None and state[0] != new_side and line.cuts(state[1], position):
-            direction: Direction = "in" if state[0] < 0 else "out"
-            self.totals[direction] += 1
-            crossing = Crossing(line.id, direction, line.direction_name(direction), track, at, position)
-        self._state[track] = (new_side, position)
-        return crossing
+        crossings = self.advance(np.array([track]), np.array([previous]), np.array([position]), at)
+        return crossings[0] if crossings else None
 
-    def forget(self, track: int) -> None:
-        self._state.pop(track, None)
+    def advance(
+        self, tracks: np.ndarray, previous: np.ndarray, positions: np.ndarray, at: float
+    ) -> list[Crossing]:
+        """Advance each of ``tracks`` from its ``previous`` to its ``positions`` row; the crossings."""
+        if not len(tracks):
+            return []
+        line = self.line
+        sides_new = self._sides(positions)
+        sides_prev = self._sides(previous)
+        state = self._state
+        crossings = []
+        for k, (track, new_side) in enumerate(zip(tracks.tolist(), sides_new.tolist(), strict=True)):
+            known = state.get(track)
+            if known is None and sides_prev[k]:
+                known = (int(sides_prev[k]), float(previous[k, 0]), float(previous[k, 1]))
+                state[track] = known
+            if new_side == 0:
+                continue
+            x, y = float(positions[k, 0]), float(positions[k, 1])
+            if known is not None and known[0] != new_side and line.cuts((known[1], known[2]), (x, y)):
+                direction: Direction = "in" if known[0] < 0 else "out"
+                self.totals[direction] += 1
+                crossings.append(
+                    Crossing(line.id, direction, line.direction_name(direction), track, at, (x, y))
+                )
+            state[track] = (new_side, x, y)
+        return crossings
+
+    def _sides(self, points: np.ndarray) -> np.ndarray:
+        (ax, ay), (bx, by) = self.line.a, self.line.b
+        offset = ((bx - ax) * (points[:, 1] - ay) - (by - ay) * (points[:, 0] - ax)) / self.line.length
+        band = self.line.band_px
+        return np.where(offset < -band, -1, np.where(offset > band, 1, 0))
+
+    def forget(self, tracks: np.ndarray) -> None:
+        for track in np.asarray(tracks).reshape(-1).tolist():
+            self._state.pop(track, None)

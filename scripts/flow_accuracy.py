@@ -100,11 +100,9 @@ def ours(
 
     def step(points: np.ndarray, t: float) -> tuple[list[Crossing], dict[int, np.ndarray]]:
         reading = flow.update(points, t)
-        seen = {
-            track.id: track.position
-            for track in flow.tracker.tracks
-            if track.hits >= settings.min_hits and track.seen_at == t
-        }
+        tracker = flow.tracker
+        here = tracker.confirmed & (tracker.seen_at == t)
+        seen = dict(zip(tracker.ids[here].tolist(), tracker.position[here], strict=True))
         return list(reading.crossings), seen
 
     return step
@@ -134,7 +132,7 @@ def norfair_tracker(
             where = obj.last_detection.points[0].astype(float)
             pos = (float(where[0]), float(where[1]))
             prev = last.get(obj.id, pos)
-            crossing = counter.step(obj.id, prev, pos, t)
+            crossing = counter.step(int(obj.id), prev, pos, t)
             if crossing is not None:
                 crossings.append(crossing)
             last[obj.id] = pos

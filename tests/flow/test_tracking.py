@@ -15,12 +15,9 @@ def walk(tracker: PointTracker, frames: list[np.ndarray], fps: float) -> list[di
     out = []
     for i, points in enumerate(frames):
         tracker.update(points, i / fps)
+        here = tracker.confirmed & (tracker.seen_at == i / fps)
         out.append(
-            {
-                t.id: (float(t.position[0]), float(t.position[1]))
-                for t in tracker.tracks
-                if t.hits >= tracker.settings.min_hits and t.seen_at == i / fps
-            }
+            {int(k): (float(x), float(y)) for k, (x, y) in zip(tracker.ids[here], tracker.position[here])}
         )
     return out
 
@@ -28,11 +25,10 @@ def walk(tracker: PointTracker, frames: list[np.ndarray], fps: float) -> list[di
 def test_one_walker_keeps_its_id_and_is_confirmed_on_its_second_frame() -> None:
     tracker = PointTracker()
     steps = [tracker.update(np.array([[10.0 + 100 * i / 5, 50.0]]), i / 5) for i in range(10)]
-    assert steps[0].moved == ()  # one sighting: not confirmed yet
-    assert steps[1].moved == (
-        (1, (10.0, 50.0), (30.0, 50.0)),
-    )  # confirmed: its first position is its previous
-    assert {track.id for step in steps for track in step.active} == {1}
+    assert len(steps[0].ids) == 0  # one sighting: not confirmed yet
+    assert steps[1].ids.tolist() == [1]  # confirmed: its first position is its previous
+    assert steps[1].previous.tolist() == [[10.0, 50.0]] and steps[1].positions.tolist() == [[30.0, 50.0]]
+    assert all(step.ids.tolist() == [1] for step in steps[1:]) and tracker.ids.tolist() == [1]
 
 
 def test_a_track_survives_max_missed_frames_then_ends() -> None:
@@ -43,18 +39,18 @@ def test_a_track_survives_max_missed_frames_then_ends() -> None:
     tracker.update(np.zeros((0, 2)), 3 / 5)
     tracker.update(np.zeros((0, 2)), 4 / 5)
     step = tracker.update(points[5], 5 / 5)  # two frames missed, then seen where it walked to
-    assert [m[0] for m in step.moved] == [1]
-    assert step.moved[0][1] == (140.0, 50.0)  # judged from its last observed position
+    assert step.ids.tolist() == [1]
+    assert step.previous.tolist() == [[140.0, 50.0]]  # judged from its last observed position
     for i in (6, 7, 8):
         step = tracker.update(np.zeros((0, 2)), i / 5)
-    assert step.ended == (1,) and tracker.tracks == []
+    assert step.ended.tolist() == [1] and len(tracker.ids) == 0
 
 
 def test_an_unconfirmed_point_never_reports() -> None:
     tracker = PointTracker(TrackerSettings(min_hits=2, max_missed=0))
     step = tracker.update(np.array([[5.0, 5.0]]), 0.0)
     step2 = tracker.update(np.zeros((0, 2)), 0.2)
-    assert step.moved == step2.moved == step2.ended == () and tracker.tracks == []
+    assert len(step.ids) == len(step2.ids) == len(step2.ended) == len(tracker.ids) == 0
 
 
 def test_two_people_passing_close_keep_their_ids() -> None:
@@ -81,23 +77,24 @@ def test_a_moving_crowd_keeps_every_id(n: int) -> None:
     ids = []
     for i, points in enumerate(frames):
         tracker.update(points, i / 5)
-        by_place = {tuple(t.position): t.id for t in tracker.tracks}
+        by_place = {tuple(p): int(k) for k, p in zip(tracker.ids, tracker.position.tolist())}
         ids.append([by_place[tuple(p)] for p in points])
     assert all(row == ids[0] for row in ids)
 
 
-def test_grouped_assignment_equals_one_global_assignment() -> None:
+def test_sparse_assignment_equals_one_dense_assignment() -> None:
     rng = np.random.default_rng(3)
     tracker = PointTracker(TrackerSettings(max_speed_px_s=100.0, radius_px=0.0, min_hits=1))
     before = rng.uniform(0, 400, (80, 2))
     tracker.update(before, 0.0)
     after = before + rng.normal(0, 6, before.shape)
     rng.shuffle(after)
-    pairs = tracker._match(after, 0.2)  # gates of 20 px: groups of a few tracks
+    rows, cols = tracker._match(after, 0.2)  # gates of 20 px
+    pairs = list(zip(rows.tolist(), cols.tolist()))
     cost = np.linalg.norm(before[:, None] - after[None], axis=2)
     cost[cost > 20] = 1e9
-    rows, cols = linear_sum_assignment(cost)
-    expected = {(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < 1e9}
+    dense_rows, dense_cols = linear_sum_assignment(cost)
+    expected = {(int(r), int(c)) for r, c in zip(dense_rows, dense_cols, strict=True) if cost[r, c] < 1e9}
     assert set(pairs) == expected
     assert abs(sum(cost[r, c] for r, c in pairs) - sum(cost[r, c] for r, c in expected)) < 1e-9
 
