@@ -12,7 +12,7 @@ with probability ``--miss`` and a few false points added per frame (``--false-po
 tracker's own error, apart from the detector's.
 
 Columns: true crossings of the gate (both directions), counted = those matched by a counted crossing
-of the same direction (within 1.5 s and 60 px along the line), false = counted crossings matched to
+of the same direction (seen at most 1 s + 4 frame intervals later, within 60 px along the line), false = counted crossings matched to
 none, ID switches = times a true person's confirmed track (matched within 2 head radii) differs from
 the one it had when last seen apart from everyone else (more than 2 head widths from any other head:
 heads drawn on top of each other are one point even in the truth, so a switch is judged once the
@@ -172,12 +172,13 @@ def score(
                         switches += 1
                     owner[person] = track
     truth_crossings = scene.crossings(line, float(times[0]), float(times[-1]))
-    matched = match(truth_crossings, counted, line)
+    interval = float(times[1] - times[0]) if len(times) > 1 else 1.0
+    matched = match(truth_crossings, counted, line, late_s=1.0 + 4 * interval)
     return len(truth_crossings), matched, len(counted) - matched, switches, len(owner)
 
 
-def match(truth: list[TrueCrossing], counted: list[Crossing], line: CountingLine) -> int:
-    """Crossings paired 1:1 by direction, time (counted 0-1.5 s after) and place along the line."""
+def match(truth: list[TrueCrossing], counted: list[Crossing], line: CountingLine, late_s: float) -> int:
+    """Crossings paired 1:1 by direction, time (counted 0 to ``late_s`` after) and place along the line."""
     if not truth or not counted:
         return 0
     ux, uy = (line.b[0] - line.a[0]) / line.length, (line.b[1] - line.a[1]) / line.length
@@ -186,20 +187,21 @@ def match(truth: list[TrueCrossing], counted: list[Crossing], line: CountingLine
         for j, c in enumerate(counted):
             dt = c.at - tc.at
             along = abs((c.point[0] - tc.point[0]) * ux + (c.point[1] - tc.point[1]) * uy)
-            if c.direction == tc.direction and -0.05 <= dt <= 1.5 and along <= 60:
+            if c.direction == tc.direction and -0.05 <= dt <= late_s and along <= 60:
                 cost[i, j] = dt + along / 60
     rows, cols = linear_sum_assignment(cost)
     return int(sum(cost[r, c] < 1e9 for r, c in zip(rows, cols, strict=True)))
 
 
 def rows(args: argparse.Namespace) -> Iterator[Row]:
-    settings = TrackerSettings()
+    settings = TrackerSettings(max_speed_px_s=args.max_speed, max_missed=args.max_missed)
     for people in args.people:
         scene = gate_scene(
             width=args.width,
             height=args.height,
             seconds=args.seconds,
             people=people,
+            speed_px_s=(args.speed[0], args.speed[1]),
             radius=args.radius,
             seed=people,
         )
@@ -233,6 +235,9 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--radius", type=int, default=7, help="head radius in px")
+    parser.add_argument("--speed", nargs=2, type=float, default=[70.0, 130.0], help="walking speeds, px/s")
+    parser.add_argument("--max-speed", type=float, default=150.0, help="tracking.max_speed_px_s")
+    parser.add_argument("--max-missed", type=int, default=2, help="tracking.max_missed")
     parser.add_argument("--jitter", type=float, default=2.0, help="truth: px of Gaussian jitter")
     parser.add_argument("--miss", type=float, default=0.05, help="truth: chance a head is missed")
     parser.add_argument("--false-points", type=float, default=0.5, help="truth: false points per frame")

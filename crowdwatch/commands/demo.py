@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from crowdwatch.demo import DEFAULT_PATH, make_demo_clip
+from crowdwatch.demo.gate import GATE_PATH, make_gate_clip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT (default 640x360)")
     parser.add_argument("--fps", type=float, default=10.0)
+    parser.add_argument(
+        "--gate",
+        default=str(GATE_PATH),
+        help=f"also write the gate clip for the demo's counting line here (default {GATE_PATH}; '' = no)",
+    )
+    parser.add_argument(
+        "--truth", action="store_true", help="write the gate clip's true crossings and tracks beside it (CSV)"
+    )
     return parser
 
 
@@ -34,4 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size must look like 640x360, but got {args.size!r}")
     path = make_demo_clip(args.path, width=width, height=height, seconds=args.seconds, fps=args.fps)
     print(f"wrote {path}")
+    if args.gate:
+        gate = make_gate_clip(Path(args.gate), fps=args.fps, truth=args.truth)
+        print(f"wrote {gate}")
     return 0
