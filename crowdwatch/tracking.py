@@ -39,7 +39,8 @@ _EMPTY_IDS = np.zeros(0, np.int64)
 class TrackerSettings:
     """How far a head may move: ``max_speed_px_s`` (a new track), ``accel_px_s`` (around the
     prediction of a moving one; None = 0.8 x ``max_speed_px_s``), plus ``radius_px`` of point jitter;
-    ``max_missed`` frames a track survives unseen; ``min_hits`` matches before it is confirmed; ``tail`` positions kept for drawing."""
+    ``max_missed`` frames a track survives unseen; ``min_hits`` matches before it is confirmed;
+    ``tail`` positions kept for drawing."""
 
     max_speed_px_s: float = 150.0
     accel_px_s: float | None = None

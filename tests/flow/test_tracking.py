@@ -17,7 +17,10 @@ def walk(tracker: PointTracker, frames: list[np.ndarray], fps: float) -> list[di
         tracker.update(points, i / fps)
         here = tracker.confirmed & (tracker.seen_at == i / fps)
         out.append(
-            {int(k): (float(x), float(y)) for k, (x, y) in zip(tracker.ids[here], tracker.position[here])}
+            {
+                int(k): (float(x), float(y))
+                for k, (x, y) in zip(tracker.ids[here], tracker.position[here], strict=True)
+            }
         )
     return out
 
@@ -77,7 +80,7 @@ def test_a_moving_crowd_keeps_every_id(n: int) -> None:
     ids = []
     for i, points in enumerate(frames):
         tracker.update(points, i / 5)
-        by_place = {tuple(p): int(k) for k, p in zip(tracker.ids, tracker.position.tolist())}
+        by_place = {tuple(p): int(k) for k, p in zip(tracker.ids, tracker.position.tolist(), strict=True)}
         ids.append([by_place[tuple(p)] for p in points])
     assert all(row == ids[0] for row in ids)
 
@@ -90,7 +93,7 @@ def test_sparse_assignment_equals_one_dense_assignment() -> None:
     after = before + rng.normal(0, 6, before.shape)
     rng.shuffle(after)
     rows, cols = tracker._match(after, 0.2)  # gates of 20 px
-    pairs = list(zip(rows.tolist(), cols.tolist()))
+    pairs = list(zip(rows.tolist(), cols.tolist(), strict=True))
     cost = np.linalg.norm(before[:, None] - after[None], axis=2)
     cost[cost > 20] = 1e9
     dense_rows, dense_cols = linear_sum_assignment(cost)
