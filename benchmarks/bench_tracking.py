@@ -6,11 +6,11 @@
 The crowd is a grid of people (spacing from the frame's area and the count) each walking its own way at
 20-120 px/s (dense crowds move slowly: at 3000 points the spacing is ~17 px, so speeds are scaled to
 keep a step under half of it, as a real crowd that dense would), with 5% of heads missed and one false
-point per 100 per frame; ``tracking.max_speed_px_s`` is set as a user would: 1.25 x the fastest
-walker (150 px/s for the sparse crowds, 43 px/s at 3000 points). Prints the median and 95th
-percentile milliseconds per frame of :meth:`crowdwatch.flow.CameraFlow.update`, and the share of a
-model time per frame: ``--model-s`` seconds (default 2.9 s: the int8 OpenVINO model at 1280x720 on an AMD EPYC, 2 cores, docs/results.md),
-or with ``--model`` the packaged torch model measured here on a 1280x720 frame.
+point per 100 per frame; ``tracking.max_speed_px_s`` is set as a user would: 1.25 x the fastest walker
+(150 px/s for the sparse crowds, 43 px/s at 3000 points). Prints the median and 95th percentile
+milliseconds per frame of :meth:`crowdwatch.flow.CameraFlow.update`, and the share of a model time per
+frame: ``--model-s`` seconds (default 2.9 s: the int8 OpenVINO model at 1280x720 on an AMD EPYC, 2
+cores, docs/results.md), or with ``--model`` the packaged torch model measured here on a 1280x720 frame.
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ out). ``truth`` points are the true head positions with Gaussian jitter (``--jit
 with probability ``--miss`` and a few false points added per frame (``--false-points``): the
 tracker's own error, apart from the detector's.
 
-Columns: true crossings of the gate (both directions), counted = those matched by a counted crossing
-of the same direction (seen at most 1 s + 4 frame intervals later, within 60 px along the line),
-false = counted crossings matched to none, ID switches = times a true person's confirmed track
-(matched within 2 head radii) differs from the one it had when last seen apart from everyone else (more than 2 head widths from any other head:
-heads drawn on top of each other are one point even in the truth, so a switch is judged once the
-two are apart again). Persons = true people seen apart and matched at least once.
+Columns: true crossings of the gate (both directions), counted = those matched by a counted crossing of
+the same direction (seen at most 1 s + 4 frame intervals later, within 60 px along the line), false =
+counted crossings matched to none, ID switches = times a true person's confirmed track (matched within 2
+head radii) differs from the one it had when last seen apart from everyone else (more than 2 head widths
+from any other head: heads drawn on top of each other are one point even in the truth, so a switch is
+judged once the two are apart again). Persons = true people seen apart and matched at least once.
 """
 
 from __future__ import annotations
