@@ -45,7 +45,7 @@ class TrackerSettings:
     max_speed_px_s: float = 150.0
     accel_px_s: float | None = None
     radius_px: float = 8.0
-    max_missed: int = 2
+    max_missed: int = 3
     min_hits: int = 2
     tail: int = 12
 

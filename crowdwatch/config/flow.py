@@ -52,5 +52,5 @@ class TrackingSettings(Section):
         description="fastest a head moves on the image (px per second of capture time)",
     )
     max_missed: int = Field(
-        2, ge=0, le=100, description="frames in a row a track may go undetected before it ends"
+        3, ge=0, le=100, description="frames in a row a track may go undetected before it ends"
     )

@@ -12,6 +12,7 @@ import pytest
 from crowdwatch.demo.gate import gate_scene
 from crowdwatch.flow import CameraFlow
 from crowdwatch.lines import CountingLine
+from crowdwatch.tracking import TrackerSettings
 from crowdwatch.zones import Zone
 
 SQUARE = Zone("hall", np.array([[0, 0], [100, 0], [100, 100], [0, 100]], np.float32))
@@ -30,7 +31,9 @@ def test_crossings_and_totals_per_frame() -> None:
 
 
 def test_dwell_is_observed_when_a_track_leaves_the_zone_or_ends() -> None:
-    flow = CameraFlow(dwell_zones=[SQUARE], dwell_alert_s={"hall": 1.5})
+    flow = CameraFlow(
+        dwell_zones=[SQUARE], dwell_alert_s={"hall": 1.5}, tracker=TrackerSettings(max_missed=2)
+    )
     dwells, lingering = [], []
     # track A stays at (50, 50) from t = 0 to t = 2.0, then walks out; track B sits inside until it vanishes
     for i in range(16):

@@ -38,7 +38,7 @@ def test_lines_tracking_and_dwell_load(tmp_path: Path) -> None:
         ("side", "in", "out"),
     ]
     assert a.lines[0].points == [[10, 100], [600, 100]] and a.lines[0].band_px == 4.0
-    assert (a.tracking.max_speed_px_s, a.tracking.max_missed) == (300, 2)
+    assert (a.tracking.max_speed_px_s, a.tracking.max_missed) == (300, 3)
     assert (b.tracking.max_speed_px_s, b.tracking.max_missed) == (300, 4)  # merged over defaults
     assert [(z.dwell, z.dwell_alert_s) for z in a.zones] == [(False, 60), (True, None)]
     assert b.lines == []
