@@ -11,7 +11,8 @@ out). ``truth`` points are the true head positions with Gaussian jitter (``--jit
 with probability ``--miss`` and a few false points added per frame (``--false-points``): the
 tracker's own error, apart from the detector's.
 
-Columns: true crossings of the gate (both directions), counted = those matched by a counted crossing of
+Columns: true crossings of the gate (both directions; those after the first 2 and before the last 2
+frames, which a tracker can see whole), counted = those matched by a counted crossing of
 the same direction (seen at most 1 s + 4 frame intervals later, within 60 px along the line), false =
 counted crossings matched to none, ID switches = times a true person's confirmed track (matched within 2
 head radii) differs from the one it had when last seen apart from everyone else (more than 2 head widths
@@ -194,16 +195,23 @@ def score(
                     if person in owner and owner[person] != track:
                         switches += 1
                     owner[person] = track
+    # Every counted crossing is matched against every true one; recall is judged on the true crossings
+    # that a tracker can see whole: after its first 2 frames and before its last 2 (a track needs
+    # frames on both sides, and confirming takes a frame).
     truth_crossings = scene.crossings(line, float(times[0]), float(times[-1]))
     interval = float(times[1] - times[0]) if len(times) > 1 else 1.0
-    matched = match(truth_crossings, counted, line, late_s=1.0 + 4 * interval)
-    return len(truth_crossings), matched, len(counted) - matched, switches, len(owner)
+    pairs = match(truth_crossings, counted, line, late_s=1.0 + 4 * interval)
+    start, end = float(times[0]) + 2 * interval, float(times[-1]) - 2 * interval
+    judged = [i for i, c in enumerate(truth_crossings) if start <= c.at <= end]
+    found = sum(1 for i in judged if i in pairs)
+    return len(judged), found, len(counted) - len(pairs), switches, len(owner)
 
 
-def match(truth: list[TrueCrossing], counted: list[Crossing], line: CountingLine, late_s: float) -> int:
-    """Crossings paired 1:1 by direction, time (counted 0 to ``late_s`` after) and place along the line."""
+def match(truth: list[TrueCrossing], counted: list[Crossing], line: CountingLine, late_s: float) -> set[int]:
+    """Indices of the true crossings paired 1:1 with a counted one of the same direction, counted 0 to
+    ``late_s`` after it, within 60 px along the line (least time + distance first)."""
     if not truth or not counted:
-        return 0
+        return set()
     ux, uy = (line.b[0] - line.a[0]) / line.length, (line.b[1] - line.a[1]) / line.length
     cost = np.full((len(truth), len(counted)), 1e9)
     for i, tc in enumerate(truth):
@@ -213,7 +221,7 @@ def match(truth: list[TrueCrossing], counted: list[Crossing], line: CountingLine
             if c.direction == tc.direction and -0.05 <= dt <= late_s and along <= 60:
                 cost[i, j] = dt + along / 60
     rows, cols = linear_sum_assignment(cost)
-    return int(sum(cost[r, c] < 1e9 for r, c in zip(rows, cols, strict=True)))
+    return {int(r) for r, c in zip(rows, cols, strict=True) if cost[r, c] < 1e9}
 
 
 def rows(args: argparse.Namespace) -> Iterator[Row]:
