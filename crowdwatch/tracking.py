@@ -47,7 +47,7 @@ class TrackerSettings:
     radius_px: float = 8.0
     max_missed: int = 3
     min_hits: int = 2
-    tail: int = 12
+    tail: int = 6
 
     def __post_init__(self) -> None:
         if self.accel_px_s is None:
