@@ -12,6 +12,7 @@ the zone now whose stay so far is at least that long.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -19,9 +20,12 @@ from typing import Protocol
 import numpy as np
 
 from crowdwatch.lines import CountingLine, Crossing, LineCounter
+from crowdwatch.logthrottle import LogThrottle
 from crowdwatch.tracking import PointTracker, TrackerSettings, TrackStep
 
 __all__ = ["CameraFlow", "Dwell", "FlowReading", "counting_lines", "flow_from_config"]
+
+logger = logging.getLogger(__name__)
 
 
 class Zone(Protocol):
@@ -48,7 +52,8 @@ class FlowReading:
 
     ``crossings`` this frame; ``totals`` per line: ``(in, out)`` since the start; ``dwells`` stays that
     ended this frame; ``lingering`` per zone with ``dwell_alert_s``: tracks inside for at least that
-    long; ``tails`` the recent positions of each confirmed live track (for drawing).
+    long; ``tails`` the recent positions of each confirmed live track (for drawing); ``gap_s`` the time
+    since the previous frame when it was too long to link heads across (every track ended), else 0.
     """
 
     crossings: tuple[Crossing, ...] = ()
@@ -56,6 +61,7 @@ class FlowReading:
     dwells: tuple[Dwell, ...] = ()
     lingering: dict[str, int] = field(default_factory=dict)
     tails: tuple[tuple[tuple[float, float], ...], ...] = ()
+    gap_s: float = 0.0
 
     def increments(self, line: str) -> tuple[int, int]:
         """This frame's (in, out) crossings of ``line``."""
@@ -78,7 +84,10 @@ class CameraFlow:
         dwell_zones: Sequence[Zone] = (),
         dwell_alert_s: Mapping[str, float] | None = None,
         tracker: TrackerSettings | None = None,
+        name: str = "",
     ) -> None:
+        self.name = name  # the camera, for log lines
+        self._log = LogThrottle(logger)  # a camera that stays too slow would say so on every frame
         self.tracker = PointTracker(tracker)
         self.counters = [LineCounter(line) for line in lines]
         ids = [line.id for line in lines]
@@ -95,6 +104,16 @@ class CameraFlow:
 
     def update(self, points: np.ndarray, t: float) -> FlowReading:
         step = self.tracker.update(points, t)
+        if step.gap_s:
+            self._log.log(
+                "gap",
+                logging.WARNING,
+                "%s: %.1f s between processed frames, more than tracking.max_gap_s (%g s): heads are not "
+                "linked across it, so crossings and stays restart; process this camera faster",
+                self.name,
+                step.gap_s,
+                self.tracker.settings.max_gap_s,
+            )
         crossings = []
         for counter in self.counters:
             crossings += counter.advance(step.ids, step.previous, step.positions, t)
@@ -111,6 +130,7 @@ class CameraFlow:
             dwells=tuple(dwells),
             lingering=lingering,
             tails=tuple(tuple(self.tracker.tails[row]) for row in confirmed),
+            gap_s=step.gap_s,
         )
 
     def _dwell(self, step: TrackStep, t: float) -> list[Dwell]:
@@ -170,6 +190,9 @@ class TrackingSpec(Protocol):
     @property
     def max_missed(self) -> int: ...
 
+    @property
+    def max_gap_s(self) -> float: ...
+
 
 class DwellZoneSpec(Protocol):
     @property
@@ -202,6 +225,7 @@ def flow_from_config(
     tracking: TrackingSpec,
     zone_specs: Sequence[DwellZoneSpec],
     zones: Sequence[Zone],
+    name: str = "",
 ) -> CameraFlow:
     """A camera's flow from its ``lines``, ``tracking`` and zones (``zones``: the built ones, same order)."""
     by_id = {zone.id: zone for zone in zones}
@@ -210,5 +234,10 @@ def flow_from_config(
         counting_lines(lines),
         dwell_zones=[by_id[spec.id] for spec in dwell],
         dwell_alert_s={spec.id: spec.dwell_alert_s for spec in dwell if spec.dwell_alert_s is not None},
-        tracker=TrackerSettings(max_speed_px_s=tracking.max_speed_px_s, max_missed=tracking.max_missed),
+        tracker=TrackerSettings(
+            max_speed_px_s=tracking.max_speed_px_s,
+            max_missed=tracking.max_missed,
+            max_gap_s=tracking.max_gap_s,
+        ),
+        name=name,
     )

@@ -125,7 +125,7 @@ class Pipeline:
         )
         self.metrics.set_build_info(site=config.site, version=__version__)
         self.flows: dict[str, CameraFlow] = {
-            cam.id: flow_from_config(cam.lines, cam.tracking, cam.zones, self.zones[cam.id].zones)
+            cam.id: flow_from_config(cam.lines, cam.tracking, cam.zones, self.zones[cam.id].zones, cam.id)
             for cam in config.cameras
         }
         self.metrics.flow = (

@@ -40,7 +40,8 @@ class TrackerSettings:
     """How far a head may move: ``max_speed_px_s`` (a new track), ``accel_px_s`` (around the
     prediction of a moving one; None = 0.8 x ``max_speed_px_s``), plus ``radius_px`` of point jitter;
     ``max_missed`` frames a track survives unseen; ``min_hits`` matches before it is confirmed;
-    ``tail`` positions kept for drawing."""
+    ``tail`` positions kept for drawing; ``max_gap_s``: frames further apart than this are not linked (every
+    track ends: heads move too far between them to tell who is who)."""
 
     max_speed_px_s: float = 150.0
     accel_px_s: float | None = None
@@ -48,6 +49,7 @@ class TrackerSettings:
     max_missed: int = 3
     min_hits: int = 2
     tail: int = 6
+    max_gap_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.accel_px_s is None:
@@ -55,6 +57,8 @@ class TrackerSettings:
         for name in ("max_speed_px_s", "accel_px_s", "radius_px"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, but got {getattr(self, name)}")
+        if not self.max_gap_s > 0:
+            raise ValueError(f"max_gap_s must be > 0, but got {self.max_gap_s}")
         if self.max_missed < 0 or self.min_hits < 1 or self.tail < 1:
             raise ValueError(
                 f"max_missed >= 0, min_hits >= 1, tail >= 1 expected, but got "
@@ -69,13 +73,15 @@ class TrackStep:
     ``ids``, ``previous``, ``positions``: the confirmed tracks matched on this frame, their previous
     observed positions and their new ones ((K,) and (K, 2)); a track confirmed on this frame has the
     position it was first seen at as its previous one (so a crossing between its first frames counts).
-    ``ended``: ids of confirmed tracks that ended on this frame (missed too often).
+    ``ended``: ids of confirmed tracks that ended on this frame (missed too often, or all of them after a
+    gap). ``gap_s``: the time since the previous frame when it was longer than ``max_gap_s``, else 0.
     """
 
     ids: np.ndarray = field(default_factory=lambda: _EMPTY_IDS)
     previous: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     ended: np.ndarray = field(default_factory=lambda: _EMPTY_IDS)
+    gap_s: float = 0.0
 
 
 class PointTracker:
@@ -111,8 +117,15 @@ class PointTracker:
         points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         if self._last_t is not None and t < self._last_t:  # a clock stepped back: keep order sane
             t = self._last_t
+        gap_s = (
+            0.0 if self._last_t is None or t - self._last_t <= self.settings.max_gap_s else t - self._last_t
+        )
         self._last_t = t
         s = self.settings
+        gone = _EMPTY_IDS
+        if gap_s:  # too long since the last frame: start again rather than link heads at random
+            gone = self.ids[self.confirmed]
+            self._keep(np.zeros(len(self.ids), bool))
         ti, pi = self._match(points, t)
         # matched tracks: velocity, position, counters
         new = points[pi]
@@ -140,7 +153,7 @@ class PointTracker:
         unmatched[ti] = False
         self.missed[unmatched] += 1
         dead = self.missed > s.max_missed
-        ended = self.ids[dead & self.confirmed]
+        ended = np.concatenate([gone, self.ids[dead & self.confirmed]])
         self._keep(~dead)
         # unmatched points: new tracks
         fresh = np.ones(len(points), bool)
@@ -151,7 +164,7 @@ class PointTracker:
             moved_ids = np.concatenate([moved_ids, self.ids[len(self.ids) - len(born) :]])
             moved_prev = np.concatenate([moved_prev, born])
             moved_new = np.concatenate([moved_new, born])
-        return TrackStep(moved_ids, moved_prev, moved_new, ended)
+        return TrackStep(moved_ids, moved_prev, moved_new, ended, gap_s)
 
     def _keep(self, keep: np.ndarray) -> None:
         if keep.all():

@@ -54,3 +54,9 @@ class TrackingSettings(Section):
     max_missed: int = Field(
         3, ge=0, le=100, description="frames in a row a track may go undetected before it ends"
     )
+    max_gap_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="frames further apart than this are not linked: no crossings are counted across them",
+    )

@@ -90,3 +90,13 @@ def test_flow_counts_the_true_crossings_of_exact_points(fps: float) -> None:
     for direction in ("in", "out"):
         n = sum(1 for c in truth if c.direction == direction)
         assert 0.95 * n <= counted[direction] <= 1.02 * n, (direction, counted, n)
+
+
+def test_a_gap_between_frames_ends_tracks_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    flow = CameraFlow([CountingLine("gate", (0.0, 100.0), (200.0, 100.0))], name="entrance")
+    flow.update(np.array([[50.0, 80.0]]), 0.0)
+    flow.update(np.array([[50.0, 90.0]]), 0.5)
+    with caplog.at_level("WARNING"):
+        reading = flow.update(np.array([[50.0, 130.0]]), 3.5)  # 3 s later: it crossed, unseen
+    assert reading.gap_s == 3.0 and reading.crossings == () and reading.tails == ()
+    assert "entrance: 3.0 s between processed frames, more than tracking.max_gap_s (2 s)" in caplog.text

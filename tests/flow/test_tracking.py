@@ -107,3 +107,14 @@ def test_settings_are_checked() -> None:
         TrackerSettings(max_speed_px_s=-1)
     with pytest.raises(ValueError, match="min_hits"):
         TrackerSettings(min_hits=0)
+
+
+def test_frames_too_far_apart_are_not_linked() -> None:
+    tracker = PointTracker(TrackerSettings(max_gap_s=2.0))
+    for i in range(3):
+        tracker.update(np.array([[100.0 + 20 * i, 50.0]]), i * 0.5)
+    step = tracker.update(np.array([[160.0, 50.0]]), 1.0 + 2.5)  # 2.5 s later: beyond max_gap_s
+    assert step.gap_s == 2.5 and step.ended.tolist() == [1] and len(step.ids) == 0
+    assert tracker.ids.tolist() == [2]  # a new, unconfirmed track where the point is
+    step = tracker.update(np.array([[170.0, 50.0]]), 4.0)
+    assert step.gap_s == 0 and step.ids.tolist() == [2]
