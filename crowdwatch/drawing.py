@@ -12,6 +12,8 @@ TEXT_COLOR = (255, 255, 255)
 TEXT_BACKGROUND = (0, 0, 0)
 ZONE_COLOR = (0, 200, 0)  # BGR green: a zone below its alert threshold (or without one)
 ZONE_ALERT_COLOR = (0, 140, 255)  # BGR orange: a zone whose occupancy alert is raised
+LINE_COLOR = (255, 200, 0)  # BGR cyan-blue: a counting line, its "in" arrow and its totals
+TAIL_COLOR = (0, 220, 255)  # BGR yellow: the recent path of a tracked head
 EXCLUDE_COLOR = (160, 160, 160)  # BGR grey: hatching and outline of an exclusion polygon
 GRID_COLOR = (0, 255, 255)  # BGR yellow: the coordinate grid of `crowdwatch init`
 
@@ -160,3 +162,55 @@ def draw_grid(image: np.ndarray, step: int | None = None) -> np.ndarray:
         )
         cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, GRID_COLOR, thickness, cv2.LINE_AA)
     return out
+
+
+def draw_tails(image: np.ndarray, tails: Sequence[Sequence[tuple[float, float]]]) -> np.ndarray:
+    """Each track's recent positions as a thin polyline (in place)."""
+    thickness = max(2, round(min(image.shape[:2]) / 360))
+    paths = [
+        np.round(np.asarray(t, np.float32)).astype(np.int32).reshape(-1, 1, 2) for t in tails if len(t) > 1
+    ]
+    if paths:
+        cv2.polylines(image, paths, False, TAIL_COLOR, thickness, cv2.LINE_AA)
+    return image
+
+
+def draw_lines(
+    image: np.ndarray,
+    lines: Sequence[tuple[str, tuple[float, float], tuple[float, float], str, str]],
+    totals: Mapping[str, tuple[int, int]],
+) -> np.ndarray:
+    """Counting lines (in place): ``(id, a, b, in name, out name)``, each with an arrow pointing the way
+    its ``in`` crossings go and a label ``id: <in name> N / <out name> M`` (totals since the start)."""
+    height, width = image.shape[:2]
+    thickness = max(2, round(min(height, width) / 300))
+    scale, label_thickness = _label_style(height, width)
+    for line_id, a, b, in_name, out_name in lines:
+        pa = (round(a[0]), round(a[1]))
+        pb = (round(b[0]), round(b[1]))
+        cv2.line(image, pa, pb, LINE_COLOR, thickness, cv2.LINE_AA)
+        mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+        length = max(1e-6, float(np.hypot(b[0] - a[0], b[1] - a[1])))
+        # "in" goes from the left of a->b to its right: on the image (y down) that is (-dy, dx) / length
+        nx, ny = -(b[1] - a[1]) / length, (b[0] - a[0]) / length
+        arrow = 0.06 * min(height, width) + 10
+        start = (round(mid[0] - nx * arrow), round(mid[1] - ny * arrow))
+        end = (round(mid[0] + nx * arrow), round(mid[1] + ny * arrow))
+        cv2.arrowedLine(image, start, end, LINE_COLOR, thickness, cv2.LINE_AA, tipLength=0.3)
+        n_in, n_out = totals.get(line_id, (0, 0))
+        text = f"{line_id}: {in_name} {n_in} / {out_name} {n_out}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, label_thickness)
+        x = int(min(max(0, pa[0]), max(0, width - tw - 4)))
+        y = int(min(max(th + 4, pa[1] - 6), height - base - 2))
+        cv2.rectangle(image, (x, y - th - 4), (x + tw + 4, y + base), TEXT_BACKGROUND, -1)
+        cv2.putText(
+            image,
+            text,
+            (x + 2, y - 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            LINE_COLOR,
+            label_thickness,
+            cv2.LINE_AA,
+        )
+    return image

@@ -9,7 +9,10 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["AlertChange", "Frame", "Result"]
+__all__ = ["AlertChange", "Crossing", "Direction", "Dwell", "FlowReading", "Frame", "Result"]
+
+#: Which way a track crossed a counting line (the line's configured names say what each means).
+Direction = Literal["in", "out"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +83,52 @@ class AlertChange:
 
 
 @dataclass(frozen=True)
+class Crossing:
+    """A track crossing a line: ``direction`` is ``in`` or ``out``, ``name`` its configured name,
+    ``at`` the capture time of the frame it was seen on the new side, ``point`` where it was then."""
+
+    line: str
+    direction: Direction
+    name: str
+    track: int
+    at: float
+    point: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Dwell:
+    """A track's stay in a zone that ended: ``seconds`` from its first to its last frame inside."""
+
+    zone: str
+    track: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FlowReading:
+    """What one frame did to a camera's flow.
+
+    ``crossings`` this frame; ``totals`` per line: ``(in, out)`` since the start; ``dwells`` stays that
+    ended this frame; ``lingering`` per zone with ``dwell_alert_s``: tracks inside for at least that
+    long; ``tails`` the recent positions of each confirmed live track (for drawing); ``gap_s`` the time
+    since the previous frame when it was too long to link heads across (every track ended), else 0.
+    """
+
+    crossings: tuple[Crossing, ...] = ()
+    totals: dict[str, tuple[int, int]] = field(default_factory=dict)
+    dwells: tuple[Dwell, ...] = ()
+    lingering: dict[str, int] = field(default_factory=dict)
+    tails: tuple[tuple[tuple[float, float], ...], ...] = ()
+    gap_s: float = 0.0
+
+    def increments(self, line: str) -> tuple[int, int]:
+        """This frame's (in, out) crossings of ``line``."""
+        n_in = sum(1 for c in self.crossings if c.line == line and c.direction == "in")
+        n_out = sum(1 for c in self.crossings if c.line == line and c.direction == "out")
+        return n_in, n_out
+
+
+@dataclass(frozen=True)
 class Result:
     """The model's reading of one frame, handed from the worker to the sinks.
 
@@ -88,6 +137,7 @@ class Result:
     publication (monotonic clocks). ``zone_counts``/``zone_alerts`` follow the camera's zone order.
     ``smoothed_count``/``zone_smoothed`` are the counts over the camera's smoothing window (None/empty
     where nothing smooths them); ``alert_events`` are the alert transitions this frame completed.
+    ``flow`` is what tracking made of the frame (None for a camera without lines or dwell zones).
     """
 
     camera: str
@@ -102,6 +152,7 @@ class Result:
     smoothed_count: float | None = None
     zone_smoothed: dict[str, float] = field(default_factory=dict)
     alert_events: tuple[AlertChange, ...] = ()
+    flow: FlowReading | None = None
 
     def __post_init__(self) -> None:
         if self.points.ndim != 2 or self.points.shape[1] != 2:

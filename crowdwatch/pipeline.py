@@ -41,14 +41,16 @@ from crowdwatch import __version__
 from crowdwatch.capture.reader import DEFAULT_FILE_FPS, CameraReader, stop_readers
 from crowdwatch.config import CameraConfig, Config
 from crowdwatch.errors import CrowdwatchError, UsageError
+from crowdwatch.flow import CameraFlow, flow_from_config
 from crowdwatch.inference.worker import PredictorLike, Worker
-from crowdwatch.reload import DetachableEvents, Reloader, camera_zones, site_layout
+from crowdwatch.reload import DetachableEvents, Reloader, camera_zones, flow_series, site_layout
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.heatmap import HeatmapSink
 from crowdwatch.sinks.mqtt import MqttSink
 from crowdwatch.sinks.overlay import OverlaySink
 from crowdwatch.sinks.runner import SinkRunner, SinkStatus
+from crowdwatch.telemetry.flow_metrics import FlowMetrics
 from crowdwatch.telemetry.health import camera_health
 from crowdwatch.telemetry.metrics import PipelineMetrics
 from crowdwatch.telemetry.mqtt_metrics import MqttMetrics
@@ -122,6 +124,12 @@ class Pipeline:
         )
         self.metrics.set_build_info(site=config.site, version=__version__)
         self.reload_metrics = ReloadMetrics(self.registry)
+        self.flows: dict[str, CameraFlow] = {
+            cam.id: flow_from_config(cam.lines, cam.tracking, cam.zones, self.zones[cam.id].zones, cam.id)
+            for cam in config.cameras
+        }
+        # always there, so that a reload may add lines: families without series show nothing on /metrics
+        self.metrics.flow = _flow_metrics(self.registry, config)
         self.mqtt: MqttSink | None = None  # when mqtt.enabled, once the sinks are made
         # the sink thread and each sink's lost rows and failing state (its record), once the sinks run
         self.sink_runner: SinkRunner | None = None
@@ -188,6 +196,7 @@ class Pipeline:
                     publish=runner.submit,
                     events=self.metrics,
                     zones=self.zones,
+                    flows=self.flows,
                     max_batch=cfg.model.max_batch,
                     max_wait_ms=cfg.model.max_wait_ms,
                     wake=wake,
@@ -202,6 +211,7 @@ class Pipeline:
                     zones=self.zones,
                     metrics=self.metrics,
                     reload_metrics=self.reload_metrics,
+                    flows=self.flows,
                 )
                 runner.start()
                 worker.start()
@@ -258,7 +268,10 @@ class Pipeline:
         sinks: list[CsvSink | OverlaySink | HeatmapSink | MqttSink | LiveViewSink] = []
         if out.csv.enabled:
             zone_ids = [zone.id for cam in self.config.cameras for zone in cam.zones]
-            sinks.append(CsvSink(out.dir, zone_ids, flush_interval_s=out.csv.flush_interval_s))
+            line_ids = [line.id for cam in self.config.cameras for line in cam.lines]
+            sinks.append(
+                CsvSink(out.dir, zone_ids, line_ids=line_ids, flush_interval_s=out.csv.flush_interval_s)
+            )
         if out.snapshots.enabled or out.video.enabled:
             sinks.append(
                 OverlaySink(
@@ -272,6 +285,13 @@ class Pipeline:
                         for camera, zones in self.zones.items()
                     },
                     exclusions={camera: zones.exclusions for camera, zones in self.zones.items()},
+                    lines={
+                        camera: [
+                            (c.line.id, c.line.a, c.line.b, c.line.in_name, c.line.out_name)
+                            for c in flow.counters
+                        ]
+                        for camera, flow in self.flows.items()
+                    },
                 )
             )
         if out.heatmaps.enabled:
@@ -473,3 +493,14 @@ class _ReaderEvents:
 
     def frame_captured(self, camera: str, captured_at: float) -> None:
         self.metrics.frame_captured(camera, captured_at)
+
+
+def _flow_metrics(registry: CollectorRegistry, config: Config) -> FlowMetrics:
+    """Crossing counters, dwell histograms and lingering gauges for the cameras' lines and zones."""
+    series = {cam.id: flow_series(cam) for cam in config.cameras}
+    return FlowMetrics(
+        registry,
+        {camera: lines for camera, (lines, _, _) in series.items()},
+        {camera: dwell for camera, (_, dwell, _) in series.items()},
+        {camera: lingering for camera, (_, _, lingering) in series.items()},
+    )

@@ -36,6 +36,7 @@ from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import CameraConfig, Config, ConfigError, load_config
 from crowdwatch.config.reload import ReloadPlan, plan_reload
 from crowdwatch.errors import CrowdwatchError
+from crowdwatch.flow import CameraFlow, counting_lines, flow_from_config
 from crowdwatch.inference.worker import SiteChange, Worker
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
@@ -76,9 +77,22 @@ def site_layout(config: Config) -> SiteLayout:
                 cam.id,
                 tuple(zone.id for zone in cam.zones),
                 tuple(zone.id for zone in cam.zones if zone.alert is not None),
+                tuple(line.id for line in cam.lines),
             )
             for cam in config.cameras
         )
+    )
+
+
+def flow_series(
+    camera: CameraConfig,
+) -> tuple[list[tuple[str, str, str]], list[str], list[str]]:
+    """A camera's flow metric series: its lines (id, in name, out name), the zones whose stays are
+    measured, and the zones with a ``dwell_alert_s``."""
+    return (
+        [(line.id, line.in_name, line.out_name) for line in camera.lines],
+        [zone.id for zone in camera.zones if zone.dwell or zone.dwell_alert_s is not None],
+        [zone.id for zone in camera.zones if zone.dwell_alert_s is not None],
     )
 
 
@@ -134,6 +148,7 @@ class Reloader:
         zones: dict[str, CameraZones],
         metrics: PipelineMetrics,
         reload_metrics: ReloadMetrics,
+        flows: dict[str, CameraFlow] | None = None,
     ) -> None:
         self.config = config
         self.readers = readers
@@ -142,6 +157,7 @@ class Reloader:
         self.runner = runner
         self.sinks = list(sinks)
         self.zones = dict(zones)
+        self.flows = flows if flows is not None else {}  # the pipeline's own: its overlay reads the lines
         self.metrics = metrics
         self.reload_metrics = reload_metrics
         self._secrets = config.secrets  # the log filter's: every reloaded config's secrets join it
@@ -231,18 +247,33 @@ class Reloader:
         def on_worker_thread() -> None:  # between the old config's last batch and the new one's first
             for camera in plan.removed:
                 self.metrics.remove_camera(camera)
+                if self.metrics.flow is not None:
+                    self.metrics.flow.remove_camera(camera)
             for camera in (*plan.added, *plan.restarted, *plan.retuned):
-                self.metrics.set_zones(camera, [zone.id for zone in new.camera(camera).zones])
+                cam = new.camera(camera)
+                self.metrics.set_zones(camera, [zone.id for zone in cam.zones])
+                if self.metrics.flow is not None:
+                    self.metrics.flow.set_camera(camera, *flow_series(cam))
             sinks_done.append(self.runner.run_in_order(self._sink_change(new, plan)))
 
-        change = SiteChange(sources=sources, zones=zones, removed=plan.removed, then=on_worker_thread)
+        # a camera added or changed gets a new tracker: its tracks and line totals start afresh
+        flows = {
+            camera: flow_from_config(cam.lines, cam.tracking, cam.zones, zones[camera].zones, camera)
+            for camera in (*plan.added, *plan.restarted, *plan.retuned)
+            for cam in (new.camera(camera),)
+        }
+        change = SiteChange(
+            sources=sources, zones=zones, flows=flows, removed=plan.removed, then=on_worker_thread
+        )
         if not self.worker.apply(change):
             logger.error("config reload: the inference thread is gone; starting the new cameras anyway")
         elif not sinks_done or sinks_done[0] is None or not sinks_done[0].wait(SINKS_WAIT_S):
             logger.warning("config reload: the sinks are slow to take the change; it applies in order")
         self.zones.update(zones)
+        self.flows.update(flows)
         for camera in plan.removed:
             self.zones.pop(camera, None)
+            self.flows.pop(camera, None)
         self.readers[:] = sources  # /healthz: a removed camera is gone at once, a new one has no frame yet
         if leaving and not stop_readers(leaving, timeout=READER_STOP_S):
             logger.warning("config reload: a leaving reader is still blocked in the capture library")
@@ -258,14 +289,21 @@ class Reloader:
         drawn = {camera: [(zone.id, zone.polygon) for zone in z.zones] for camera, z in zones.items()}
         exclusions = {camera: list(z.exclusions) for camera, z in zones.items()}
         zone_ids = [zone.id for cam in new.cameras for zone in cam.zones]
+        line_ids = [line.id for cam in new.cameras for line in cam.lines]
+        lines = {
+            cam.id: [
+                (line.id, line.a, line.b, line.in_name, line.out_name) for line in counting_lines(cam.lines)
+            ]
+            for cam in new.cameras
+        }
         scales = {cam.id: cam.pixels_per_metre for cam in new.cameras}
         layout = site_layout(new)
 
         def change_one(sink: Sink) -> None:
             if isinstance(sink, CsvSink):
-                sink.set_zone_ids(zone_ids)
+                sink.set_zone_ids(zone_ids, line_ids)
             elif isinstance(sink, OverlaySink):
-                sink.set_cameras(drawn, exclusions, closed=(*plan.removed, *plan.restarted))
+                sink.set_cameras(drawn, exclusions, closed=(*plan.removed, *plan.restarted), lines=lines)
             elif isinstance(sink, HeatmapSink):
                 sink.set_cameras(scales, exclusions, removed=plan.removed)
             elif isinstance(sink, MqttSink):

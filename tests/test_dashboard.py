@@ -19,6 +19,7 @@ HISTOGRAMS = {
     "crowdwatch_inference_seconds",
     "crowdwatch_end_to_end_latency_seconds",
     "crowdwatch_batch_size",
+    "crowdwatch_zone_dwell_seconds",
 }
 
 

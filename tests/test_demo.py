@@ -10,6 +10,7 @@ import numpy as np
 from crowdwatch.cli import main
 from crowdwatch.config import load_config
 from crowdwatch.demo import DEFAULT_PATH, make_demo_clip
+from crowdwatch.demo.gate import GATE_PATH
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,15 +30,33 @@ def test_demo_clip_decodes_with_moving_content(tmp_path: Path) -> None:
     assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1.0  # the "people" move
 
 
-def test_demo_config_plays_the_clip_the_demo_command_writes() -> None:
+def test_demo_config_plays_the_clips_the_demo_command_writes() -> None:
     config = load_config(REPO / "configs" / "demo.yaml")
     urls = {Path(camera.url.reveal()).resolve() for camera in config.cameras if camera.kind == "file"}
-    assert urls == {(REPO / DEFAULT_PATH).resolve()}
+    assert urls == {(REPO / DEFAULT_PATH).resolve(), (REPO / GATE_PATH).resolve()}
+    gate = next(camera for camera in config.cameras if camera.lines)
+    assert Path(gate.url.reveal()).resolve() == (REPO / GATE_PATH).resolve()
+
+
+def test_demo_cli_writes_the_gate_clip_and_its_truth(tmp_path: Path) -> None:
+    gate = tmp_path / "g.mp4"
+    assert (
+        main([str(tmp_path / "d.mp4"), "--seconds", "0.2", "--size", "64x48", "--gate", str(gate), "--truth"])
+        == 0
+    )
+    capture = cv2.VideoCapture(str(gate))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape == (180, 320, 3)
+    crossings = gate.with_suffix(".crossings.csv").read_text().splitlines()
+    assert crossings[0] == "person,line,direction,t,x,y" and len(crossings) > 5  # 60 s of people crossing
+    assert gate.with_suffix(".tracks.csv").read_text().startswith("person,t,x,y\n")
 
 
 def test_demo_cli_writes_requested_size(tmp_path: Path) -> None:
-    clip = ["--clip", str(tmp_path / "d.mp4"), "--clip-only"]
+    clip = ["--clip", str(tmp_path / "d.mp4"), "--clip-only", "--gate", ""]
     assert main(["demo", *clip, "--seconds", "0.5", "--size", "64x48", "--fps", "4"]) == 0
+    assert not (tmp_path / "gate.mp4").exists()
     capture = cv2.VideoCapture(str(tmp_path / "d.mp4"))
     ok, frame = capture.read()
     capture.release()

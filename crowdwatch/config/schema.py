@@ -26,7 +26,7 @@ from pydantic import (
 from crowdwatch.choices import DEFAULT_MAX_PIXELS, BackendName, PrecisionName
 from crowdwatch.config.analytics import ExcludeRegion, HeatmapSettings, SmoothingSettings
 from crowdwatch.config.base import Polygon, Section, resolve_path
-from crowdwatch.config.lines import LineConfig
+from crowdwatch.config.flow import LineConfig, TrackingSettings
 from crowdwatch.config.mqtt import MqttSettings, default_site
 from crowdwatch.config.web import WebSettings
 from crowdwatch.secrets import SecretUrl, SecretValues
@@ -127,6 +127,7 @@ class CameraSettings(Section):
     max_pixels: int = Field(
         DEFAULT_MAX_PIXELS, ge=1, description="a camera whose frames are larger is refused (down, retried)"
     )
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
 
 
 class AlertSettings(Section):
@@ -151,6 +152,10 @@ class ZoneConfig(Section):
     id: Slug
     polygon: Polygon = Field(description="[[x, y], ...] in source-frame pixels")
     alert: AlertSettings | None = None
+    dwell: bool = Field(False, description="measure how long tracked heads stay (needs tracking)")
+    dwell_alert_s: float | None = Field(
+        None, gt=0, le=86_400, description="count the heads inside for at least this long (implies dwell)"
+    )
 
 
 class CameraConfig(CameraSettings):
@@ -160,10 +165,18 @@ class CameraConfig(CameraSettings):
     url: int | SecretUrl = Field(description="rtsp://..., a video file path, or a device index (int)")
     zones: list[ZoneConfig] = Field(default_factory=list)
     exclude: list[ExcludeRegion] = Field(default_factory=list, description="areas never counted")
-    lines: list[LineConfig] = Field(default_factory=list, description="counting lines (config/lines.py)")
+    lines: list[LineConfig] = Field(default_factory=list, description="counting lines (crossings)")
     pixels_per_metre: float | None = Field(
         None, gt=0, le=10_000, description="ground scale for heatmap legends in people/m^2; null = per px"
     )
+
+    @field_validator("lines")
+    @classmethod
+    def _unique_line_ids(cls, lines: list[LineConfig]) -> list[LineConfig]:
+        ids = [line.id for line in lines]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"line ids must be unique per camera, but got {ids}")
+        return lines
 
     @field_validator("url", mode="before")
     @classmethod
@@ -295,8 +308,9 @@ class Config(Section):
         for camera in data["cameras"]:
             if isinstance(camera, dict):
                 merged = {**defaults, **camera}
-                if isinstance(camera.get("reconnect"), dict):
-                    merged["reconnect"] = {**defaults["reconnect"], **camera["reconnect"]}
+                for nested in ("reconnect", "tracking"):
+                    if isinstance(camera.get(nested), dict):
+                        merged[nested] = {**defaults[nested], **camera[nested]}
                 camera = merged
             cameras.append(camera)
         return {**data, "cameras": cameras}

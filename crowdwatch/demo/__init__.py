@@ -29,6 +29,23 @@ def _background(width: int, height: int, rng: np.random.Generator) -> np.ndarray
     return np.clip(floor, 0, 255).astype(np.uint8)
 
 
+def draw_person(frame: np.ndarray, x: float, y: float, radius: int, colour: tuple[int, ...]) -> None:
+    """A dark round head at (x, y) on lighter shoulders below it, drawn into ``frame`` in place."""
+    centre = (int(x), int(y))
+    cv2.ellipse(
+        frame,
+        (centre[0], centre[1] + 2 * radius),
+        (2 * radius, 2 * radius),
+        0,
+        180,
+        360,
+        colour,
+        -1,
+        cv2.LINE_AA,
+    )
+    cv2.circle(frame, centre, radius, (35, 45, 60), -1, cv2.LINE_AA)
+
+
 def render_frames(width: int, height: int, frames: int, people: int, seed: int = 0) -> list[np.ndarray]:
     """The clip's frames (BGR uint8): ``people`` walkers with constant velocities, wrapping around."""
     rng = np.random.default_rng(seed)
@@ -41,19 +58,7 @@ def render_frames(width: int, height: int, frames: int, people: int, seed: int =
     for _ in range(frames):
         frame = background.copy()
         for (x, y), colour in sorted(zip(pos, body_colours, strict=True), key=lambda item: item[0][1]):
-            centre = (int(x), int(y))
-            cv2.ellipse(
-                frame,
-                (centre[0], centre[1] + 2 * radius),
-                (2 * radius, radius * 2),
-                0,
-                180,
-                360,
-                tuple(int(c) for c in colour),
-                -1,
-                cv2.LINE_AA,
-            )
-            cv2.circle(frame, centre, radius, (35, 45, 60), -1, cv2.LINE_AA)
+            draw_person(frame, float(x), float(y), radius, tuple(int(c) for c in colour))
         out.append(frame)
         pos = (pos + vel) % [width, height]
     return out

@@ -27,6 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
+from crowdwatch.flow import CameraFlow
 from crowdwatch.frames import Frame, Result
 from crowdwatch.inference.batcher import Batcher
 from crowdwatch.zones import CameraZones
@@ -95,6 +96,7 @@ class SiteChange:
 
     sources: Sequence[FrameSource]
     zones: Mapping[str, CameraZones] = field(default_factory=dict)
+    flows: Mapping[str, CameraFlow] = field(default_factory=dict)
     removed: Sequence[str] = ()
     then: Callable[[], None] | None = None
 
@@ -116,7 +118,8 @@ class Worker:
     ``wake`` is the event the readers set when they have a new frame (the worker also polls every
     ``poll_s``). ``zones`` maps a camera id to its zones, exclusions, smoothing and alerts (a camera
     without an entry gets an empty :class:`CameraZones`: no exclusions, smoothed = raw count); points
-    inside an exclusion are removed from the result before anyone sees them. ``events`` receives
+    inside an exclusion are removed from the result before anyone sees them. ``flows`` maps a camera id
+    to its tracker, counting lines and zone stays (fed the counted points). ``events`` receives
     metrics. ``publish`` hands each result on (the pipeline's sink runner; None: results are only
     returned by :meth:`process` and reported to ``events``).
     """
@@ -129,6 +132,7 @@ class Worker:
         publish: Publish | None = None,
         events: WorkerEvents | None = None,
         zones: Mapping[str, CameraZones] | None = None,
+        flows: Mapping[str, CameraFlow] | None = None,
         max_batch: int = 4,
         max_wait_ms: float = 50.0,
         wake: threading.Event | None = None,
@@ -140,6 +144,7 @@ class Worker:
         self._publish_to = publish
         self.events: WorkerEvents = events if events is not None else NullWorkerEvents()
         self.zones = dict(zones or {})
+        self.flows = {camera: flow for camera, flow in (flows or {}).items() if flow.enabled}
         self.batcher = Batcher(max_batch, max_wait_ms / 1000.0, cameras=len(self.sources) or None)
         self.wake = wake if wake is not None else threading.Event()
         self.poll_s = poll_s
@@ -210,12 +215,14 @@ class Worker:
             points = np.asarray(prediction.points, dtype=np.float32).reshape(-1, 2)
             reading = zones.update(points, frame.captured_at)
             excluded = len(points) - reading.count
+            kept = points[reading.kept] if excluded else points
+            flow = self.flows.get(frame.camera)
             result = Result(
                 camera=frame.camera,
                 index=int(frame.index),
                 captured_at=frame.captured_at,
                 image=frame.image,
-                points=points[reading.kept] if excluded else points,
+                points=kept,
                 count=max(0, int(prediction.count) - excluded),
                 latency_s=max(0.0, self._clock() - frame.monotonic),
                 zone_counts=reading.counts,
@@ -223,6 +230,7 @@ class Worker:
                 smoothed_count=reading.smoothed,
                 zone_smoothed=reading.zone_smoothed,
                 alert_events=reading.changes,
+                flow=None if flow is None else flow.update(kept, frame.captured_at),
             )
             for event in result.alert_events:
                 logger.info(
@@ -265,7 +273,13 @@ class Worker:
         self.sources = list(change.sources)
         for camera in change.removed:
             self.zones.pop(camera, None)
+            self.flows.pop(camera, None)
         self.zones.update(change.zones)
+        for camera, flow in change.flows.items():  # a camera whose new config has no flow has none
+            if flow.enabled:
+                self.flows[camera] = flow
+            else:
+                self.flows.pop(camera, None)
         self.batcher.cameras = len(self.sources) or None
         if change.then is not None:
             change.then()

@@ -50,15 +50,18 @@ def utc_day(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
 
 
-def header_columns(zone_ids: Sequence[str]) -> list[str]:
-    """Columns for a CSV whose cameras have the zones ``zone_ids`` (union over cameras, in order).
+def header_columns(zone_ids: Sequence[str], line_ids: Sequence[str] = ()) -> list[str]:
+    """Columns for a CSV whose cameras have the zones ``zone_ids`` and the counting lines ``line_ids``
+    (unions over cameras, in order).
 
     Per zone: ``zone_<id>`` (raw count), ``smoothed_<id>`` and ``alert_<id>`` (a prefix each, so no
-    zone id can produce another zone's column name)."""
+    zone id can produce another zone's column name); per line: ``in_<id>`` and ``out_<id>``, the
+    crossings of that frame each way."""
     zone_columns = []
     for zone_id in zone_ids:
         zone_columns += [f"zone_{zone_id}", f"smoothed_{zone_id}", f"alert_{zone_id}"]
-    return [*FIXED_COLUMNS, SMOOTHED_COLUMN, *zone_columns, LATENCY_COLUMN]
+    line_columns = [f"{way}_{line_id}" for line_id in line_ids for way in ("in", "out")]
+    return [*FIXED_COLUMNS, SMOOTHED_COLUMN, *zone_columns, *line_columns, LATENCY_COLUMN]
 
 
 def _decimal(value: float | None) -> str:
@@ -106,6 +109,7 @@ class CsvSink(SinkBase):
         directory: str | Path,
         zone_ids: Sequence[str] = (),
         *,
+        line_ids: Sequence[str] = (),
         flush_interval_s: float = 1.0,
         prefix: str = "counts",
         clock: Callable[[], float] = time.monotonic,
@@ -117,7 +121,8 @@ class CsvSink(SinkBase):
             raise ValueError(f"flush_interval_s must be > 0, but got {flush_interval_s}")
         self.directory = Path(directory)
         self.zone_ids = list(dict.fromkeys(zone_ids))
-        self.columns = header_columns(self.zone_ids)
+        self.line_ids = list(dict.fromkeys(line_ids))
+        self.columns = header_columns(self.zone_ids, self.line_ids)
         self.flush_interval_s = flush_interval_s
         self.prefix = prefix
         self._clock = clock
@@ -153,16 +158,17 @@ class CsvSink(SinkBase):
             os.close(self._fd)
             self._fd = None
 
-    def set_zone_ids(self, zone_ids: Sequence[str]) -> None:
+    def set_zone_ids(self, zone_ids: Sequence[str], line_ids: Sequence[str] | None = None) -> None:
         """A config reload changed the zones (call on the sink thread): when the columns change, the
         rows buffered so far are flushed under the old header and later rows go to a file whose header
         matches (the day's file of these columns, or a new ``.N`` one), never under the wrong header."""
         zone_ids = list(dict.fromkeys(zone_ids))
-        if zone_ids == self.zone_ids:
+        line_ids = self.line_ids if line_ids is None else list(dict.fromkeys(line_ids))
+        if zone_ids == self.zone_ids and line_ids == self.line_ids:
             return
         self.flush()
-        self.zone_ids = zone_ids
-        self.columns = header_columns(zone_ids)
+        self.zone_ids, self.line_ids = zone_ids, line_ids
+        self.columns = header_columns(zone_ids, line_ids)
         self._header = self._format(self.columns).encode()
         if self._day is not None:
             self._open_day(self._day)
@@ -234,6 +240,12 @@ class CsvSink(SinkBase):
             smoothed = result.zone_smoothed.get(zone_id)
             alert = result.zone_alerts.get(zone_id)
             zones += ["" if count is None else count, _decimal(smoothed), "" if alert is None else int(alert)]
+        lines: list[object] = []
+        flow = result.flow
+        for line_id in self.line_ids:  # "" where this camera has no such line
+            lines += (
+                list(flow.increments(line_id)) if flow is not None and line_id in flow.totals else ["", ""]
+            )
         return [
             utc_iso(result.captured_at),
             result.camera,
@@ -241,6 +253,7 @@ class CsvSink(SinkBase):
             result.count,
             _decimal(result.smoothed_count),
             *zones,
+            *lines,
             f"{result.latency_s:.4f}",
         ]
 

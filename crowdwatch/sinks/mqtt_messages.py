@@ -9,6 +9,9 @@ Topics, under ``<topic_prefix>/<site>`` (``crowdwatch/lobby``):
 - ``<camera>/<zone>/count``: the zone's (smoothed) count and alert state, JSON;
 - ``<camera>/<zone>/alert``: the zone's alert state, JSON: each change as it happens, and the current
   state again on every (re)connect, so that the retained message is never an earlier run's.
+- ``<camera>/<line>/crossings``: a counting line's totals each way since the start of the run, JSON,
+  with every frame of its camera (retained like the counts);
+- ``<camera>/<line>/crossing``: one message per crossing (never retained): direction, track, time.
 
 :class:`SiteLayout` is the part of the config the sink needs (cameras, their zones, which zones have an
 alert); :func:`retained_topics` turns it into the set of topics this config keeps retained, so that
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from crowdwatch.frames import AlertChange, Result
+from crowdwatch.frames import AlertChange, FlowReading, Result
 
 __all__ = [
     "OFFLINE",
@@ -57,6 +60,7 @@ class CameraLayout:
     id: str
     zones: tuple[str, ...] = ()
     alert_zones: tuple[str, ...] = ()
+    lines: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not set(self.alert_zones) <= set(self.zones):
@@ -94,6 +98,12 @@ class SiteTopics:
 
     def alert(self, camera: str, zone: str) -> str:
         return f"{self.base}/{camera}/{zone}/alert"
+
+    def crossings(self, camera: str, line: str) -> str:
+        return f"{self.base}/{camera}/{line}/crossings"
+
+    def crossing(self, camera: str, line: str) -> str:
+        return f"{self.base}/{camera}/{line}/crossing"
 
 
 def iso_utc(t: float) -> str:
@@ -167,6 +177,21 @@ def result_messages(topics: SiteTopics, site: str, result: Result, retain: bool)
         yield Message(topics.zone_count(camera, zone), to_json(payload), retain)
     for event in result.alert_events:
         yield Message(topics.alert(camera, event.zone), alert_payload(site, camera, event), retain)
+    if result.flow is not None:
+        yield from flow_messages(topics, site, camera, result.flow, when, retain)
+
+
+def flow_messages(
+    topics: SiteTopics, site: str, camera: str, flow: FlowReading, when: dict[str, Any], retain: bool
+) -> Iterator[Message]:
+    """Each crossing as an event, then each line's running totals (``in``/``out`` and their names)."""
+    for c in flow.crossings:
+        payload: dict[str, Any] = {"site": site, "camera": camera, "line": c.line, "direction": c.direction}
+        payload |= {"name": c.name, "track": c.track, "time": iso_utc(c.at), "timestamp": round(c.at, 3)}
+        yield Message(topics.crossing(camera, c.line), to_json(payload), False)
+    for line, (n_in, n_out) in flow.totals.items():
+        totals = {"site": site, "camera": camera, "line": line, "in": n_in, "out": n_out, **when}
+        yield Message(topics.crossings(camera, line), to_json(totals), retain)
 
 
 def retained_topics(topics: SiteTopics, cameras: Iterable[CameraLayout], retain: bool) -> set[str]:
@@ -179,4 +204,5 @@ def retained_topics(topics: SiteTopics, cameras: Iterable[CameraLayout], retain:
             kept.add(topics.count(camera.id))
             kept.update(topics.zone_count(camera.id, zone) for zone in camera.zones)
             kept.update(topics.alert(camera.id, zone) for zone in camera.alert_zones)
+            kept.update(topics.crossings(camera.id, line) for line in camera.lines)
     return kept

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from crowdwatch.drawing import draw_annotations
+from crowdwatch.drawing import draw_annotations, draw_lines, draw_tails
 from crowdwatch.fileio import write_atomic
 from crowdwatch.frames import Result
 from crowdwatch.sinks.base import SinkBase
@@ -26,11 +26,17 @@ logger = logging.getLogger(__name__)
 JPEG_QUALITY = 90
 
 
+#: A counting line as drawn: (id, first point, second point, in name, out name).
+LineSpec = tuple[str, tuple[float, float], tuple[float, float], str, str]
+
+
 class OverlaySink(SinkBase):
     """Snapshots every ``interval_s`` per camera (``snapshots=False`` to disable) and optional video.
 
     ``zones`` (camera -> [(zone id, polygon)]) are outlined with their counts, orange while alerting;
-    ``exclusions`` (camera -> [polygon]) are hatched grey (their points were never counted).
+    ``exclusions`` (camera -> [polygon]) are hatched grey (their points were never counted);
+    ``lines`` (camera -> [(id, a, b, in name, out name)]) are drawn with their totals, and the tracks'
+    recent paths beside them.
     """
 
     def __init__(
@@ -44,6 +50,7 @@ class OverlaySink(SinkBase):
         clock: Callable[[], float] = time.monotonic,
         zones: Mapping[str, Sequence[tuple[str, np.ndarray]]] | None = None,
         exclusions: Mapping[str, Sequence[np.ndarray]] | None = None,
+        lines: Mapping[str, Sequence[LineSpec]] | None = None,
     ) -> None:
         if interval_s < 0:
             raise ValueError(f"interval_s must be >= 0, but got {interval_s}")
@@ -55,6 +62,7 @@ class OverlaySink(SinkBase):
         self._clock = clock
         self._zones = {camera: list(z) for camera, z in (zones or {}).items()}  # camera -> [(id, polygon)]
         self._exclusions = {camera: list(p) for camera, p in (exclusions or {}).items()}
+        self._lines = {camera: list(specs) for camera, specs in (lines or {}).items()}
         self._last_snapshot: dict[str, float] = {}
         self._writers: dict[str, cv2.VideoWriter] = {}
         self._video_sizes: dict[str, tuple[int, int]] = {}
@@ -82,6 +90,9 @@ class OverlaySink(SinkBase):
             result.zone_alerts,
             self._exclusions.get(result.camera, ()),
         )
+        if result.flow is not None:
+            draw_tails(annotated, result.flow.tails)
+            draw_lines(annotated, self._lines.get(result.camera, ()), result.flow.totals)
         if due:
             ok, encoded = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if not ok:
@@ -96,9 +107,13 @@ class OverlaySink(SinkBase):
         zones: Mapping[str, Sequence[tuple[str, np.ndarray]]],
         exclusions: Mapping[str, Sequence[np.ndarray]],
         closed: Sequence[str] = (),
+        lines: Mapping[str, Sequence[LineSpec]] | None = None,
     ) -> None:
-        """A config reload (on the sink thread): the zones and exclusions drawn from the next result on,
-        and the cameras whose video file ends here (removed, or restarted: a new file follows)."""
+        """A config reload (on the sink thread): the zones, exclusions and (when given) counting lines
+        drawn from the next result on, and the cameras whose video file ends here (removed, or
+        restarted: a new file follows)."""
+        if lines is not None:
+            self._lines = {camera: list(specs) for camera, specs in lines.items()}
         self._zones = {camera: list(z) for camera, z in zones.items()}
         self._exclusions = {camera: list(p) for camera, p in exclusions.items()}
         for camera in closed:

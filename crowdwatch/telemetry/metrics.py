@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, Info
 
 from crowdwatch.frames import Result
 from crowdwatch.telemetry.counts import DROP_REASONS, FrameCounts
+from crowdwatch.telemetry.flow_metrics import FlowMetrics
 
 __all__ = ["BATCH_BUCKETS", "DROP_REASONS", "LATENCY_BUCKETS", "PipelineMetrics"]
 
@@ -53,6 +54,8 @@ class PipelineMetrics:
         self._build: dict[str, str] = {}
         #: The frame counters: read them here (status, final summary), never from the registry.
         self.counts = FrameCounts(cameras)
+        #: Line crossings and zone stays (set by the pipeline when any camera tracks heads).
+        self.flow: FlowMetrics | None = None
 
         def gauge(name: str, doc: str, labels: Sequence[str]) -> Gauge:
             return Gauge(name, doc, labels, registry=registry)
@@ -144,6 +147,8 @@ class PipelineMetrics:
                 self._set_people(result)
         for zone, alert in result.zone_alerts.items():
             self.zone_alert.labels(camera, zone).set(1 if alert else 0)
+        if self.flow is not None:
+            self.flow.observe(result)
 
     def _set_people(self, result: Result) -> None:
         camera = result.camera

@@ -23,7 +23,7 @@ def test_a_line_loads_with_its_sides(tmp_path: Path) -> None:
     line = "          - {id: entry, points: [[0, 300], [640, 300]], in: hall, out: street}"
     config = load_config(write_config(tmp_path, CAMERA % line))
     (loaded,) = config.cameras[0].lines
-    assert (loaded.id, loaded.points, loaded.in_, loaded.out) == (
+    assert (loaded.id, loaded.points, loaded.in_name, loaded.out_name) == (
         "entry",
         [[0, 300], [640, 300]],
         "hall",
@@ -35,7 +35,7 @@ def test_a_line_loads_with_its_sides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "key", "message"),
     [
-        ("{id: a, points: [[0, 0], [0, 0]], in: x, out: y}", "cameras[0].lines[0]", "the same point"),
+        ("{id: a, points: [[0, 0], [0, 0]], in: x, out: y}", "cameras[0].lines[0].points", "must differ"),
         ("{id: a, points: [[0, 0], [5, 5]], in: x, out: x}", "cameras[0].lines[0]", "in and out must differ"),
         ("{id: a, points: [[0, 0]], in: x, out: y}", "cameras[0].lines[0].points", "at least 2"),
         (
@@ -43,7 +43,7 @@ def test_a_line_loads_with_its_sides(tmp_path: Path) -> None:
             "cameras[0].lines[0].points",
             "at most 2",
         ),
-        ("{id: a, points: [[0, 0], [5, 5]], out: y}", "cameras[0].lines[0].in", "required key is missing"),
+        ("{id: a, points: [[0, 0], [5, 5]], out: in}", "cameras[0].lines[0]", "in and out must differ"),
         (
             "{id: a, points: [[0, 0], [5, 5]], in: x, out: y, dir: z}",
             "cameras[0].lines[0].dir",

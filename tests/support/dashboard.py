@@ -29,6 +29,9 @@ CONTRACT_METRICS = {
     "crowdwatch_sink_up",
     "crowdwatch_mqtt_connected",
     "crowdwatch_mqtt_dropped_messages_total",
+    "crowdwatch_line_crossings_total",
+    "crowdwatch_zone_dwell_seconds",
+    "crowdwatch_zone_lingering",
 }
 
 

@@ -103,8 +103,10 @@ def service(tmp_path_factory):
                                     "id": "door",
                                     "polygon": [[0, 0], [80, 0], [80, 120], [0, 120]],
                                     "alert": {"high": 50, "low": 40},
+                                    "dwell_alert_s": 30,
                                 }
                             ],
+                            "lines": [{"id": "entry", "points": [[0, 60], [160, 60]]}],
                         }
                     ],
                     "output": {"dir": str(tmp / "state" / "crowdwatch")},
