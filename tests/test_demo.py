@@ -40,10 +40,8 @@ def test_demo_config_plays_the_clips_the_demo_command_writes() -> None:
 
 def test_demo_cli_writes_the_gate_clip_and_its_truth(tmp_path: Path) -> None:
     gate = tmp_path / "g.mp4"
-    assert (
-        main([str(tmp_path / "d.mp4"), "--seconds", "0.2", "--size", "64x48", "--gate", str(gate), "--truth"])
-        == 0
-    )
+    clips = ["--clip", str(tmp_path / "d.mp4"), "--gate", str(gate), "--truth", "--clip-only"]
+    assert main(["demo", *clips, "--seconds", "0.2", "--size", "64x48"]) == 0
     capture = cv2.VideoCapture(str(gate))
     ok, frame = capture.read()
     capture.release()

@@ -246,7 +246,7 @@ def test_validate_reports_errors_by_key_path(local: LiveView) -> None:
     )
     paths = {e["path"] for e in bad["errors"]}  # type: ignore[attr-defined]
     assert bad["valid"] is False
-    assert {"cameras[0].zones[0].id", "cameras[0].zones[0].polygon", "cameras[0].lines[0]"} <= paths
+    assert {"cameras[0].zones[0].id", "cameras[0].zones[0].polygon", "cameras[0].lines[0].points"} <= paths
     wrong_key = check("url: rtsp://elsewhere/\n")
     assert wrong_key["errors"] == [
         {"path": "cameras[0].url", "message": "only zones, exclude, lines can be checked here"}
