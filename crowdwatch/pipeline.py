@@ -37,7 +37,7 @@ from prometheus_client import (
 from crowdwatch import __version__
 from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import Config
-from crowdwatch.errors import CrowdwatchError, UsageError
+from crowdwatch.errors import CrowdwatchError, InferenceUnavailable, UsageError
 from crowdwatch.inference.worker import PredictorLike, Worker
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
@@ -126,6 +126,8 @@ class Pipeline:
         # each sink's lost rows and failing state: the sink runner's record, once the sinks run
         self._sink_status: Callable[[], list[SinkStatus]] = list
         self.registry.register(SinkLossCollector(lambda: self._sink_status()))
+        # why the model cannot count right now (backend triton: the pool's fault), for /healthz
+        self._model_fault: Callable[[], str | None] = lambda: None
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
@@ -192,6 +194,8 @@ class Pipeline:
         from crowdwatch.model.predictor import Predictor
 
         model = self.config.model
+        if model.backend == "triton":
+            return self._wait_for_pool()
         return Predictor.from_checkpoint(
             model.weights,
             backend=model.backend,
@@ -201,6 +205,44 @@ class Pipeline:
             longest_side=model.longest_side,
             tile_pixels=model.tile_pixels,
         )
+
+    def _wait_for_pool(self) -> Predictor:
+        """backend triton: the Predictor once the pool has answered (its model config holds the metadata);
+        a pool that is down at start is waited for with back-off, like a camera, until a stop."""
+        from crowdwatch.model.predictor import Predictor
+        from crowdwatch.model.triton import TritonTarget
+
+        model = self.config.model
+        tls = model.tls
+        target = TritonTarget(
+            str(model.url),
+            name=model.name,
+            timeout_s=model.timeout_s,
+            retry_initial_s=model.retry_initial_s,
+            retry_max_s=model.retry_max_s,
+            ca=tls.ca if tls else None,
+            cert=tls.cert if tls else None,
+            key=tls.key if tls else None,
+        )
+        wait = model.retry_initial_s
+        while True:
+            try:
+                predictor = Predictor.from_checkpoint(
+                    None,
+                    backend="triton",
+                    threshold=model.threshold,
+                    longest_side=model.longest_side,
+                    tile_pixels=model.tile_pixels,
+                    triton=target,
+                )
+            except InferenceUnavailable as exc:
+                logger.warning("%s; trying again in %.0f s", exc, wait)
+                if self.stop_event.wait(wait):
+                    raise CrowdwatchError("stopped while waiting for the inference pool") from None
+                wait = min(model.retry_max_s, wait * 2)
+                continue
+            self._model_fault = getattr(predictor.backend, "fault", lambda: None)
+            return predictor
 
     def _open_sinks(self, stack: contextlib.ExitStack) -> list[Sink]:
         sinks: list[Sink] = []
@@ -279,7 +321,10 @@ class Pipeline:
         address, port = self.config.metrics.address, self.config.metrics.port
 
         def health() -> tuple[bool, dict[str, object]]:
-            return camera_health((reader.state() for reader in readers), self._sink_status())
+            fault = self._model_fault()
+            return camera_health(
+                (reader.state() for reader in readers), self._sink_status(), [fault] if fault else []
+            )
 
         try:
             return MetricsServer(self.registry, health, address, port)

@@ -35,6 +35,7 @@ LAYERS: list[set[str]] = [
         "logthrottle",
         "weightsfile",
         "choices",
+        "poolurl",
     },
     {"config", "zones", "drawing", "density", "images"},
     {"model", "data", "capture", "sinks"},

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from crowdwatch.choices import BACKENDS, PRECISIONS
 from crowdwatch.commands import add_tile_pixels_argument
-from crowdwatch.config.triton import DEFAULT_TRITON_MODEL
+from crowdwatch.poolurl import DEFAULT_TRITON_MODEL
 
 if TYPE_CHECKING:  # torch loads only once the arguments are parsed
     from crowdwatch.model.predictor import Predictor

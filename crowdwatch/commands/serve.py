@@ -21,12 +21,14 @@ import sys
 import threading
 from pathlib import Path
 
+from crowdwatch.choices import BACKENDS, PRECISIONS
 from crowdwatch.commands import help_text
 from crowdwatch.commands.model_options import add_weights_argument
 from crowdwatch.errors import UsageError
 from crowdwatch.model.triton_repo import DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US
 
-SERVE_BACKENDS = ("openvino", "torch")
+#: What the pool can run: every local backend (a pool does not forward to another pool).
+SERVE_BACKENDS = tuple(name for name in BACKENDS if name != "triton")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_weights_argument(parser)
     parser.add_argument("--backend", choices=SERVE_BACKENDS, default="openvino", help="what runs the network")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--address", default="127.0.0.1", help="gRPC address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8001, help="gRPC port (default 8001)")
     parser.add_argument("--http-port", type=int, default=8000, help="Triton's HTTP port, on 127.0.0.1 (8000)")

@@ -27,8 +27,9 @@ from crowdwatch.choices import BackendName, PrecisionName
 from crowdwatch.config.analytics import ExcludeRegion, HeatmapSettings, SmoothingSettings
 from crowdwatch.config.base import Polygon, Section, resolve_path
 from crowdwatch.config.mqtt import MqttSettings, default_site
-from crowdwatch.config.triton import DEFAULT_TRITON_MODEL, TritonTls, parse_grpc_url
+from crowdwatch.config.triton import TritonTls
 from crowdwatch.imageheader import DEFAULT_MAX_PIXELS
+from crowdwatch.poolurl import DEFAULT_TRITON_MODEL, parse_grpc_url
 from crowdwatch.secrets import SecretUrl, SecretValues
 from crowdwatch.weightsfile import DEFAULT_NAME, EXPORTED_SUFFIXES, PACKAGED_WEIGHTS
 

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from crowdwatch.config.triton import DEFAULT_TRITON_MODEL, parse_grpc_url
 from crowdwatch.errors import InferenceUnavailable, UsageError
 from crowdwatch.logthrottle import LogThrottle
+from crowdwatch.poolurl import DEFAULT_TRITON_MODEL, parse_grpc_url
 
 __all__ = [
     "EXTRA_HINT",
