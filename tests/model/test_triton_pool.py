@@ -90,8 +90,10 @@ from crowdwatch.model.triton import TritonBackend, TritonTarget
 backend = TritonBackend(TritonTarget(sys.argv[1], timeout_s=60))
 out = backend(np.load(sys.argv[2]))
 np.save(sys.argv[3], out["logits"])
-print(json.dumps({"torch": "torch" in sys.modules and sys.modules["torch"] is not None,
-                  "meta_n": backend.metadata["arch"]["num_candidates"], "kind": type(out["logits"]).__name__}))
+report = {"torch": "torch" in sys.modules and sys.modules["torch"] is not None}
+report["meta_n"] = backend.metadata["arch"]["num_candidates"]
+report["kind"] = type(out["logits"]).__name__
+print(json.dumps(report))
 """
 
 
