@@ -164,12 +164,11 @@ def serve(
     def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
         return model(inputs[INPUT_NAME])
 
-    preferred = sorted({size for size in (settings.max_batch // 2, settings.max_batch) if size >= 1})
+    # No preferred batch sizes: Triton then runs the largest batch (up to max_batch) that the requests
+    # waiting within queue_delay_us make, and a full batch at once.
     config = ModelConfig(
         max_batch_size=settings.max_batch,
-        batcher=DynamicBatcher(
-            max_queue_delay_microseconds=settings.queue_delay_us, preferred_batch_size=preferred
-        ),
+        batcher=DynamicBatcher(max_queue_delay_microseconds=settings.queue_delay_us),
     )
     # Not ``with Triton(...)``: entering it starts the server, and bind() would then load the model at once,
     # before its metadata is attached. Bind first, attach, then run.

@@ -105,6 +105,19 @@ def _read(path: Path | None) -> bytes | None:
         raise UsageError(f"triton tls: cannot read {path}: {exc.strerror or exc}") from None
 
 
+def _channel_args(target: TritonTarget) -> list[tuple[str, int]]:
+    """tritonclient's own channel options, plus a reconnect back-off bounded by ``retry_max_s``: gRPC's
+    default grows to 120 s, so a box would stay away from a pool that is back for up to two minutes."""
+    most = 2**31 - 1
+    return [
+        ("grpc.max_send_message_length", most),
+        ("grpc.max_receive_message_length", most),
+        ("grpc.initial_reconnect_backoff_ms", int(target.retry_initial_s * 1000)),
+        ("grpc.min_reconnect_backoff_ms", int(target.retry_initial_s * 1000)),
+        ("grpc.max_reconnect_backoff_ms", int(target.retry_max_s * 1000)),
+    ]
+
+
 def check_model_config(where: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The crowdwatch metadata of a Triton model config (JSON form), after checking that the config
     takes what the box sends and returns what it decodes. UsageError naming ``where`` and the key."""
@@ -161,6 +174,7 @@ class TritonBackend:
             root_certificates=_read(target.ca),
             private_key=_read(target.key),
             certificate_chain=_read(target.cert),
+            channel_args=_channel_args(target),
         )
         self._lock = threading.Lock()
         self._throttle = LogThrottle(logger)

@@ -46,7 +46,6 @@ def config_pbtxt(
             '        parameters { key: "max_workspace_size_bytes" value: "4294967296" } }\n'
             "    ]\n  }\n}\n"
         )
-    preferred = sorted({size for size in (max_batch // 2, max_batch) if size >= 1})
     return (
         f'name: "{name}"\n'
         'backend: "onnxruntime"\n'
@@ -57,7 +56,6 @@ def config_pbtxt(
         f'  {{ name: "{OUTPUT_NAMES[1]}" data_type: TYPE_FP32 dims: [ -1, 2 ] }}\n'
         "]\n"
         "dynamic_batching {\n"
-        f"  preferred_batch_size: [ {', '.join(map(str, preferred))} ]\n"
         f"  max_queue_delay_microseconds: {queue_delay_us}\n"
         "}\n"
         f"instance_group [ {{ count: {instances} kind: KIND_{kind.upper()} }} ]\n"

@@ -126,7 +126,7 @@ def test_export_triton_writes_a_repository_triton_s_schema_accepts(tmp_path: Pat
     ]
     assert [(t.name, list(t.dims)) for t in config.output] == [("logits", [-1]), ("points", [-1, 2])]
     assert config.HasField("dynamic_batching") and config.dynamic_batching.max_queue_delay_microseconds > 0
-    assert list(config.dynamic_batching.preferred_batch_size) == [4, 8]
+    assert list(config.dynamic_batching.preferred_batch_size) == []  # the largest batch within the delay
     (group,) = config.instance_group
     assert group.count == 2 and group.kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
     (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
