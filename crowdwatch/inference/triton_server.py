@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
+import sysconfig
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +103,51 @@ class PoolModel:
         return {name: np.ascontiguousarray(out[name].float().cpu().numpy()) for name in OUTPUT_NAMES}
 
 
+def stub_python_problem(
+    ld_library_path: str | None = None, ld_cache: Callable[[], str] | None = None
+) -> str | None:
+    """Why Triton's Python backend stub would not run this interpreter's code, or None when it would.
+
+    The stub (a separate program) is linked against ``libpython3.X.so.1.0`` and gets whichever one the
+    dynamic loader finds first (``LD_LIBRARY_PATH``, then the system's cache), while it reads the
+    standard library of this interpreter's prefix. If that library is another build (e.g. Debian's
+    3.11.2 under a pyenv 3.11.7), the C core and the standard library disagree and the model fails to
+    load (``AttributeError: '_thread.RLock' object has no attribute '_recursion_count'``); a Python
+    without any system ``libpython3.12.so`` makes the stub fail to start at all.
+    """
+    soname = sysconfig.get_config_var("INSTSONAME") or ""
+    own = Path(str(sysconfig.get_config_var("LIBDIR") or "")) / soname
+    if not soname.endswith(".so.1.0") or not own.exists():
+        return f"{sys.executable} has no shared libpython ({soname or 'none'}): build it with --enable-shared"
+    paths = os.environ.get("LD_LIBRARY_PATH", "") if ld_library_path is None else ld_library_path
+    found = next((Path(d) / soname for d in paths.split(":") if d and (Path(d) / soname).exists()), None)
+    if found is None:
+        cache = (ld_cache or _ld_cache)()
+        match = re.search(rf"^\s*{re.escape(soname)} \(.*\) => (\S+)$", cache, re.M)
+        found = Path(match.group(1)) if match else None
+    if found is None:
+        return (
+            f"the system has no {soname} for Triton's Python backend stub (apt-get install lib{soname[3:13]})"
+        )
+    if found.resolve() != own.resolve():
+        return (
+            f"Triton's Python backend stub would load {found}, not this interpreter's {own} "
+            f"({sys.executable}, Python {sys.version.split()[0]}): run crowdwatch serve under the Python "
+            f"that library belongs to (Debian: /usr/bin/python3), or put {own.parent} first on "
+            "LD_LIBRARY_PATH"
+        )
+    return None
+
+
+def _ld_cache() -> str:
+    try:
+        return subprocess.run(
+            ["ldconfig", "-p"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except OSError:
+        return ""
+
+
 def _import_pytriton() -> Any:
     try:
         import pytriton.triton
@@ -156,6 +206,9 @@ def serve(
     """Serve ``model`` until ``stop`` is set (or the server dies: then CrowdwatchError); ``on_ready``
     runs once the model answers."""
     _import_pytriton()
+    problem = stub_python_problem()
+    if problem is not None:
+        raise UsageError(f"crowdwatch serve: {problem} (docs/triton.md)")
     from pytriton.decorators import batch
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
     from pytriton.triton import Triton
@@ -186,7 +239,11 @@ def serve(
             strict=True,
         )
         _attach_metadata(triton, settings.name, model.metadata)
-        triton.run()
+        try:
+            triton.run()
+        except Exception as exc:  # noqa: BLE001 - PyTriton raises its own and tritonclient's types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise CrowdwatchError(f"the Triton server could not load the model: {first}") from None
         logger.info(
             "serving %s as Triton model %r: gRPC on %s:%d, metrics on http://%s:%d/metrics",
             model.description,
