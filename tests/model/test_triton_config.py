@@ -162,3 +162,15 @@ def test_model_configs_that_do_not_fit_are_refused_with_the_reason() -> None:
         with pytest.raises(UsageError) as info:
             check_model_config("pool", {**good, **change})
         assert said in str(info.value) and str(info.value).startswith("pool: ")
+
+
+def test_check_config_names_the_pool_and_asks_for_no_weights_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crowdwatch.commands.check_config import main
+
+    config = write(tmp_path, "  backend: triton\n  url: grpc://pool.example:8001\n  name: p2pnet-b\n")
+    assert main([str(config)]) == 0
+    assert (
+        "model: p2pnet-b on the inference pool grpc://pool.example:8001 (triton)" in capsys.readouterr().out
+    )

@@ -53,13 +53,20 @@ class TritonPool:
     """One ``crowdwatch serve`` process group; restartable on the same ports."""
 
     def __init__(
-        self, weights: Path, log_dir: Path, *, max_batch: int = 8, queue_delay_us: int = 20000
+        self,
+        weights: Path,
+        log_dir: Path,
+        *,
+        max_batch: int = 8,
+        queue_delay_us: int = 20000,
+        threads: int = 1,
     ) -> None:
         self.weights = weights
         self.log_path = log_dir / "serve.log"
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         self.max_batch = max_batch
         self.queue_delay_us = queue_delay_us
+        self.threads = threads  # the network's CPU threads in the pool (tests: 1, beside the boxes)
         self.process: subprocess.Popen[str] | None = None
 
     @property
@@ -76,7 +83,7 @@ class TritonPool:
 
     def start(self) -> TritonPool:
         assert self.process is None, "already running"
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+        env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), PYTHONPATH=str(REPO))
         log = open(self.log_path, "a")  # noqa: SIM115 - the child keeps writing to it; closed below
         try:
             self.process = subprocess.Popen(
