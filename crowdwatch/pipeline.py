@@ -39,6 +39,7 @@ from crowdwatch.capture.reader import CameraReader, stop_readers
 from crowdwatch.config import Config
 from crowdwatch.errors import CrowdwatchError, InferenceUnavailable, UsageError
 from crowdwatch.inference.worker import PredictorLike, Worker
+from crowdwatch.logthrottle import LogThrottle
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
 from crowdwatch.sinks.heatmap import HeatmapSink
@@ -145,6 +146,9 @@ class Pipeline:
 
                 torch.set_num_threads(cfg.model.threads)
             predictor = self._model_factory() if self._model_factory else self._load_model()
+            if predictor is None:  # stopped while waiting for the inference pool (backend triton)
+                logger.info("stopped cleanly before the inference pool answered")
+                return 0
             self._set_build_info(predictor)
             logger.info(
                 "model ready on %s (%s), %d camera(s)",
@@ -190,7 +194,7 @@ class Pipeline:
             self._restore_signal_handlers(previous)
 
     # -- steps ---------------------------------------------------------------------------------
-    def _load_model(self) -> Predictor:
+    def _load_model(self) -> Predictor | None:
         from crowdwatch.model.predictor import Predictor
 
         model = self.config.model
@@ -206,9 +210,9 @@ class Pipeline:
             tile_pixels=model.tile_pixels,
         )
 
-    def _wait_for_pool(self) -> Predictor:
+    def _wait_for_pool(self) -> Predictor | None:
         """backend triton: the Predictor once the pool has answered (its model config holds the metadata);
-        a pool that is down at start is waited for with back-off, like a camera, until a stop."""
+        a pool that is down at start is waited for with back-off, like a camera; None after a stop."""
         from crowdwatch.model.predictor import Predictor
         from crowdwatch.model.triton import TritonTarget
 
@@ -225,6 +229,7 @@ class Pipeline:
             key=tls.key if tls else None,
         )
         wait = model.retry_initial_s
+        throttle = LogThrottle(logger)  # once as the wait starts, then once a minute
         while True:
             try:
                 predictor = Predictor.from_checkpoint(
@@ -236,9 +241,15 @@ class Pipeline:
                     triton=target,
                 )
             except InferenceUnavailable as exc:
-                logger.warning("%s; trying again in %.0f s", exc, wait)
+                throttle.log(
+                    "pool",
+                    logging.WARNING,
+                    "%s; waiting for it (back-off up to %g s)",
+                    exc,
+                    model.retry_max_s,
+                )
                 if self.stop_event.wait(wait):
-                    raise CrowdwatchError("stopped while waiting for the inference pool") from None
+                    return None
                 wait = min(model.retry_max_s, wait * 2)
                 continue
             self._model_fault = getattr(predictor.backend, "fault", lambda: None)

@@ -185,7 +185,10 @@ class TritonBackend:
         self._dropped_batches = 0
         where = f"triton model {target.name!r} at {target.url}"
         self.where = where
-        config = self._call("reading the model config", self._model_config)
+        try:  # not under the fault policy: a pool away at start is the caller's to wait for (or report)
+            config = self._model_config()
+        except self._grpc_errors() as exc:
+            raise InferenceUnavailable(self._describe(exc)) from None
         self.metadata = check_model_config(where, config)
         self._config_json = json.dumps(self.metadata, sort_keys=True)
         self.max_batch_size = int(config["max_batch_size"])
@@ -221,7 +224,7 @@ class TritonBackend:
                 raise InferenceUnavailable(self._fault)
         try:
             value = step()
-            if self._fault is not None and what != "reading the model config":
+            if self._fault is not None:
                 self._recheck_model()
         except self._grpc_errors() as exc:
             self._failed(what, exc)
@@ -245,12 +248,17 @@ class TritonBackend:
                 "started with): restart the box to adopt it"
             )
 
-    def _failed(self, what: str, exc: BaseException) -> None:
+    def _describe(self, exc: BaseException) -> str:
+        """The fault's reason, for the log, /healthz and the dropped frames."""
         status = getattr(exc, "status", lambda: None)()
         text = exc.message() if hasattr(exc, "message") else str(exc)
         text = (text or type(exc).__name__).strip().splitlines()[0][:200]
         if status == "StatusCode.DEADLINE_EXCEEDED":
             text = f"no answer within {self.target.timeout_s:g} s (model.timeout_s)"
+        return f"inference pool {self.target.url} ({self.target.name}) unavailable: {text}"
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        reason = self._describe(exc)
         now = self._clock()
         with self._lock:
             if self._fault is None:
@@ -258,7 +266,7 @@ class TritonBackend:
                 self._backoff = self.target.retry_initial_s
             else:
                 self._backoff = min(self.target.retry_max_s, self._backoff * 2)
-            self._fault = f"inference pool {self.target.url} ({self.target.name}) unavailable: {text}"
+            self._fault = reason
             self._retry_at = now + self._backoff
             self._dropped_batches += 1
         self._throttle.log(

@@ -4,8 +4,10 @@ protobuf schema that tritonclient ships), the model-config checks, and a pool th
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +176,37 @@ def test_check_config_names_the_pool_and_asks_for_no_weights_file(
     assert (
         "model: p2pnet-b on the inference pool grpc://pool.example:8001 (triton)" in capsys.readouterr().out
     )
+
+
+def test_a_box_started_while_the_pool_is_away_waits_and_stops_cleanly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from crowdwatch.pipeline import Pipeline
+
+    url = f"grpc://127.0.0.1:{free_port()}"  # nothing listens there
+    model = f"  backend: triton\n  url: {url}\n  retry_initial_s: 0.1\n  retry_max_s: 0.2\n"
+    path = write(tmp_path, model)
+    path.write_text(path.read_text() + "metrics: {port: 0}\noutput: {dir: out}\n")
+    config = load_config(path)
+    pipeline = Pipeline(config)
+    caplog.set_level(logging.INFO)
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(pipeline.run()))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            sum("waiting for it" in r.getMessage() for r in caplog.records) == 0
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        time.sleep(1.0)  # several tries (0.1 s, then 0.2 s apart): still one line
+    finally:
+        pipeline.request_stop()
+        runner.join(timeout=30)
+    assert result == [0]
+    waits = [r.getMessage() for r in caplog.records if "waiting for it" in r.getMessage()]
+    assert len(waits) == 1 and url in waits[0]
+    assert any("stopped cleanly before the inference pool answered" in r.getMessage() for r in caplog.records)

@@ -6,12 +6,14 @@ bit-identical to frame 0 decoded from the file here: every CSV row must hold the
 openvino backend gives on that frame. Triton's own metrics must show requests of the two boxes run
 together (fewer executions than requests). Killing the pool (SIGKILL) must make both boxes degrade
 (/healthz 503 with the reason, frames dropped as `inference_unavailable`, no rows), without a crash;
-when the pool is back, both count again, and no row ever holds a made-up count.
+when the pool is back, both count again, and no row ever holds a made-up count. The pool itself comes
+up only after the boxes have started: they wait for it.
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +53,9 @@ def pool(exported: dict[str, Path], tmp_path: Path) -> Iterator[TritonPool]:
     # one model instance, each request arriving while the other runs. Here a request waits up to 3 s
     # for a partner (a batch of 2 is full and runs at once; 3 s is beyond one run on a loaded machine):
     # the two boxes' requests then run as one batch.
-    server = TritonPool(exported["xml"], tmp_path, max_batch=2, queue_delay_us=3_000_000).start()
+    server = TritonPool(
+        exported["xml"], tmp_path, max_batch=2, queue_delay_us=3_000_000
+    )  # started by the test
     try:
         yield server
     finally:
@@ -80,6 +84,9 @@ def test_two_boxes_share_a_pool_count_as_local_and_ride_out_its_outage(
         expected[box] = local.predict([decode_first_frame(clips[box])])[0].count
     camera = RtspServer({f"/{box}": f"file:{clip}" for box, clip in clips.items()}).start()
     boxes: dict[str, PipelineProcess] = {}
+    # The pool comes up only after the boxes have started: they wait for it, with back-off.
+    late_start = threading.Timer(5.0, pool.start)
+    late_start.start()
     try:
         for box in BOXES:
             folder = tmp_path / box
@@ -95,6 +102,7 @@ def test_two_boxes_share_a_pool_count_as_local_and_ride_out_its_outage(
             cameras = [{"id": "cam", "url": camera.url(f"/{box}"), "fps": None, "stale_after_s": 30.0}]
             config = write_config(folder / "site.yaml", cameras, model=model)
             boxes[box] = PipelineProcess(config, folder).start(ready_timeout=WAIT_S)
+        late_start.join()
         for name, box in boxes.items():
             box.wait_for(f"{name} counting", lambda b=box: processed(b) >= 3, timeout=WAIT_S)
             assert box.value("crowdwatch_people", camera="cam") == expected[name]
@@ -131,6 +139,7 @@ def test_two_boxes_share_a_pool_count_as_local_and_ride_out_its_outage(
             rc, _ = box.signal(signal.SIGTERM, timeout=30)
             assert rc == 0, box.logs()
     finally:
+        late_start.join()
         for box in boxes.values():
             box.close()
         camera.stop()
@@ -141,6 +150,9 @@ def test_two_boxes_share_a_pool_count_as_local_and_ride_out_its_outage(
         warnings = [line for line in logs.splitlines() if "retrying with back-off" in line]
         assert 1 <= len(warnings) <= 1 + outage_s // REPEAT_LOG_S, warnings
         assert logs.count("is back after") == 1
+        # Started before the pool: waited for it, said so as the wait began (the first box at least).
+        if name == BOXES[0]:
+            assert "waiting for it (back-off up to 2 s)" in logs
         rows = read_csv_rows(tmp_path / name / "out")
         final = box.final_counts()["cam"]
         assert len(rows) == final["processed"] - final["sink_overload"] > frozen[name]
