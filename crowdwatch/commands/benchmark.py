@@ -357,8 +357,10 @@ def main(argv: list[str]) -> int:
                 f"{res:>10} | {path:>10} | {b['precision']:>9} | {b['fps']:8.3f} | "
                 f"{b['fps'] / best['naive']['fps']:7.2f}x | {b['fps'] / best['crowdwatch']['fps']:12.2f}x | "
                 f"{_mem(b):>14} | {b['count']:>5} | {achieved / 1e9:.0f}"
-                + _share(path, achieved, peak, cpu, b["peak_gpu_mib"])
+                + ("" if b["backend"] == "triton" else _share(path, achieved, peak, cpu, b["peak_gpu_mib"]))
             )
+    if args.backend == "triton":
+        print("(triton: the network runs in the pool, so this CPU's peak is no measure of it)")
     if cpu and "int8" in paths:
         print(f"(int8 runs integer instructions: no share of the {peak_name} peak is given for it)")
     if args.json:
