@@ -59,3 +59,20 @@ def test_serve_refuses_to_be_reachable_without_certificates(argv: list[str], sai
         check=False,
     )
     assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+
+
+def test_the_pool_s_torch_model_carries_the_checkpoint_s_metadata() -> None:
+    import numpy as np
+
+    from crowdwatch.inference.triton_server import PoolModel
+    from crowdwatch.model.checkpoint import load_checkpoint, packaged_weights, parse_meta
+
+    weights = packaged_weights()
+    if weights is None:
+        pytest.skip("this checkout ships no packaged weights")
+    model = PoolModel("default", backend="torch", precision="fp32")
+    assert parse_meta(weights, model.metadata, weights_key=None) == load_checkpoint(weights)[1]
+    out = model(np.zeros((2, 3, 64, 96), np.float32))
+    m = load_checkpoint(weights)[1].num_candidates * (64 // 8) * (96 // 8)
+    assert out["logits"].shape == (2, m) and out["points"].shape == (2, m, 2)
+    assert out["logits"].dtype == np.float32 and np.isfinite(out["points"]).all()
