@@ -96,13 +96,16 @@ def _import_client() -> Any:
     return grpcclient
 
 
-def _read(path: Path | None) -> bytes | None:
+def _readable(path: Path | None) -> str | None:
+    """``path`` as tritonclient takes it (a file name, read when the channel is made), after checking
+    that it can be read: a missing or unreadable file is a UsageError naming it."""
     if path is None:
         return None
     try:
-        return path.read_bytes()
+        path.read_bytes()
     except OSError as exc:
         raise UsageError(f"triton tls: cannot read {path}: {exc.strerror or exc}") from None
+    return str(path)
 
 
 def _channel_args(target: TritonTarget) -> list[tuple[str, int]]:
@@ -171,9 +174,9 @@ class TritonBackend:
         self._client = self._grpc.InferenceServerClient(
             target.address,
             ssl=target.tls,
-            root_certificates=_read(target.ca),
-            private_key=_read(target.key),
-            certificate_chain=_read(target.cert),
+            root_certificates=_readable(target.ca),
+            private_key=_readable(target.key),
+            certificate_chain=_readable(target.cert),
             channel_args=_channel_args(target),
         )
         self._lock = threading.Lock()

@@ -210,3 +210,12 @@ def test_a_box_started_while_the_pool_is_away_waits_and_stops_cleanly(
     waits = [r.getMessage() for r in caplog.records if "waiting for it" in r.getMessage()]
     assert len(waits) == 1 and url in waits[0]
     assert any("stopped cleanly before the inference pool answered" in r.getMessage() for r in caplog.records)
+
+
+def test_a_tls_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    from crowdwatch.model.triton import TritonBackend
+
+    missing = tmp_path / "pool-ca.pem"
+    with pytest.raises(UsageError) as info:
+        TritonBackend(TritonTarget(f"grpcs://127.0.0.1:{free_port()}", ca=missing))
+    assert f"triton tls: cannot read {missing}: No such file or directory" in str(info.value)

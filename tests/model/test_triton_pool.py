@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 from support.exported_models import exported
+from support.mosquitto import make_tls_files
 from support.triton_pool import REPO, TritonPool, pool_missing
 
 from crowdwatch.demo import render_frames
@@ -155,3 +156,35 @@ def test_a_late_pool_is_a_fault_with_deadline_back_off_and_one_log_line(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "retrying with back-off" in warnings[0]
     assert any("is back after 15.2 s (4 batches dropped meanwhile)" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.slow  # a second pool, with TLS (~20-40 s on a loaded 2-core machine)
+def test_a_mutual_tls_pool_serves_only_boxes_with_a_certificate_from_its_ca(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    reason = pool_missing()
+    if reason:
+        pytest.skip(reason)
+    pki = make_tls_files(tmp_path / "pki")  # a throwaway CA and a server certificate for 127.0.0.1
+    box_cert, box_key, csr = tmp_path / "box.pem", tmp_path / "box.key", tmp_path / "box.csr"
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (
+        ["openssl", "req", *ec, "-keyout", box_key, "-out", csr, "-subj", "/CN=box-a"],
+        ["openssl", "x509", "-req", "-in", csr, "-CA", pki.ca, "-CAkey", pki.ca.with_suffix(".key"),
+         "-CAcreateserial", "-out", box_cert, "-days", "2"],
+    ):  # fmt: skip
+        subprocess.run([str(c) for c in cmd], check=True, capture_output=True, timeout=30)
+    tls = ("--tls-cert", str(pki.cert), "--tls-key", str(pki.key), "--tls-client-ca", str(pki.ca))
+    server = TritonPool(exported["xml"], tmp_path, extra=tls).start()
+    try:
+        secure = f"grpcs://127.0.0.1:{server.grpc_port}"
+        backend = TritonBackend(TritonTarget(secure, timeout_s=60, ca=pki.ca, cert=box_cert, key=box_key))
+        assert backend(np.zeros((1, 3, 64, 64), np.float32))["logits"].shape == (1, 256)
+        for target in (
+            TritonTarget(secure, timeout_s=10, ca=pki.ca),  # no certificate of its own
+            TritonTarget(f"grpc://127.0.0.1:{server.grpc_port}", timeout_s=10),  # no TLS at all
+        ):
+            with pytest.raises(InferenceUnavailable):
+                TritonBackend(target)
+    finally:
+        server.stop()

@@ -60,6 +60,7 @@ class TritonPool:
         max_batch: int = 8,
         queue_delay_us: int = 20000,
         threads: int = 1,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.weights = weights
         self.log_path = log_dir / "serve.log"
@@ -67,6 +68,7 @@ class TritonPool:
         self.max_batch = max_batch
         self.queue_delay_us = queue_delay_us
         self.threads = threads  # the network's CPU threads in the pool (tests: 1, beside the boxes)
+        self.extra = extra  # more crowdwatch serve options (TLS)
         self.process: subprocess.Popen[str] | None = None
 
     @property
@@ -78,7 +80,7 @@ class TritonPool:
             str(SERVE_PYTHON), "-m", "crowdwatch", "serve", "--backend", "openvino",
             "--weights", str(self.weights), "--port", str(self.grpc_port),
             "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port),
-            "--max-batch", str(self.max_batch), "--queue-delay-us", str(self.queue_delay_us),
+            "--max-batch", str(self.max_batch), "--queue-delay-us", str(self.queue_delay_us), *self.extra,
         ]  # fmt: skip
 
     def start(self) -> TritonPool:
