@@ -19,8 +19,9 @@ __all__ = [
     "PrecisionName",
 ]
 
-#: What runs the network: ``torch`` (a crowdwatch checkpoint) or ``openvino`` (an exported model).
-BackendName = Literal["torch", "openvino"]
+#: What runs the network: ``torch`` (a crowdwatch checkpoint), ``openvino`` (an exported model) or
+#: ``triton`` (a shared inference pool reached over gRPC: no model file on this machine).
+BackendName = Literal["torch", "openvino", "triton"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 #: Inference and training precisions; ``auto`` picks by device (see ``crowdwatch/model/precision.py``).

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("crowdwatch.commands.convert", "main", "import a published P2PNet checkpoint"),
     "benchmark": ("crowdwatch.commands.benchmark", "main", "time the model on this machine"),
     "export": ("crowdwatch.commands.export", "main", "export the model as ONNX or OpenVINO (fp32, int8)"),
+    "serve": ("crowdwatch.commands.serve", "main", "serve the model to many boxes as a Triton pool"),
 }
 
 

@@ -64,3 +64,12 @@ class BackboneWeightsMissing(CrowdwatchError):
             f"ImageNet VGG16 weights not found: put {filename} (from {url}) at {cache_path} "
             f"(set TORCH_HOME to use another cache directory)"
         )
+
+
+class InferenceUnavailable(CrowdwatchError):
+    """The inference pool (``backend: triton``) did not answer in time: the batch's frames are dropped
+    (``reason="inference_unavailable"``), not counted. ``reason`` says why, for the log and /healthz."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

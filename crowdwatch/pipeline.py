@@ -40,9 +40,10 @@ from prometheus_client import (
 from crowdwatch import __version__
 from crowdwatch.capture.reader import DEFAULT_FILE_FPS, CameraReader, stop_readers
 from crowdwatch.config import CameraConfig, Config
-from crowdwatch.errors import CrowdwatchError, UsageError
+from crowdwatch.errors import CrowdwatchError, InferenceUnavailable, UsageError
 from crowdwatch.flow import CameraFlow, flow_from_config
 from crowdwatch.inference.worker import PredictorLike, Worker
+from crowdwatch.logthrottle import LogThrottle
 from crowdwatch.reload import DetachableEvents, Reloader, camera_zones, flow_series, site_layout
 from crowdwatch.sinks.base import Sink
 from crowdwatch.sinks.csv import CsvSink
@@ -139,6 +140,8 @@ class Pipeline:
         self._notifier: Notifier | None = None
         self._readers: list[CameraReader] = []  # the running readers, once started
         self.live: LiveView | None = None  # the live view (web.enabled), bound when run starts
+        # why the model cannot count right now (backend triton: the pool's fault), for /healthz
+        self._model_fault: Callable[[], str | None] = lambda: None
 
     def request_reload(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         """Read the config file again at the next turn of the main loop (SIGHUP)."""
@@ -168,6 +171,9 @@ class Pipeline:
 
                 torch.set_num_threads(cfg.model.threads)
             predictor = self._model_factory() if self._model_factory else self._load_model()
+            if predictor is None:  # stopped while waiting for the inference pool (backend triton)
+                logger.info("stopped cleanly before the inference pool answered")
+                return 0
             self._set_build_info(predictor)
             logger.info(
                 "model ready on %s (%s), %d camera(s)",
@@ -235,10 +241,12 @@ class Pipeline:
             self._restore_signal_handlers(previous)
 
     # -- steps ---------------------------------------------------------------------------------
-    def _load_model(self) -> Predictor:
+    def _load_model(self) -> Predictor | None:
         from crowdwatch.model.predictor import Predictor
 
         model = self.config.model
+        if model.backend == "triton":
+            return self._wait_for_pool()
         return Predictor.from_checkpoint(
             model.weights,
             backend=model.backend,
@@ -249,6 +257,51 @@ class Pipeline:
             tile_pixels=model.tile_pixels,
             threads=model.threads,
         )
+
+    def _wait_for_pool(self) -> Predictor | None:
+        """backend triton: the Predictor once the pool has answered (its model config holds the metadata);
+        a pool that is down at start is waited for with back-off, like a camera; None after a stop."""
+        from crowdwatch.model.predictor import Predictor
+        from crowdwatch.model.triton import TritonTarget
+
+        model = self.config.model
+        tls = model.tls
+        target = TritonTarget(
+            str(model.url),
+            name=model.name,
+            timeout_s=model.timeout_s,
+            retry_initial_s=model.retry_initial_s,
+            retry_max_s=model.retry_max_s,
+            ca=tls.ca if tls else None,
+            cert=tls.cert if tls else None,
+            key=tls.key if tls else None,
+        )
+        wait = model.retry_initial_s
+        throttle = LogThrottle(logger)  # once as the wait starts, then once a minute
+        while True:
+            try:
+                predictor = Predictor.from_checkpoint(
+                    None,
+                    backend="triton",
+                    threshold=model.threshold,
+                    longest_side=model.longest_side,
+                    tile_pixels=model.tile_pixels,
+                    triton=target,
+                )
+            except InferenceUnavailable as exc:
+                throttle.log(
+                    "pool",
+                    logging.WARNING,
+                    "%s; waiting for it (back-off up to %g s)",
+                    exc,
+                    model.retry_max_s,
+                )
+                if self.stop_event.wait(wait):
+                    return None
+                wait = min(model.retry_max_s, wait * 2)
+                continue
+            self._model_fault = getattr(predictor.backend, "fault", lambda: None)
+            return predictor
 
     def _open_sinks(self, stack: contextlib.ExitStack) -> list[Sink]:
         sinks: list[Sink] = []
@@ -340,7 +393,10 @@ class Pipeline:
         address, port = self.config.metrics.address, self.config.metrics.port
 
         def health() -> tuple[bool, dict[str, object]]:
-            return camera_health((reader.state() for reader in readers), self._sink_status())
+            fault = self._model_fault()
+            return camera_health(
+                (reader.state() for reader in readers), self._sink_status(), [fault] if fault else []
+            )
 
         try:
             return MetricsServer(self.registry, health, address, port)

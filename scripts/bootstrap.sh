@@ -33,9 +33,33 @@ APT_TEST_PACKAGES=(
   mosquitto                                # the MQTT broker the MQTT sink and fleet tests start
   openssl                                  # a throwaway CA and certificate for the MQTT TLS test
   chromium chromium-driver                 # a real headless browser for the live view's tests (Selenium)
+  python3-venv libpython3.11               # .venv-serve: the Triton pool (crowdwatch serve) of the tests
 )
 
 say() { printf '\n==> %s\n' "$*"; }
+
+# crowdwatch serve (the Triton pool of the tests) runs in its own venv, .venv-serve, from Debian's
+# /usr/bin/python3: the Triton Python backend's stub that PyTriton ships loads the system's
+# libpython3.11.so.1.0, so the server must run on that very interpreter (under another CPython 3.11
+# the stub mixes two patch releases' standard libraries and fails). Only nvidia-pytriton is installed
+# there (~25 s, ~370 MB, numpy < 2 as it requires); torch, openvino and crowdwatch come from the main
+# venv through a .pth line placed after the serve venv's own packages (both are CPython 3.11).
+SERVE_VENV=${SERVE_VENV:-.venv-serve}
+SERVE_PYTHON=${SERVE_PYTHON:-/usr/bin/python3}
+make_serve_venv() {
+  if ! [ -x "$SERVE_PYTHON" ] || ! "$SERVE_PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "note: $SERVE_PYTHON is not CPython 3.11: no $SERVE_VENV, the Triton pool tests will skip" >&2
+    return 0
+  fi
+  say "installing the Triton pool (crowdwatch[serve]) into $SERVE_VENV, on $SERVE_PYTHON"
+  [ -x "$SERVE_VENV/bin/python" ] || "$SERVE_PYTHON" -m venv "$SERVE_VENV"
+  "$SERVE_VENV/bin/python" -m pip install -q "nvidia-pytriton>=0.7"
+  local main_site serve_site
+  main_site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  serve_site=$("$SERVE_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  main_site=$(cd "$main_site" && pwd)
+  echo "import site; site.addsitedir('$main_site')" > "$serve_site/zz_crowdwatch_main_venv.pth"
+}
 
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "crowdwatch needs Python 3.11 or newer as '$PYTHON' (set PYTHON=/path/to/python3.11)" >&2
@@ -67,8 +91,8 @@ fi
 if [ "$mode" != demo ]; then
   say "installing crowdwatch and every extra into $VENV (torch is large: a few minutes the first time)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  # export = torch + openvino + NNCF + onnx: the torch, export and OpenVINO backend tests all run in CI.
-  "$VENV/bin/python" -m pip install -q -e ".[test,export]"
+  # export = torch + openvino + NNCF + onnx, and the triton client: every backend's tests run in CI.
+  "$VENV/bin/python" -m pip install -q -e ".[test,export,triton]"
 else
   say "installing crowdwatch with the OpenVINO runtime into $VENV (no PyTorch: about 0.64 GB)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
@@ -84,6 +108,10 @@ if [ "$mode" = test ]; then
   "$OPENVINO_VENV/bin/python" -m pip install -q --upgrade pip
   "$OPENVINO_VENV/bin/python" -m pip install -q ".[openvino]"
   echo "$OPENVINO_VENV ready in $((SECONDS - started)) s"
+fi
+
+if [ "$mode" = test ]; then
+  make_serve_venv
 fi
 
 if [ "$mode" = demo ]; then

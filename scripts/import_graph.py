@@ -35,6 +35,7 @@ LAYERS: list[set[str]] = [
         "weightsfile",
         "choices",
         "tracking",
+        "poolurl",
     },
     {"config", "zones", "drawing", "density", "images", "lines"},
     {"model", "data", "capture", "sinks", "flow"},

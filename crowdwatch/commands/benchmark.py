@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from crowdwatch.choices import BACKENDS, PRECISIONS
 from crowdwatch.commands import help_text
+from crowdwatch.commands.model_options import add_model_arguments, predictor_from_args
 from crowdwatch.demo import render_frames
 from crowdwatch.images import read_image
 from crowdwatch.model import P2PNet, Predictor, decode
@@ -123,7 +123,7 @@ def test_frame(height: int, width: int, image: Path | None = None) -> np.ndarray
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def _load(weights: str | None) -> tuple[P2PNet, CheckpointMeta]:
+def _load(weights: str | Path | None) -> tuple[P2PNet, CheckpointMeta]:
     if weights and Path(weights).suffix.lower() in EXPORTED_SUFFIXES:
         weights = None  # an exported model runs on the other paths; the naive one runs the checkpoint
     path = resolve_weights(weights) or packaged_weights()
@@ -159,6 +159,8 @@ def _worker(args: argparse.Namespace) -> None:
     else:
         if args.path == "crowdwatch" and args.backend == "torch":
             predictor = Predictor(net, meta, device=args.device, precision=args.precision)
+        elif args.path == "crowdwatch" and args.backend == "triton":
+            predictor = predictor_from_args(args)
         else:
             weights = str(resolve_weights(args.weights))
             model = {"crowdwatch": weights, "openvino": args.openvino_model, "int8": args.int8_model}
@@ -232,13 +234,6 @@ def main(argv: list[str]) -> int:
         help="frames per batch on crowdwatch's path (1: on this CPU the convolutions already "
         "run near the bf16 peak at batch 1, and larger batches only add memory)",
     )
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
-    parser.add_argument(
-        "--device",
-        default="cpu",
-        choices=["cpu", "cuda"],
-        help="cuda: both paths run on the GPU (auto precision = fp16 + channels_last)",
-    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--image",
@@ -246,18 +241,18 @@ def main(argv: list[str]) -> int:
         default=None,
         help="the frame to count, scaled to each resolution (default: the packaged synthetic demo frame)",
     )
-    parser.add_argument(
-        "--weights",
-        default=None,
-        help="checkpoint (default: the packaged weights); with --backend openvino, the exported model",
-    )
-    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="the crowdwatch path's backend")
+    # --device cuda: both paths run on the GPU (auto precision = fp16 + channels_last); --backend is the
+    # crowdwatch path's (openvino: --weights names the exported model; triton: the pool at --url).
+    add_model_arguments(parser, devices=("cpu", "cuda"), threshold=False, geometry=False)
     parser.add_argument("--openvino-model", help="also time this exported fp32 model (openvino row)")
     parser.add_argument("--int8-model", help="also time this exported int8 model (int8 row)")
     parser.add_argument("--json", type=Path, default=None, help="also write all figures to this file")
     parser.add_argument("--worker", choices=list(PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--resolution", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.backend == "triton" and not args.url:
+        print("crowdwatch benchmark: --backend triton needs --url grpc://HOST:PORT", file=sys.stderr)
+        return 2
     if args.backend == "openvino" and (
         not args.weights or Path(args.weights).suffix not in EXPORTED_SUFFIXES
     ):
@@ -320,6 +315,8 @@ def main(argv: list[str]) -> int:
                 "--backend",
                 args.backend,
             ]
+            if args.backend == "triton":
+                cmd += ["--url", args.url, "--model-name", args.model_name, "--timeout", str(args.timeout)]
             for option in ("weights", "openvino_model", "int8_model", "image"):
                 if getattr(args, option):
                     cmd += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
@@ -360,8 +357,10 @@ def main(argv: list[str]) -> int:
                 f"{res:>10} | {path:>10} | {b['precision']:>9} | {b['fps']:8.3f} | "
                 f"{b['fps'] / best['naive']['fps']:7.2f}x | {b['fps'] / best['crowdwatch']['fps']:12.2f}x | "
                 f"{_mem(b):>14} | {b['count']:>5} | {achieved / 1e9:.0f}"
-                + _share(path, achieved, peak, cpu, b["peak_gpu_mib"])
+                + ("" if b["backend"] == "triton" else _share(path, achieved, peak, cpu, b["peak_gpu_mib"]))
             )
+    if args.backend == "triton":
+        print("(triton: the network runs in the pool, so this CPU's peak is no measure of it)")
     if cpu and "int8" in paths:
         print(f"(int8 runs integer instructions: no share of the {peak_name} peak is given for it)")
     if args.json:

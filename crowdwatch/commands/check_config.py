@@ -40,8 +40,10 @@ def _summary(config: Config) -> list[str]:
             and not Path(camera.url.reveal()).is_file()
         ):
             lines.append(f"    warning: {camera.id}: file does not exist (yet)")
-    weights = config.model.weights or PACKAGED_WEIGHTS
-    lines.append(f"  model: {weights} ({config.model.backend})")
+    if config.model.backend == "triton":
+        lines.append(f"  model: {config.model.name} on the inference pool {config.model.url} (triton)")
+    else:
+        lines.append(f"  model: {config.model.weights or PACKAGED_WEIGHTS} ({config.model.backend})")
     lines.append(f"  output: {config.output.dir}")
     if config.metrics.enabled:
         lines.append(f"  metrics: http://{config.metrics.address}:{config.metrics.port}/metrics")
@@ -92,7 +94,8 @@ def main(argv: list[str]) -> int:
         print(f"  model.backend: {runtime}", file=sys.stderr)
         return 2
     weights = config.model.weights or PACKAGED_WEIGHTS
-    problem = weights_problem(weights, config.model.backend)
+    # backend triton has no weights file here: the pool's model is checked when the box connects
+    problem = None if config.model.backend == "triton" else weights_problem(weights, config.model.backend)
     if problem is not None:
         what = "model.weights" if config.model.weights else "model.weights (null: the packaged weights)"
         print(

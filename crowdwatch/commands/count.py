@@ -13,15 +13,10 @@ from typing import Literal, TypeVar
 import cv2
 import numpy as np
 
-from crowdwatch.choices import BACKENDS, PRECISIONS
-from crowdwatch.commands import add_tile_pixels_argument
+from crowdwatch.commands.model_options import add_model_arguments, predictor_from_args
 from crowdwatch.drawing import draw_points
 from crowdwatch.errors import ImageTooLarge
 from crowdwatch.images import DEFAULT_MAX_PIXELS, check_image_file, read_image
-
-#: ``crowdwatch.model.predictor.PRECISIONS`` and ``BACKENDS``, spelled out: importing the model (torch:
-#: ~5 s and ~0.7 GB here) waits until every image header has passed, so refusing a pixel bomb costs
-#: almost nothing (tests/commands/test_count_cli.py checks that they stay equal)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,36 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-pixels are refused from their header, without decoding; the exit code is then 2.",
     )
     parser.add_argument("images", nargs="+", metavar="IMG", help="image files (any format OpenCV reads)")
-    parser.add_argument(
-        "--weights",
-        type=Path,
-        default=None,
-        help="crowdwatch checkpoint (default: the packaged weights, also by the name default)",
-    )
-    parser.add_argument(
-        "--threshold", type=float, default=None, help="score threshold in [0, 1) (default: the checkpoint's)"
-    )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="torch",
-        help="torch (a .pt checkpoint) or openvino (a .pt checkpoint too, or an exported .xml or .onnx)",
-    )
-    parser.add_argument(
-        "--longest-side",
-        type=int,
-        default=None,
-        metavar="PX",
-        help="shrink images whose longest side exceeds PX before counting",
-    )
-    add_tile_pixels_argument(parser)
+    add_model_arguments(parser)
     parser.add_argument(
         "--overlay",
         type=Path,
@@ -119,17 +85,8 @@ def main(argv: list[str]) -> int:
         paths.append(path)
     if not paths and not args.json:
         return 2 if refused else 1
-    from crowdwatch.model.predictor import Predictor  # heavy: torch
-
-    predictor = Predictor.from_checkpoint(
-        args.weights,
-        backend=args.backend,
-        device=args.device,
-        precision=args.precision,
-        threshold=args.threshold,
-        longest_side=args.longest_side,
-        tile_pixels=args.tile_pixels,
-    )
+    # the model (torch: ~5 s and ~0.7 GB) loads once every image header has passed
+    predictor = predictor_from_args(args)
     if args.overlay is not None:
         args.overlay.mkdir(parents=True, exist_ok=True)
     results = []

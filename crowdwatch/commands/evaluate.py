@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from crowdwatch.choices import BACKENDS, PRECISIONS
-from crowdwatch.commands import add_tile_pixels_argument
+from crowdwatch.commands.model_options import add_model_arguments, predictor_from_args
 from crowdwatch.data.breakdown import breakdown, write_tables
 from crowdwatch.data.folders import Item, dataset_names, read_folder, split_items
 from crowdwatch.errors import UsageError
@@ -107,9 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[NAME=]FOLDER",
         help="folders of <name>.jpg + <name>.txt (and list.txt); NAME labels the results",
     )
-    parser.add_argument(
-        "--weights", type=Path, required=True, help="crowdwatch checkpoint, or default (the packaged weights)"
-    )
     parser.add_argument("--out", type=Path, help="output folder (default runs/evaluate/<weights name>)")
     parser.add_argument(
         "--split",
@@ -118,17 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which images of each folder: all, or the training run's val/train split",
     )
     parser.add_argument("--val-every", type=int, default=10, help="the split rule: every n-th image is val")
-    parser.add_argument("--longest-side", type=int, help="shrink images to this longest side first")
-    add_tile_pixels_argument(parser)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="torch",
-        help="torch (a .pt checkpoint) or openvino (a .pt checkpoint too, or an exported .xml or .onnx)",
-    )
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
-    parser.add_argument("--threshold", type=float, help="score threshold (default: the checkpoint's)")
+    add_model_arguments(parser)
     parser.add_argument(
         "--radii",
         type=float,
@@ -172,20 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Entry point of ``crowdwatch evaluate``; returns the exit code."""
     args = build_parser().parse_args(numbers_end_at_first_non_number(argv))
-    from crowdwatch.model.predictor import Predictor  # heavy import after argument parsing
-
+    if args.weights is None and args.backend != "triton":
+        raise UsageError("--weights is required: a checkpoint, or default (the packaged weights)")
     items = collect_items(args.data, args.split, args.val_every)
     sweep = sorted(set(args.sweep or []))
-    predictor = Predictor.from_checkpoint(
-        args.weights,
-        backend=args.backend,
-        device=args.device,
-        precision=args.precision,
-        threshold=args.threshold,
-        longest_side=args.longest_side,
-        tile_pixels=args.tile_pixels,
-    )
-    out = args.out or Path("runs") / "evaluate" / args.weights.stem
+    predictor = predictor_from_args(args)  # heavy import (torch) after argument parsing
+    model_name = args.weights.stem if args.weights is not None else f"triton-{args.model_name}"
+    out = args.out or Path("runs") / "evaluate" / model_name
     out.mkdir(parents=True, exist_ok=True)
     results, swept = predict_items(
         predictor, items, sweep=sweep, progress=not args.no_progress, max_pixels=args.max_pixels
@@ -197,7 +176,7 @@ def main(argv: list[str]) -> int:
     radius = max(args.radii)
     write_worst(worst_dir, items, results, args.worst, args.max_pixels, radius)
     report: dict[str, Any] = {
-        "weights": str(args.weights),
+        "weights": str(args.weights) if args.weights is not None else f"{args.url} ({args.model_name})",
         "split": args.split,
         "val_every": args.val_every,
         "longest_side": args.longest_side,

@@ -4,6 +4,11 @@
     crowdwatch export --format openvino --out models/
     crowdwatch export --format openvino --int8 --calibration site.yaml --out models/
     crowdwatch export --weights runs/x/best.pt --format openvino --int8 --calibration frames/ --out models/
+    crowdwatch export --format triton --out model_repository/
+
+``--format triton`` writes a Triton model repository (``<name>/config.pbtxt`` with dynamic batching and
+an instance group, ``<name>/1/model.onnx``) for NVIDIA Triton's ONNX Runtime backend (``--tensorrt``:
+through its TensorRT execution provider in fp16); boxes with ``backend: triton`` use it (docs/triton.md).
 
 ``--calibration`` is a folder of images (up to ``--frames`` of them, evenly spaced) or a site config
 (``--frames`` frames from each of its cameras, ``--every`` frames apart, so a site calibrates on its own
@@ -26,9 +31,11 @@ import cv2
 import numpy as np
 
 from crowdwatch.commands import help_text
+from crowdwatch.commands.model_options import add_weights_argument
 from crowdwatch.data.folders import IMAGE_SUFFIXES
 from crowdwatch.errors import UsageError
 from crowdwatch.images import read_image
+from crowdwatch.model.triton_repo import DEFAULT_MAX_BATCH
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--weights", type=Path, default=None, help="checkpoint (default: the packaged weights)"
-    )
-    parser.add_argument("--format", choices=("onnx", "openvino"), required=True, dest="fmt")
+    add_weights_argument(parser)
+    parser.add_argument("--format", choices=("onnx", "openvino", "triton"), required=True, dest="fmt")
     parser.add_argument(
         "--int8", action="store_true", help="also quantize to int8 (openvino; needs --calibration)"
     )
@@ -78,8 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PX",
         help=f"shrink calibration images to this longest side (default {DEFAULT_CALIBRATION_SIDE})",
     )
-    parser.add_argument("--name", default="p2pnet", help="file name stem (default p2pnet)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--name",
+        default="p2pnet",
+        help="file name stem; with --format triton the model's name (default p2pnet)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder (triton: the repository)")
+    triton = parser.add_argument_group("--format triton")
+    triton.add_argument(
+        "--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="largest batch the server forms (default 8)"
+    )
+    triton.add_argument("--instances", type=int, default=1, help="model instances per device (default 1)")
+    triton.add_argument("--kind", choices=("gpu", "cpu"), default="gpu", help="instance kind (default gpu)")
+    triton.add_argument("--tensorrt", action="store_true", help="run through TensorRT in fp16 (GPU)")
     return parser
 
 
@@ -94,6 +110,10 @@ def main(argv: list[str]) -> int:
         raise UsageError("--calibration is only used with --int8")
     if args.frames < 1 or args.every < 1:
         raise UsageError("--frames and --every must be at least 1")
+    if args.max_batch < 1 or args.instances < 1:
+        raise UsageError("--max-batch and --instances must be at least 1")
+    if args.tensorrt and (args.fmt != "triton" or args.kind != "gpu"):
+        raise UsageError("--tensorrt is for --format triton with --kind gpu")
     # the extra's absence is an error before any work
     require_export_extra(("torch", "onnx", *(("openvino",) if args.fmt == "openvino" else ())))
     from crowdwatch.model.checkpoint import load_checkpoint, packaged_weights
@@ -107,6 +127,8 @@ def main(argv: list[str]) -> int:
         calibration, info = load_calibration(args.calibration, args.frames, args.every)
         calibration = [shrink(image, args.longest_side) for image in calibration]
         info["longest_side"] = args.longest_side
+    if args.fmt == "triton":
+        return _export_triton(args, net, meta)
     from crowdwatch.model.export import export_model
 
     logger.info("exporting %s as %s%s to %s", weights, args.fmt, " + int8" if args.int8 else "", args.out)
@@ -123,6 +145,30 @@ def main(argv: list[str]) -> int:
     sys.stdout.write(f"wrote {path}\n")
     if args.int8:
         sys.stdout.write(drift_line(path) + "\n")
+    return 0
+
+
+def _export_triton(args: argparse.Namespace, net: Any, meta: Any) -> int:
+    """The model repository: the ONNX file as ``<name>/1/model.onnx`` and its ``config.pbtxt``."""
+    import tempfile
+
+    from crowdwatch.model.export import export_metadata, export_onnx
+    from crowdwatch.model.triton_repo import config_pbtxt, write_repository
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".crowdwatch-export.", dir=args.out) as tmp:
+        onnx_file = export_onnx(net, meta, Path(tmp) / "model.onnx")
+        metadata = export_metadata(meta, format="triton-onnx", precision="fp16" if args.tensorrt else "fp32")
+        config = config_pbtxt(
+            args.name,
+            metadata,
+            max_batch=args.max_batch,
+            instances=args.instances,
+            kind=args.kind,
+            tensorrt=args.tensorrt,
+        )
+        path = write_repository(args.out, args.name, onnx_file, config)
+    sys.stdout.write(f"wrote {path} and {path.parent / '1' / 'model.onnx'}\n")
     return 0
 
 

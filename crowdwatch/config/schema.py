@@ -28,7 +28,9 @@ from crowdwatch.config.analytics import ExcludeRegion, HeatmapSettings, Smoothin
 from crowdwatch.config.base import Polygon, Section, resolve_path
 from crowdwatch.config.flow import LineConfig, TrackingSettings
 from crowdwatch.config.mqtt import MqttSettings, default_site
+from crowdwatch.config.triton import TritonTls
 from crowdwatch.config.web import WebSettings
+from crowdwatch.poolurl import DEFAULT_TRITON_MODEL, parse_grpc_url
 from crowdwatch.secrets import SecretUrl, SecretValues
 from crowdwatch.weightsfile import DEFAULT_NAME, EXPORTED_SUFFIXES, PACKAGED_WEIGHTS
 
@@ -47,13 +49,16 @@ PATTERN_HELP = {
 _BACKEND_RULE = (
     "torch runs a .pt checkpoint; openvino a checkpoint or an exported .xml/.onnx (crowdwatch export)"
 )
+_TRITON_KEYS = ("url", "tls")  # the pool's keys: given only with backend triton
 
 
 class ModelSettings(Section):
     weights: Path | None = Field(
         None, strict=False, description="P2PNet weights file; null or default = the packaged weights"
     )
-    backend: BackendName = Field("torch", description="openvino: weights = a checkpoint or an exported .xml")
+    backend: BackendName = Field(
+        "torch", description="openvino: weights = a checkpoint or an exported .xml; triton: url"
+    )
     precision: PrecisionName = Field("auto", description="inference precision")
     device: str = Field("auto", pattern=_DEVICE.pattern, description="auto, cpu, cuda or cuda:N")
     threshold: float | None = Field(
@@ -80,7 +85,22 @@ class ModelSettings(Section):
         "counted in overlapping tiles); null = 4,194,304 (2048x2048)",
     )
 
+    # backend triton: the shared inference pool (crowdwatch/config/triton.py, docs/triton.md)
+    url: str | None = Field(None, description="triton: grpc://HOST:PORT (grpcs:// for TLS)")
+    name: str = Field(DEFAULT_TRITON_MODEL, pattern=r"^[A-Za-z0-9._-]{1,64}$", description="triton model")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="triton: deadline of one batch's request")
+    retry_initial_s: float = Field(1.0, gt=0, le=3600, description="triton: first wait after a failure")
+    retry_max_s: float = Field(30.0, gt=0, le=3600, description="triton: cap of the doubling wait")
+    tls: TritonTls | None = Field(None, description="triton: CA and client certificate for grpcs://")
+
     _abs_weights = field_validator("weights")(resolve_path)
+
+    @field_validator("url")
+    @classmethod
+    def _grpc_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_grpc_url(value)
+        return value
 
     @field_validator("weights", mode="before")
     @classmethod
@@ -89,6 +109,17 @@ class ModelSettings(Section):
 
     @model_validator(mode="after")
     def _weights_fit_backend(self) -> ModelSettings:
+        if self.backend == "triton":
+            if self.url is None:
+                raise ValueError("backend triton needs url: the pool's grpc://HOST:PORT")
+            if self.weights is not None:
+                raise ValueError("backend triton runs the pool's model: leave weights out (it has none here)")
+            if self.tls is not None and not self.url.startswith("grpcs://"):
+                raise ValueError("tls is for a grpcs:// url")
+            return self
+        given = [key for key in _TRITON_KEYS if getattr(self, key) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with backend triton")
         exported = self.weights is not None and self.weights.suffix.lower() in EXPORTED_SUFFIXES
         if exported and self.backend != "openvino":
             raise ValueError(f"backend {self.backend} cannot run weights {self.weights}: {_BACKEND_RULE}")

@@ -27,6 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
+from crowdwatch.errors import InferenceUnavailable
 from crowdwatch.flow import CameraFlow
 from crowdwatch.frames import Frame, Result
 from crowdwatch.inference.batcher import Batcher
@@ -321,6 +322,14 @@ class Worker:
     def _process_safely(self, batch: Sequence[Frame]) -> None:
         try:
             self.process(batch)
+        except InferenceUnavailable:
+            # The inference pool (backend triton) is down or late: a fault like a camera that is down. Its
+            # frames are dropped and counted, no count is made up; the backend logs the reason once per
+            # streak. The worker itself is deciding as it should, so this counts as progress for the
+            # watchdog (a restart would not bring the pool back).
+            for frame in batch:
+                self.events.frame_dropped(frame.camera, "inference_unavailable")
+            self._last_progress = self._clock()
         except Exception:
             cameras = ", ".join(frame.camera for frame in batch)
             logger.exception("worker: a batch of %d frames (%s) failed", len(batch), cameras)

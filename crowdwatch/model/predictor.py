@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # torch loads only for the torch backend: the openvino backen
 
     from crowdwatch.model.p2pnet import P2PNet
 
+if TYPE_CHECKING:
+    from crowdwatch.model.triton import TritonTarget
+
 #: PRECISIONS and BACKENDS are re-exported: callers choosing them for a Predictor find the choices beside it.
 __all__ = ["BACKENDS", "PRECISIONS", "UNTRAINED_WARNING", "Predictor"]
 
@@ -108,6 +111,7 @@ class Predictor:
         tile_pixels: int | None = None,
         tile_margin: int = DEFAULT_TILE_MARGIN,
         threads: int | None = None,
+        triton: TritonTarget | None = None,
     ) -> Predictor:
         """Load ``path`` for ``backend``.
 
@@ -115,11 +119,14 @@ class Predictor:
         random ones with a loud warning on an install without them). openvino: an exported ``.xml`` or
         ``.onnx`` (``crowdwatch export``), or a crowdwatch checkpoint (``None`` or ``default``: the
         packaged weights), built into an OpenVINO graph without torch. ``threads``: the openvino
-        backend's inference threads (the torch backend uses torch's, ``torch.set_num_threads``).
+        backend's inference threads (the torch backend uses torch's, ``torch.set_num_threads``). triton:
+        no file; ``triton`` says where the pool is.
         """
         path = resolve_weights(path)
         if backend not in BACKENDS:
             raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, but got {backend!r}")
+        if backend == "triton":
+            return cls._from_pool(path, triton, threshold, longest_side, tile_pixels, tile_margin)
         if backend == "openvino":
             if path is None:
                 if not PACKAGED_WEIGHTS.is_file():
@@ -170,6 +177,39 @@ class Predictor:
             threshold=threshold,
             longest_side=longest_side,
             tile_pixels=tile_pixels,
+            tile_margin=tile_margin,
+        )
+
+    @classmethod
+    def _from_pool(
+        cls,
+        path: Path | None,
+        target: TritonTarget | None,
+        threshold: float | None,
+        longest_side: int | None,
+        tile_pixels: int | None,
+        tile_margin: int,
+    ) -> Predictor:
+        """The triton backend: the model and its metadata are the pool's (:mod:`crowdwatch.model.triton`).
+        Unless set, ``tile_pixels`` is the server's batch of full-size images, so that one worker batch
+        is one request (the tiling budget still applies to each image)."""
+        from crowdwatch.model.checkpoint import parse_meta
+        from crowdwatch.model.triton import TritonBackend
+
+        if target is None:
+            raise UsageError(
+                "the triton backend needs the pool's address: --url grpc://HOST:PORT (model.url)"
+            )
+        if path is not None:
+            raise UsageError("the triton backend runs the pool's model: leave --weights (model.weights) out")
+        runner = TritonBackend(target)
+        meta = parse_meta(Path(runner.where), runner.metadata, weights_key=None)
+        return cls(
+            runner,
+            meta,
+            threshold=threshold,
+            longest_side=longest_side,
+            tile_pixels=runner.max_batch_size * DEFAULT_TILE_PIXELS if tile_pixels is None else tile_pixels,
             tile_margin=tile_margin,
         )
 

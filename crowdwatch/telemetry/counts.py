@@ -16,7 +16,14 @@ from prometheus_client.core import CounterMetricFamily, Metric
 __all__ = ["DROP_REASONS", "CameraCounts", "FrameCounts"]
 
 #: Why a frame or result was dropped (every camera has each series from the start, at 0).
-DROP_REASONS = ("superseded", "sink_overload", "decode_error", "stalled", "oversized")
+DROP_REASONS = (
+    "superseded",
+    "sink_overload",
+    "decode_error",
+    "stalled",
+    "oversized",
+    "inference_unavailable",
+)
 
 
 @dataclass

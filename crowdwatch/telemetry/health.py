@@ -7,7 +7,8 @@ losing rows (:class:`~crowdwatch.sinks.runner.SinkStatus`). This module only tur
 the HTTP status and the JSON body.
 
 Statuses: ``ok`` (200); ``stale`` (503) when a camera is down or has sent nothing yet; ``degraded`` (503)
-when every camera is fresh but a sink is failing (its rows are being lost, e.g. on a full disk). Degraded
+when every camera is fresh but a sink is failing (its rows are being lost, e.g. on a full disk) or the
+inference pool does not answer (``backend: triton``: frames are dropped, not counted). Degraded
 is a 503, not a 200: frames are counted but not recorded, which someone must fix (free the disk); a
 probe that only looks at the status code must see it. Restarting does not help, and nothing in
 crowdwatch restarts on /healthz (the systemd watchdog follows frame progress).
@@ -24,13 +25,15 @@ __all__ = ["camera_health"]
 
 
 def camera_health(
-    states: Iterable[CameraState], sinks: Iterable[SinkStatus] = ()
+    states: Iterable[CameraState], sinks: Iterable[SinkStatus] = (), faults: Iterable[str] = ()
 ) -> tuple[bool, dict[str, object]]:
     """(every camera fresh and no sink failing, JSON-able details with the reasons when not).
 
     The body is ``{"status": "ok" | "stale" | "degraded", "cameras": {id: {"up", "age_s", "fresh"}},
     "sinks": {name: {"ok", "lost_rows", "error"}}, "reason"}``, ``reason`` only when not ok, e.g.
     ``"lobby: camera down; door: no frame yet"`` or ``"csv sink failing: No space left on device (...)"``.
+    ``faults`` are other reasons for ``degraded``, e.g. the inference pool of ``backend: triton`` not
+    answering (its frames are dropped, not counted).
     """
     cameras: dict[str, object] = {}
     stale: list[str] = []
@@ -51,6 +54,7 @@ def camera_health(
         sink_states[sink.sink] = {"ok": sink.error is None, "lost_rows": sink.lost_rows, "error": sink.error}
         if sink.error is not None:
             failing.append(f"{sink.sink} sink failing: {sink.error} ({sink.lost_rows} rows lost so far)")
+    failing += list(faults)
     status = "stale" if stale else "degraded" if failing else "ok"
     body: dict[str, object] = {"status": status, "cameras": cameras, "sinks": sink_states}
     if stale or failing:

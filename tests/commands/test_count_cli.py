@@ -189,10 +189,23 @@ def test_refused_images_exit_2_and_the_others_are_counted(
 
 
 def test_the_precision_and_backend_choices_are_the_models() -> None:
-    from crowdwatch.commands import count
+    """count, evaluate and benchmark take their model options from one helper: the Predictor's choices."""
+    import argparse
+
+    from crowdwatch.commands import benchmark, count, evaluate
+    from crowdwatch.commands.model_options import add_model_arguments
     from crowdwatch.model.predictor import BACKENDS, PRECISIONS
 
-    assert count.PRECISIONS == PRECISIONS and count.BACKENDS == BACKENDS
+    parsers = [count.build_parser(), evaluate.build_parser()]
+    bench = argparse.ArgumentParser()
+    add_model_arguments(bench, devices=("cpu", "cuda"), threshold=False, geometry=False)
+    parsers.append(bench)
+    for parser in parsers:
+        actions = {a.dest: a for a in parser._actions}  # argparse keeps its options in _actions
+        assert tuple(actions["backend"].choices or ()) == BACKENDS
+        assert tuple(actions["precision"].choices or ()) == PRECISIONS
+        assert {"weights", "device", "url", "model_name", "timeout"} <= set(actions)
+    assert "add_model_arguments(parser" in Path(benchmark.__file__).read_text()
 
 
 @pytest.mark.slow

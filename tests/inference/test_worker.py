@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crowdwatch.errors import InferenceUnavailable
 from crowdwatch.frames import Frame, Result
 from crowdwatch.inference.worker import FrameSource, PredictorLike, SiteChange, Worker
 from crowdwatch.sinks.base import Sink, SinkBase
@@ -203,6 +204,28 @@ def test_failing_batch_is_logged_and_worker_continues() -> None:
         time.sleep(0.01)
     assert worker.stop(timeout=5)
     assert [r.index for r in events.published] == [1]
+
+
+def test_a_pool_that_does_not_answer_drops_the_batch_without_a_row() -> None:
+    """backend triton's fault (the real pool is in tests/system/test_triton_fleet.py): the batch's frames
+    are dropped as inference_unavailable, nothing is published, and the worker still makes progress."""
+
+    class Away(FakePredictor):
+        def predict(self, images: Sequence[np.ndarray]) -> list[FakePrediction]:
+            raise InferenceUnavailable("inference pool grpc://pool:8001 (p2pnet) unavailable: refused")
+
+    source = ListSource("a", [frame("a", 0), frame("a", 1)])
+    source_b = ListSource("b", [frame("b", 0)])
+    events, sink = Events(), Recorder()
+    worker = Worker(Away(), [source, source_b], sinks=[sink], events=events, max_wait_ms=0)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while sum(events.dropped.values()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.stop(timeout=5)
+    assert events.dropped == {("a", "inference_unavailable"): 2, ("b", "inference_unavailable"): 1}
+    assert events.published == [] and sink.rows == []
+    assert worker.last_progress_monotonic() is not None  # deciding, not wedged: no watchdog restart
 
 
 def test_stop_finishes_frames_already_taken() -> None:

@@ -12,6 +12,9 @@ import pytest
 
 SYSTEMD_DIR = Path(__file__).resolve().parents[2] / "systemd"
 INSTALLED_BINARY = "/opt/crowdwatch/venv/bin/crowdwatch"
+#: crowdwatch-serve.service runs the Triton pool from its own venv (Debian's /usr/bin/python3).
+SERVE_BINARY = "/opt/crowdwatch/serve-venv/bin/crowdwatch"
+UNITS = ["crowdwatch.service", "crowdwatch@lobby.service", "crowdwatch-serve.service"]
 MAX_EXPOSURE = 2.5
 
 pytestmark = pytest.mark.skipif(
@@ -48,10 +51,11 @@ def _copy_for_analysis(src: Path, dest_dir: Path) -> Path:
     where a site installs crowdwatch, not where tests run. Only that path is rewritten; nothing else.
     """
     text = src.read_text()
-    assert f"ExecStart={INSTALLED_BINARY} " in text
+    installed = SERVE_BINARY if src.name == "crowdwatch-serve.service" else INSTALLED_BINARY
+    assert f"ExecStart={installed} " in text
     dest = dest_dir / src.name
     here = f"ExecStart={sys.executable} -m crowdwatch "
-    dest.write_text(text.replace(f"ExecStart={INSTALLED_BINARY} ", here))
+    dest.write_text(text.replace(f"ExecStart={installed} ", here))
     return dest
 
 
@@ -66,7 +70,7 @@ def units(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("name", ["crowdwatch.service", "crowdwatch@lobby.service"])
+@pytest.mark.parametrize("name", UNITS)
 def test_verify_is_silent(units, name):
     # verify exits 0 on unknown keys and bad values, printing only a warning: any output is a failure.
     result = _analyze("verify", str(units / name))
@@ -88,7 +92,7 @@ def _exposure(path: Path, threshold: int) -> tuple[int, float]:
     return result.returncode, float(match.group(1))
 
 
-@pytest.mark.parametrize("name", ["crowdwatch.service", "crowdwatch@lobby.service"])
+@pytest.mark.parametrize("name", UNITS)
 def test_security_exposure_at_most_target(units, name):
     # --threshold is in tenths of the printed score: 25 means 2.5; a score above it exits non-zero.
     rc, score = _exposure(units / name, int(MAX_EXPOSURE * 10))
@@ -120,6 +124,19 @@ def test_service_contract():
     assert "AF_UNIX AF_INET AF_INET6" in s["RestrictAddressFamilies"]
     assert "@system-service" in s["SystemCallFilter"]
     assert {"char-nvidia* rw", "char-drm rw"} <= set(s["DeviceAllow"])
+
+
+def test_serve_contract():
+    """The pool binds loopback, restarts on a crash but not on bad usage, and is hardened like the box."""
+    s = _settings(SYSTEMD_DIR / "crowdwatch-serve.service")
+    argv = s["ExecStart"][0].split()
+    assert argv[:2] == [SERVE_BINARY, "serve"]
+    assert argv[argv.index("--address") + 1] == "127.0.0.1" and "--metrics-address" not in argv
+    assert s["Restart"] == ["on-failure"] and s["RestartPreventExitStatus"] == ["2"]
+    assert int(s["TimeoutStopSec"][0].rstrip("s")) > 30, "Triton's own exit timeout is 30 s"
+    box = _settings(SYSTEMD_DIR / "crowdwatch.service")
+    for key in ("RestrictAddressFamilies", "SystemCallFilter", "CapabilityBoundingSet", "ProtectSystem"):
+        assert s[key] == box[key], key
 
 
 def test_supplementary_groups_exist_on_every_systemd_box():

@@ -1,0 +1,142 @@
+"""A real Triton pool for tests: ``crowdwatch serve`` (PyTriton's tritonserver) under ``.venv-serve``.
+
+``scripts/bootstrap.sh test`` makes ``.venv-serve`` from Debian's ``/usr/bin/python3`` (the Python whose
+``libpython3.11.so`` the Triton Python backend's stub loads) with ``crowdwatch[serve]``; it sees the
+main venv's packages (openvino, crowdwatch) through a ``.pth`` file. Without it the tests that need a
+pool skip, with the reason.
+
+:class:`TritonPool` starts ``crowdwatch serve --backend openvino`` on three free loopback ports in its
+own process group (PyTriton starts ``tritonserver`` and the Python backend's stub as children), waits
+for its ``READY`` line, and stops the group it started: SIGTERM (a clean stop) or SIGKILL (a crash).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SERVE_PYTHON = REPO / ".venv-serve" / "bin" / "python"
+READY_TIMEOUT_S = 120.0
+
+
+def pool_missing() -> str | None:
+    """Why no pool can run here, or None when it can."""
+    if not SERVE_PYTHON.exists():
+        return f"{SERVE_PYTHON} not found: scripts/bootstrap.sh test makes it (crowdwatch[serve])"
+    probe = subprocess.run(
+        [str(SERVE_PYTHON), "-c", "import pytriton.triton, openvino, crowdwatch"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return f"{SERVE_PYTHON} cannot import pytriton, openvino and crowdwatch: {probe.stderr[-300:]}"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TritonPool:
+    """One ``crowdwatch serve`` process group; restartable on the same ports."""
+
+    def __init__(
+        self,
+        weights: Path,
+        log_dir: Path,
+        *,
+        max_batch: int = 8,
+        queue_delay_us: int = 20000,
+        threads: int = 1,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        self.weights = weights
+        self.log_path = log_dir / "serve.log"
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.max_batch = max_batch
+        self.queue_delay_us = queue_delay_us
+        self.threads = threads  # the network's CPU threads in the pool (tests: 1, beside the boxes)
+        self.extra = extra  # more crowdwatch serve options (TLS)
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"grpc://127.0.0.1:{self.grpc_port}"
+
+    def argv(self) -> list[str]:
+        return [
+            str(SERVE_PYTHON), "-m", "crowdwatch", "serve", "--backend", "openvino",
+            "--weights", str(self.weights), "--port", str(self.grpc_port),
+            "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port),
+            "--max-batch", str(self.max_batch), "--queue-delay-us", str(self.queue_delay_us), *self.extra,
+        ]  # fmt: skip
+
+    def start(self) -> TritonPool:
+        assert self.process is None, "already running"
+        env = dict(os.environ, OMP_NUM_THREADS=str(self.threads), PYTHONPATH=str(REPO))
+        log = open(self.log_path, "a")
+        try:
+            self.process = subprocess.Popen(
+                self.argv(), stdout=subprocess.PIPE, stderr=log, text=True, env=env, start_new_session=True
+            )
+        finally:
+            log.close()
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
+            if ready and self.process.stdout.readline().startswith("READY "):
+                return self
+        self.stop(signal.SIGKILL)
+        raise AssertionError(f"crowdwatch serve did not start:\n{self.log_path.read_text()[-4000:]}")
+
+    def metrics(self) -> dict[str, float]:
+        """Triton's own counters for the model: ``nv_inference_request_success`` and friends."""
+        text = (
+            urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+        )
+        values = {}
+        for name, value in re.findall(r"^(nv_inference_[a-z_]+)\{[^}]*\} ([0-9.e+]+)$", text, re.M):
+            values[name] = values.get(name, 0.0) + float(value)
+        return values
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the process group this pool started (SIGKILL: a crash, nothing cleaned up)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+            _wait_group_gone(process.pid)  # tritonserver and the stub: their ports are free only then
+        finally:
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def _wait_group_gone(pgid: int, timeout: float = 30.0) -> None:
+    """Wait until no process of group ``pgid`` is left (tritonserver frees its ports only then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(pgid, signal.SIGKILL)
