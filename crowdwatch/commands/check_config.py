@@ -62,7 +62,11 @@ def _summary(config: Config) -> list[str]:
 
 
 #: backend -> (the package it runs on, the extra that installs it)
-RUNTIMES = {"torch": ("torch", "torch"), "openvino": ("openvino", "openvino")}
+RUNTIMES = {
+    "torch": ("torch", "torch"),
+    "openvino": ("openvino", "openvino"),
+    "triton": ("tritonclient.grpc", "triton"),
+}
 
 
 def runtime_problem(backend: str) -> str | None:

@@ -61,32 +61,27 @@ class ServeSettings:
 
 
 class PoolModel:
-    """The network the pool serves: ``backend`` torch (a checkpoint) or openvino (an exported model),
-    mapping a float32 (B, 3, H, W) batch to logits (B, M) and points (B, M, 2), plus its metadata."""
+    """The network the pool serves: ``backend`` torch or openvino (a checkpoint, the packaged weights by
+    default, or for openvino also an exported model), mapping a float32 (B, 3, H, W) batch to logits
+    (B, M) and points (B, M, 2), plus its metadata. The openvino pool needs no torch."""
 
     def __init__(self, weights: str | Path | None, *, backend: str, precision: str = "auto") -> None:
-        import torch
+        from crowdwatch.weightsfile import PACKAGED_WEIGHTS, resolve_weights
 
-        from crowdwatch.model.checkpoint import load_checkpoint, meta_payload, packaged_weights
-        from crowdwatch.weightsfile import resolve_weights
-
-        self._torch = torch
         path = resolve_weights(weights)
+        if path is None:
+            if not PACKAGED_WEIGHTS.is_file():
+                raise UsageError("crowdwatch serve needs --weights: this install ships no packaged weights")
+            path = PACKAGED_WEIGHTS
         if backend == "openvino":
             from crowdwatch.model.backends import OpenVINOBackend
 
-            if path is None:
-                raise UsageError(
-                    "crowdwatch serve --backend openvino needs --weights: an exported .xml or .onnx"
-                )
             runner: Any = OpenVINOBackend(path, precision=precision)
             self.metadata: dict[str, Any] = dict(runner.metadata)
         elif backend == "torch":
-            from crowdwatch.model.backends import TorchBackend
+            from crowdwatch.model.checkpoint import load_checkpoint, meta_payload
+            from crowdwatch.model.torch_backend import TorchBackend
 
-            path = path or packaged_weights()
-            if path is None:
-                raise UsageError("crowdwatch serve needs --weights: this install ships no packaged weights")
             net, meta = load_checkpoint(path)
             runner = TorchBackend(net, device="auto", precision=precision)
             self.metadata = {
@@ -99,7 +94,13 @@ class PoolModel:
         self.description = f"{path} on {backend} ({runner.precision}, {runner.device})"
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        out = self.runner(self._torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)))
+        batch = np.ascontiguousarray(images, dtype=np.float32)
+        if getattr(self.runner, "takes_arrays", False):
+            out = self.runner(batch)
+            return {name: np.ascontiguousarray(out[name], dtype=np.float32) for name in OUTPUT_NAMES}
+        import torch
+
+        out = self.runner(torch.from_numpy(batch))
         return {name: np.ascontiguousarray(out[name].float().cpu().numpy()) for name in OUTPUT_NAMES}
 
 

@@ -161,7 +161,10 @@ class TritonBackend:
     fit, :class:`InferenceUnavailable` when the pool does not answer). ``metadata`` is the model's
     crowdwatch metadata (parsed into a ``CheckpointMeta`` by the Predictor). A batch larger than the
     server's ``max_batch_size`` is sent in several requests; otherwise one batch is one request.
+    It takes numpy batches (``takes_arrays``), so a box counting through a pool never imports torch.
     """
+
+    takes_arrays = True
 
     name = "triton"
     #: Where the box builds the batch it sends (the pool's own device is the server's business).

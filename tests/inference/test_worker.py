@@ -217,7 +217,7 @@ def test_a_pool_that_does_not_answer_drops_the_batch_without_a_row() -> None:
     source = ListSource("a", [frame("a", 0), frame("a", 1)])
     source_b = ListSource("b", [frame("b", 0)])
     events, sink = Events(), Recorder()
-    worker = Worker(Away(), [source, source_b], sinks=[sink], events=events, max_wait_ms=0)
+    worker = Fed(Away(), [source, source_b], [sink], events=events, max_wait_ms=0)
     worker.start()
     deadline = time.monotonic() + 5
     while sum(events.dropped.values()) < 3 and time.monotonic() < deadline:
@@ -225,7 +225,7 @@ def test_a_pool_that_does_not_answer_drops_the_batch_without_a_row() -> None:
     assert worker.stop(timeout=5)
     assert events.dropped == {("a", "inference_unavailable"): 2, ("b", "inference_unavailable"): 1}
     assert events.published == [] and sink.rows == []
-    assert worker.last_progress_monotonic() is not None  # deciding, not wedged: no watchdog restart
+    assert worker.worker.last_progress_monotonic() is not None  # deciding, not wedged: no watchdog restart
 
 
 def test_stop_finishes_frames_already_taken() -> None:
