@@ -1,5 +1,6 @@
 """``crowdwatch serve``: an NVIDIA Triton server (through PyTriton) that runs the network for many boxes.
 
+    crowdwatch serve                     # the packaged weights on OpenVINO, no torch
     crowdwatch serve --backend openvino --weights models/p2pnet.xml
     crowdwatch serve --backend torch --weights default --address 127.0.0.1 --port 8001
 
