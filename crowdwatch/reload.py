@@ -245,15 +245,7 @@ class Reloader:
         sinks_done: list[threading.Event | None] = []
 
         def on_worker_thread() -> None:  # between the old config's last batch and the new one's first
-            for camera in plan.removed:
-                self.metrics.remove_camera(camera)
-                if self.metrics.flow is not None:
-                    self.metrics.flow.remove_camera(camera)
-            for camera in (*plan.added, *plan.restarted, *plan.retuned):
-                cam = new.camera(camera)
-                self.metrics.set_zones(camera, [zone.id for zone in cam.zones])
-                if self.metrics.flow is not None:
-                    self.metrics.flow.set_camera(camera, *flow_series(cam))
+            self._change_metrics(new, plan)
             sinks_done.append(self.runner.run_in_order(self._sink_change(new, plan)))
 
         # a camera added or changed gets a new tracker: its tracks and line totals start afresh
@@ -282,6 +274,19 @@ class Reloader:
                 reader.start()
             except Exception:
                 logger.exception("%s: reader did not start", camera)
+
+    def _change_metrics(self, new: Config, plan: ReloadPlan) -> None:
+        """The series of removed cameras go; added and changed cameras get their zones' and flow's."""
+        flow = self.metrics.flow
+        for camera in plan.removed:
+            self.metrics.remove_camera(camera)
+            if flow is not None:
+                flow.remove_camera(camera)
+        for camera in (*plan.added, *plan.restarted, *plan.retuned):
+            cam = new.camera(camera)
+            self.metrics.set_zones(camera, [zone.id for zone in cam.zones])
+            if flow is not None:
+                flow.set_camera(camera, *flow_series(cam))
 
     def _sink_change(self, new: Config, plan: ReloadPlan) -> Callable[[], None]:
         """What each sink does about the new config, run on the sink thread in queue order."""

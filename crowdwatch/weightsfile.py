@@ -42,24 +42,32 @@ def weights_problem(path: Path, backend: str) -> str | None:
     if not head:
         return "the file is empty"
     exported = path.suffix.lower() in EXPORTED_SUFFIXES
-    if backend == "openvino" and not exported:
-        if head.startswith(_ZIP):
-            return None
-        if head.startswith(_PICKLE):
-            return (
-                "backend openvino reads checkpoints in torch.save's zip format only (torch >= 1.6), and "
-                "this one is in the legacy format; load and save it again with torch, or export it"
-            )
-        return "not a PyTorch checkpoint (torch.save's zip format) nor an exported .xml or .onnx"
     if backend == "openvino":
-        if path.suffix.lower() == ".xml":
-            if b"<net" not in head:
-                return "not an OpenVINO IR file (no <net> element at its start)"
-            if not path.with_suffix(".bin").is_file():
-                return f"its weights file {path.with_suffix('.bin').name} is missing"
-        return None
+        return _exported_problem(path, head) if exported else _openvino_checkpoint_problem(head)
     if exported:
         return "backend torch runs a .pt checkpoint; set model.backend: openvino for an exported model"
     if not (head.startswith(_ZIP) or head.startswith(_PICKLE)):
         return "not a PyTorch checkpoint (neither torch.save's zip format nor a pickle)"
+    return None
+
+
+def _openvino_checkpoint_problem(head: bytes) -> str | None:
+    """A checkpoint for the openvino backend, which reads torch.save's zip format without torch."""
+    if head.startswith(_ZIP):
+        return None
+    if head.startswith(_PICKLE):
+        return (
+            "backend openvino reads checkpoints in torch.save's zip format only (torch >= 1.6), and "
+            "this one is in the legacy format; load and save it again with torch, or export it"
+        )
+    return "not a PyTorch checkpoint (torch.save's zip format) nor an exported .xml or .onnx"
+
+
+def _exported_problem(path: Path, head: bytes) -> str | None:
+    """An exported model: an IR's .xml needs its <net> and its .bin beside it."""
+    if path.suffix.lower() == ".xml":
+        if b"<net" not in head:
+            return "not an OpenVINO IR file (no <net> element at its start)"
+        if not path.with_suffix(".bin").is_file():
+            return f"its weights file {path.with_suffix('.bin').name} is missing"
     return None

@@ -42,7 +42,7 @@ from crowdwatch.model import P2PNet, Predictor, decode
 from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
 from crowdwatch.model.precision import cpu_has_native_bf16, machine_description
 from crowdwatch.model.preprocess import Preprocessor, padded_size
-from crowdwatch.weightsfile import EXPORTED_SUFFIXES, resolve_weights
+from crowdwatch.weightsfile import EXPORTED_SUFFIXES, PACKAGED_WEIGHTS, resolve_weights
 
 #: The packaged demo frame: the synthetic demo clip's first frame (640x480, this many people drawn).
 DEMO_SIZE, DEMO_PEOPLE, DEMO_SEED = (640, 480), 40, 0
@@ -162,7 +162,7 @@ def _worker(args: argparse.Namespace) -> None:
         elif args.path == "crowdwatch" and args.backend == "triton":
             predictor = predictor_from_args(args)
         else:
-            weights = str(resolve_weights(args.weights))
+            weights = str(resolve_weights(args.weights) or PACKAGED_WEIGHTS)  # a .pt runs on OpenVINO too
             model = {"crowdwatch": weights, "openvino": args.openvino_model, "int8": args.int8_model}
             predictor = Predictor.from_checkpoint(
                 model[args.path], backend="openvino", precision=args.precision
@@ -211,8 +211,7 @@ def _mem(row: dict[str, Any]) -> str:
     return f"{row['peak_rss_mib']:.0f} (+{row['peak_rss_mib'] - row['loaded_rss_mib']:.0f})"
 
 
-def main(argv: list[str]) -> int:
-    """Entry point of ``crowdwatch benchmark``; returns the exit code."""
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crowdwatch benchmark",
         description=help_text(__doc__),
@@ -249,81 +248,50 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write all figures to this file")
     parser.add_argument("--worker", choices=list(PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--resolution", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options (None: nothing), before anything is measured."""
     if args.backend == "triton" and not args.url:
-        print("crowdwatch benchmark: --backend triton needs --url grpc://HOST:PORT", file=sys.stderr)
-        return 2
-    if args.backend == "openvino" and (
-        not args.weights or Path(args.weights).suffix not in EXPORTED_SUFFIXES
-    ):
-        print(
-            "crowdwatch benchmark: --backend openvino needs --weights naming an exported .xml/.onnx",
-            file=sys.stderr,
-        )
-        return 2
+        return "--backend triton needs --url grpc://HOST:PORT"
     for option in ("openvino_model", "int8_model"):
         value = getattr(args, option)
         if value and not Path(value).is_file():
-            print(
-                f"crowdwatch benchmark: --{option.replace('_', '-')} {value}: no such file", file=sys.stderr
-            )
-            return 2
-    paths = [p for p in PATHS if p in ("naive", "crowdwatch") or getattr(args, f"{p}_model")]
+            return f"--{option.replace('_', '-')} {value}: no such file"
     try:
-        _, frame_note = source_frame(args.image)
+        source_frame(args.image)
     except OSError as exc:
-        print(f"crowdwatch benchmark: --image {args.image}: {exc}", file=sys.stderr)
-        return 2
-    if args.worker:
-        args.path = args.worker
-        _worker(args)
-        return 0
-    torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("crowdwatch benchmark: --device cuda, but torch sees no CUDA GPU", file=sys.stderr)
-        return 2
-    cpu = args.device == "cpu"
-    peak_name = "bf16" if peak_dtype() == torch.bfloat16 else "fp32"
-    peak = measured_bf16_peak() if cpu else float("nan")  # the CPU's peak; not measured for a GPU
-    where = machine_description(torch.device(args.device))
-    print(f"# {where}, {args.threads} CPU threads, torch {torch.__version__}")
-    print(f"# frame: {frame_note}")
-    if cpu:
-        print(f"# measured {peak_name} GEMM peak: {peak / 1e9:.0f} GFLOP/s")
+        return f"--image {args.image}: {exc}"
+    if args.device == "cuda" and not args.worker and not torch.cuda.is_available():
+        return "--device cuda, but torch sees no CUDA GPU"
+    return None
+
+
+def _worker_command(args: argparse.Namespace, path: str, resolution: str) -> list[str]:
+    """The command line of one measurement in its own process (its peak memory is its own)."""
+    cmd = [sys.executable, "-m", "crowdwatch", "benchmark", "--worker", path, "--resolution", resolution]
+    for option in ("iters", "batch", "precision", "threads", "device", "backend"):
+        cmd += [f"--{option}", str(getattr(args, option))]
+    if args.backend == "triton":
+        cmd += ["--url", args.url, "--model-name", args.model_name, "--timeout", str(args.timeout)]
+    for option in ("weights", "openvino_model", "int8_model", "image"):
+        if getattr(args, option):
+            cmd += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+    return cmd
+
+
+def _measure(args: argparse.Namespace, paths: list[str]) -> list[dict[str, Any]] | None:
+    """Every path at every resolution, alternating for --rounds; None when a measurement failed."""
     rows = []
     for res in args.resolutions:
         for path in paths * args.rounds:
-            cmd = [
-                sys.executable,
-                "-m",
-                "crowdwatch",
-                "benchmark",
-                "--worker",
-                path,
-                "--resolution",
-                res,
-                "--iters",
-                str(args.iters),
-                "--batch",
-                str(args.batch),
-                "--precision",
-                args.precision,
-                "--threads",
-                str(args.threads),
-                "--device",
-                args.device,
-                "--backend",
-                args.backend,
-            ]
-            if args.backend == "triton":
-                cmd += ["--url", args.url, "--model-name", args.model_name, "--timeout", str(args.timeout)]
-            for option in ("weights", "openvino_model", "int8_model", "image"):
-                if getattr(args, option):
-                    cmd += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            proc = subprocess.run(
+                _worker_command(args, path, res), capture_output=True, text=True, check=False
+            )
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
-                return 1
+                return None
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             r = rows[-1]
             print(
@@ -332,9 +300,14 @@ def main(argv: list[str]) -> int:
                 f"peak RSS {r['peak_rss_mib']:7.0f} MiB, count {r['count']}",
                 flush=True,
             )
-    if cpu:
-        peak = max(peak, measured_bf16_peak())  # again at the end; the less disturbed one counts
-        print(f"# measured {peak_name} GEMM peak (best of start and end): {peak / 1e9:.0f} GFLOP/s")
+    return rows
+
+
+def _report(
+    args: argparse.Namespace, rows: list[dict[str, Any]], paths: list[str], peak: float, peak_name: str
+) -> None:
+    """The table: each path's best round per resolution, against naive and crowdwatch."""
+    cpu = args.device == "cpu"
     print()
     print(
         "MiB = peak RSS of the process; in brackets the part above the loaded model (torch alone "
@@ -363,6 +336,37 @@ def main(argv: list[str]) -> int:
         print("(triton: the network runs in the pool, so this CPU's peak is no measure of it)")
     if cpu and "int8" in paths:
         print(f"(int8 runs integer instructions: no share of the {peak_name} peak is given for it)")
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``crowdwatch benchmark``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    problem = _usage_problem(args)
+    if problem is not None:
+        print(f"crowdwatch benchmark: {problem}", file=sys.stderr)
+        return 2
+    paths = [p for p in PATHS if p in ("naive", "crowdwatch") or getattr(args, f"{p}_model")]
+    _, frame_note = source_frame(args.image)
+    if args.worker:
+        args.path = args.worker
+        _worker(args)
+        return 0
+    torch.set_num_threads(args.threads)
+    cpu = args.device == "cpu"
+    peak_name = "bf16" if peak_dtype() == torch.bfloat16 else "fp32"
+    peak = measured_bf16_peak() if cpu else float("nan")  # the CPU's peak; not measured for a GPU
+    where = machine_description(torch.device(args.device))
+    print(f"# {where}, {args.threads} CPU threads, torch {torch.__version__}")
+    print(f"# frame: {frame_note}")
+    if cpu:
+        print(f"# measured {peak_name} GEMM peak: {peak / 1e9:.0f} GFLOP/s")
+    rows = _measure(args, paths)
+    if rows is None:
+        return 1
+    if cpu:
+        peak = max(peak, measured_bf16_peak())  # again at the end; the less disturbed one counts
+        print(f"# measured {peak_name} GEMM peak (best of start and end): {peak / 1e9:.0f} GFLOP/s")
+    _report(args, rows, paths, peak, peak_name)
     if args.json:
         # No CPU peak on a GPU run: null, not NaN (which is not JSON).
         args.json.write_text(json.dumps({"bf16_peak_flops": peak if cpu else None, "rows": rows}, indent=1))

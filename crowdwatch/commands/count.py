@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import cv2
 import numpy as np
@@ -65,26 +65,42 @@ def _open_image(
         return None, "refused"
 
 
+def _json_entry(path: Path, image: np.ndarray, prediction: Any) -> dict[str, object]:
+    return {
+        "image": str(path),
+        "count": prediction.count,
+        "width": image.shape[1],
+        "height": image.shape[0],
+        "points": np.round(prediction.points.astype(np.float64), 2).tolist(),
+        "scores": np.round(prediction.scores.astype(np.float64), 4).tolist(),
+    }
+
+
+def _write_overlay(folder: Path, path: Path, image: np.ndarray, prediction: Any) -> bool:
+    out_path = folder / f"{path.stem}.jpg"
+    if cv2.imwrite(str(out_path), draw_points(image, prediction.points, prediction.count)):
+        return True
+    print(f"crowdwatch: cannot write overlay {out_path}", file=sys.stderr)
+    return False
+
+
 def main(argv: list[str]) -> int:
     """Entry point of ``crowdwatch count``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.max_pixels < 1:
-        parser.error("--max-pixels must be at least 1")
-    if args.tile_pixels is not None and args.tile_pixels < 1:
-        parser.error("--tile-pixels must be at least 1")
+    if args.max_pixels < 1 or (args.tile_pixels is not None and args.tile_pixels < 1):
+        parser.error("--max-pixels and --tile-pixels must be at least 1")
     # every header first: a run whose images are all refused or unreadable never loads the model
-    failures, refused, paths = 0, 0, []
+    problems: list[str] = []
+    paths = []
     for name in args.images:
-        path = Path(name)
-        size, problem = _open_image(check_image_file, path, args.max_pixels)
-        if size is None:
-            refused += problem == "refused"
-            failures += problem == "unreadable"
-            continue
-        paths.append(path)
+        _, problem = _open_image(check_image_file, Path(name), args.max_pixels)
+        if problem is not None:
+            problems.append(problem)
+        else:
+            paths.append(Path(name))
     if not paths and not args.json:
-        return 2 if refused else 1
+        return 2 if "refused" in problems else 1
     # the model (torch: ~5 s and ~0.7 GB) loads once every image header has passed
     predictor = predictor_from_args(args)
     if args.overlay is not None:
@@ -93,28 +109,16 @@ def main(argv: list[str]) -> int:
     for path in paths:
         image, problem = _open_image(read_image, path, args.max_pixels)
         if image is None:
-            refused += problem == "refused"
-            failures += problem == "unreadable"
+            problems.append(problem or "unreadable")
             continue
         prediction = predictor.predict([image])[0]
-        if args.overlay is not None:
-            out_path = args.overlay / f"{path.stem}.jpg"
-            if not cv2.imwrite(str(out_path), draw_points(image, prediction.points, prediction.count)):
-                print(f"crowdwatch: cannot write overlay {out_path}", file=sys.stderr)
-                failures += 1
+        if args.overlay is not None and not _write_overlay(args.overlay, path, image, prediction):
+            problems.append("unreadable")
         if args.json:
-            results.append(
-                {
-                    "image": str(path),
-                    "count": prediction.count,
-                    "width": image.shape[1],
-                    "height": image.shape[0],
-                    "points": np.round(prediction.points.astype(np.float64), 2).tolist(),
-                    "scores": np.round(prediction.scores.astype(np.float64), 4).tolist(),
-                }
-            )
+            results.append(_json_entry(path, image, prediction))
         else:
             print(f"{prediction.count}\t{path}", flush=True)
+    refused, failures = problems.count("refused"), problems.count("unreadable")
     if args.json:
         summary = {
             "weights": str(args.weights) if args.weights else "default",
