@@ -195,10 +195,14 @@ def test_the_readme_s_commands_are_the_cli_s() -> None:
 
 def test_the_first_camera_config_is_valid_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     section = README[README.index("## Your first camera") : README.index("## Commands")]
-    blocks = re.findall(r"^```yaml\n(.*?)^```", section, re.M | re.S)
+    assert "docs/configuration.md#a-first-config-by-hand" in section
+    reference = (REPO / "docs" / "configuration.md").read_text()
+    by_hand = reference[reference.index("## A first config by hand") :]
+    by_hand = by_hand[: by_hand.index("\n## ", 1)]
+    blocks = re.findall(r"^```yaml\n(.*?)^```", by_hand, re.M | re.S)
     assert len(blocks) == 1
     (tmp_path / "site.yaml").write_text(blocks[0])
-    exported = re.search(r"^export ([A-Z_]+)=", section, re.M)
+    exported = re.search(r"^export ([A-Z_]+)=", by_hand, re.M)
     assert exported is not None
     monkeypatch.setenv(exported.group(1), "the-password")
     config = load_config(tmp_path / "site.yaml")
