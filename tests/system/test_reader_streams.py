@@ -127,7 +127,7 @@ class CountingCapture:
 
     def __init__(self, capture: Capture) -> None:
         self.capture = capture
-        self.fps = capture.fps
+        self.nominal_fps = capture.nominal_fps
         self.grabs = 0
 
     def grab(self) -> bool:
