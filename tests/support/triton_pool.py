@@ -13,11 +13,12 @@ for its ``READY`` line, and stops the group it started: SIGTERM (a clean stop) o
 from __future__ import annotations
 
 import os
+import queue
 import re
-import select
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -94,11 +95,27 @@ class TritonPool:
         finally:
             log.close()
         assert self.process.stdout is not None
+        # A thread reads every line: select() on the pipe misses a line already in the text reader's
+        # buffer (two lines arriving together left READY unseen until the timeout), and the pipe
+        # never fills while the server runs.
+        lines: queue.Queue[str] = queue.Queue()
+        stdout = self.process.stdout
+
+        def read_lines() -> None:
+            try:
+                for line in stdout:
+                    lines.put(line)
+            except (OSError, ValueError):  # stop() closed the pipe
+                return
+
+        threading.Thread(target=read_lines, daemon=True).start()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline and self.process.poll() is None:
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
-            if ready and self.process.stdout.readline().startswith("READY "):
-                return self
+            try:
+                if lines.get(timeout=0.2).startswith("READY "):
+                    return self
+            except queue.Empty:
+                continue
         self.stop(signal.SIGKILL)
         raise AssertionError(f"crowdwatch serve did not start:\n{self.log_path.read_text()[-4000:]}")
 
