@@ -36,6 +36,7 @@ LAYERS: list[set[str]] = [
         "choices",
         "tracking",
         "poolurl",
+        "httpbind",
     },
     {"config", "zones", "drawing", "density", "images", "lines"},
     {"model", "data", "capture", "sinks", "flow"},

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import MetricsHandler
+
+from crowdwatch.httpbind import best_family, bind_http, url_of
 
 __all__ = ["HealthCheck", "MetricsServer", "best_family"]
 
@@ -28,14 +28,6 @@ logger = logging.getLogger(__name__)
 
 #: Returns (healthy, JSON-able body) for /healthz.
 HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
-
-
-def best_family(address: str, port: int) -> tuple[socket.AddressFamily, str]:
-    """(address family, address to bind) for ``address``: AF_INET6 for ``::1``, AF_INET for ``0.0.0.0``
-    (client_python's ``_get_best_family``: the first answer of a passive ``getaddrinfo``)."""
-    infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, sockaddr = infos[0]
-    return family, str(sockaddr[0])
 
 
 class _Handler(MetricsHandler):
@@ -74,15 +66,10 @@ class MetricsServer:
         self, registry: CollectorRegistry, health: HealthCheck, address: str = "127.0.0.1", port: int = 9108
     ) -> None:
         self.registry = registry
-        family, host = best_family(address, port)
         handler = cast(type[_Handler], _Handler.factory(registry))  # MetricsHandler's own, tied to registry
         handler.health = staticmethod(health)  # a plain callable, not a method
 
-        class Server(ThreadingHTTPServer):
-            address_family = family
-            daemon_threads = True
-
-        self._server = Server((host, port), handler)
+        self._server = bind_http(address, port, handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
 
     @property
@@ -93,8 +80,7 @@ class MetricsServer:
     @property
     def url(self) -> str:
         """``http://host:port`` (an IPv6 host in brackets)."""
-        host, port = self.address
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        return url_of(self._server)
 
     def start(self) -> MetricsServer:
         if self._thread.is_alive():

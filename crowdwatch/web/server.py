@@ -25,17 +25,17 @@ import ipaddress
 import json
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from crowdwatch.httpbind import bind_http, url_of
 from crowdwatch.web.hub import LiveHub
 from crowdwatch.web.validate import MAX_BLOCK_BYTES
 
@@ -65,15 +65,6 @@ _STATIC = {
 _CAMERA_ROUTE = re.compile(
     r"^/api/v1/cameras/([a-z0-9][a-z0-9_-]{0,62})/(history|frame\.jpg|stream\.mjpeg|heatmap\.jpg)$"
 )
-
-
-def _family(address: str, port: int) -> tuple[socket.AddressFamily, str]:
-    """(address family, address to bind): AF_INET6 for ``::1``, AF_INET for ``0.0.0.0``, as the metrics
-    server picks them (``telemetry.server.best_family``, a room beside this one)."""
-    family, _, _, _, sockaddr = socket.getaddrinfo(
-        address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    return family, str(sockaddr[0])
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:
@@ -293,14 +284,8 @@ class WebServer:
         self.stopping = threading.Event()
         self._validate = validate
         self.static = _load_static()
-        family, host = _family(address, port)
         handler = type("Handler", (_Handler,), {"app": self})
-
-        class Server(ThreadingHTTPServer):
-            address_family = family
-            daemon_threads = True
-
-        self._server = Server((host, port), handler)
+        self._server = bind_http(address, port, handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="web-http", daemon=True)
 
     @property
@@ -311,8 +296,7 @@ class WebServer:
     @property
     def url(self) -> str:
         """``http://host:port/`` (an IPv6 host in brackets)."""
-        host, port = self.address
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+        return f"{url_of(self._server)}/"
 
     def validate(self, camera: str, text: str) -> list[tuple[str, str]]:
         if self._validate is None:
