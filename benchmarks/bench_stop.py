@@ -8,7 +8,8 @@ trial starts ``python -m crowdwatch run`` on a config with ``model: {threads: 1}
 camera at 1 frame/s, waits for "camera up", waits ``--after`` s more (at 4K the model is then inside a
 frame, which takes far longer than the stop budget), sends SIGTERM and records the exit code, the
 seconds until "stopped cleanly" appeared in the log and the seconds until the process ended. ``--hogs``
-busy loops (``yes > /dev/null``) run during all trials; every process started here is stopped by its PID.
+busy loops (``yes > /dev/null``) run during all trials; every process started here is stopped by its PID
+(the pipeline by the tests' ``running_pipeline``).
 Prints one JSON line per trial and a summary.
 """
 
@@ -27,7 +28,8 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.pipeline_harness import running_pipeline
 
 
 def make_clip(clip: Path, out: Path, seconds: float, size: str) -> Path:
@@ -52,34 +54,23 @@ def write_config(folder: Path, video: Path) -> Path:
     return path
 
 
-def trial(config: Path, log: Path, after_s: float, env: dict[str, str]) -> dict[str, object]:
-    with open(log, "wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crowdwatch", "run", str(config)],
-            stdout=subprocess.DEVNULL, stderr=err, cwd=REPO, env=env, start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 300
-        while b"camera up" not in log.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"no 'camera up' (exit {process.poll()}):\n{log.read_text()[-2000:]}")
-            time.sleep(0.05)
+def trial(config: Path, log_dir: Path, after_s: float) -> dict[str, object]:
+    log_dir.mkdir()
+    with running_pipeline(config, log_dir, ready_timeout=300, omp_threads=None) as pipeline:
+        pipeline.wait_for_log("camera up", 300)
         time.sleep(after_s)
         sent = time.monotonic()
-        os.kill(process.pid, signal.SIGTERM)
+        pipeline.send(signal.SIGTERM)
         stopped_s = None
-        while process.poll() is None and time.monotonic() - sent < 120:
-            if stopped_s is None and b"stopped cleanly" in log.read_bytes():
+        while pipeline.poll() is None and time.monotonic() - sent < 120:
+            if stopped_s is None and "stopped cleanly" in pipeline.logs():
                 stopped_s = time.monotonic() - sent
             time.sleep(0.02)
         exit_s = time.monotonic() - sent
-        if stopped_s is None and b"stopped cleanly" in log.read_bytes():
+        if stopped_s is None and "stopped cleanly" in pipeline.logs():
             stopped_s = exit_s
-        return {"rc": process.poll(), "stopped_cleanly_s": stopped_s, "exit_s": round(exit_s, 2)}
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        rc: int | None = pipeline.poll()
+        return {"rc": rc, "stopped_cleanly_s": stopped_s, "exit_s": round(exit_s, 2)}
 
 
 def main() -> int:
@@ -90,9 +81,6 @@ def main() -> int:
     parser.add_argument("--hogs", type=int, default=4, help="busy loops (yes > /dev/null) during the trials")
     parser.add_argument("--after", type=float, default=3.0, help="seconds after 'camera up' to send SIGTERM")
     args = parser.parse_args()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("NOTIFY_SOCKET", None)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -100,7 +88,7 @@ def main() -> int:
         hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(args.hogs)]
         try:
             for n in range(args.trials):
-                result = {"trial": n, **trial(config, folder / f"trial{n}.log", args.after, env)}
+                result = {"trial": n, **trial(config, folder / f"trial{n}", args.after)}
                 print(json.dumps(result), flush=True)
                 results.append(result)
         finally:

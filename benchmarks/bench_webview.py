@@ -18,41 +18,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 import numpy as np
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from crowdwatch.demo import make_demo_clip, render_frames
 from crowdwatch.frames import Result
 from crowdwatch.web.hub import CameraView, LiveHub, ZoneView
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.pipeline_harness import running_pipeline
 
 
-def scrape(metrics_url: str) -> tuple[float, float]:
+def scrape(pipeline: Any) -> tuple[float, float]:
     """(frames processed by all cameras, CPU seconds of the pipeline process) from /metrics."""
-    text = urllib.request.urlopen(f"{metrics_url}/metrics", timeout=10).read().decode()
-    frames = cpu = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "crowdwatch_frames_processed_total":
-                frames += sample.value
-            elif sample.name == "process_cpu_seconds_total":
-                cpu = sample.value
-    return frames, cpu
+    samples = pipeline.scrape()
+    frames = sum(value for (name, _), value in samples.items() if name == "crowdwatch_frames_processed_total")
+    return frames, samples.get(("process_cpu_seconds_total", frozenset()), 0.0)
 
 
 class Viewer(threading.Thread):
@@ -89,23 +79,11 @@ def encode_ms(width: int, height: int, frames: list[np.ndarray]) -> float:
     return 1000 * (time.perf_counter() - started) / (len(frames) * 5)
 
 
-def wait_for(pattern: str, log: Path, process: subprocess.Popen[bytes], timeout: float = 180) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(pattern, log.read_text(errors="replace"))
-        if found:
-            return found.group(1)
-        if process.poll() is not None:
-            raise SystemExit(f"crowdwatch run exited:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.2)
-    raise SystemExit(f"no match for {pattern!r} in the log")
-
-
-def phase(metrics_url: str, seconds: float) -> tuple[float, float]:
+def phase(pipeline: Any, seconds: float) -> tuple[float, float]:
     """(frames/s, CPU seconds per frame) over ``seconds``."""
-    (frames0, cpu0), t0 = scrape(metrics_url), time.monotonic()
+    (frames0, cpu0), t0 = scrape(pipeline), time.monotonic()
     time.sleep(seconds)
-    frames1, cpu1 = scrape(metrics_url)
+    frames1, cpu1 = scrape(pipeline)
     frames = frames1 - frames0
     return frames / (time.monotonic() - t0), (cpu1 - cpu0) / frames if frames else float("nan")
 
@@ -137,30 +115,22 @@ def main() -> int:
             "web": {"enabled": True, "port": 0, "max_viewers": max(8, args.viewers)},
         }
         (folder / "site.yaml").write_text(yaml.safe_dump(config))
-        log = folder / "run.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen([sys.executable, "-m", "crowdwatch", "run", str(folder / "site.yaml")],
-                                       stdout=out, stderr=subprocess.STDOUT, cwd=REPO)  # fmt: skip
-        try:
-            metrics_url = wait_for(r"serving /metrics and /healthz on (http://\S+)", log, process)
-            port = int(wait_for(r"web: live view on http://[^:]+:(\d+)/", log, process))
+        # The model's threads as configured, not the tests' one thread (omp_threads=None).
+        with running_pipeline(folder / "site.yaml", folder, ready_timeout=180, omp_threads=None) as pipeline:
+            port = int(pipeline.wait_for_log(r"web: live view on http://[^:]+:(\d+)/", 180).group(1))
             time.sleep(args.warmup_s)
             idle, watched, received = [], [], []
             for _ in range(args.rounds):
-                idle.append(phase(metrics_url, args.phase_s))
+                idle.append(phase(pipeline, args.phase_s))
                 stop = threading.Event()
                 viewers = [Viewer(port, f"cam{i % args.cameras}", stop) for i in range(args.viewers)]
                 for viewer in viewers:
                     viewer.start()
-                watched.append(phase(metrics_url, args.phase_s))
+                watched.append(phase(pipeline, args.phase_s))
                 stop.set()
                 for viewer in viewers:
                     viewer.join(timeout=10)
                 received.append([viewer.frames for viewer in viewers])
-        finally:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
-                process.wait(timeout=30)
     result = {
         "cameras": args.cameras,
         "size": args.size,

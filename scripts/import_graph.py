@@ -41,7 +41,7 @@ LAYERS: list[set[str]] = [
     {"config", "zones", "drawing", "density", "images", "lines"},
     {"model", "data", "capture", "sinks", "flow"},
     {"train", "evaluation", "inference", "telemetry", "demo", "web"},
-    {"reload"},
+    {"reload", "benchmarking"},
     {"pipeline"},
     {"commands"},
     {"cli"},

@@ -2,18 +2,15 @@
 
     .venv/bin/python scripts/live_view_screenshot.py [--seconds 45] [--out docs/live-view.png]
 
-Writes the demo clip to a temporary folder, runs ``crowdwatch run`` on the demo's two cameras with the
+Writes the demo clips to a temporary folder, runs ``crowdwatch run`` on the demo's two cameras with the
 live view on a free port, waits ``--seconds`` (so the sparklines and heatmaps have something to show),
 and saves a screenshot of the page. Needs Debian chromium + chromium-driver and the selenium package.
-Every process it starts is stopped by its PID.
+Every process it starts is stopped by its PID (the pipeline by the tests' ``running_pipeline``).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +18,9 @@ import time
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.pipeline_harness import running_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,29 +37,17 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        clip = folder / "demo.mp4"
-        subprocess.run([sys.executable, "-m", "crowdwatch.demo", str(clip)], check=True, cwd=REPO)
+        clips = ["--clip-only", "--clip", str(folder / "demo.mp4"), "--gate", str(folder / "gate.mp4")]
+        subprocess.run([sys.executable, "-m", "crowdwatch", "demo", *clips], check=True, cwd=REPO)
         config = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-        for camera in config["cameras"]:
-            camera["url"] = str(clip)
+        for camera in config["cameras"]:  # demo/demo.mp4 and demo/gate.mp4, written here instead
+            camera["url"] = str(folder / Path(camera["url"]).name)
         config["output"]["dir"] = str(folder / "out")
         config["metrics"]["port"] = 0
         config["web"] = {"enabled": True, "port": 0}
         (folder / "demo.yaml").write_text(yaml.safe_dump(config))
-        log = folder / "run.log"
-        with open(log, "wb") as out:
-            run = subprocess.Popen([sys.executable, "-m", "crowdwatch", "run", str(folder / "demo.yaml")],
-                                   stdout=out, stderr=subprocess.STDOUT, cwd=REPO)  # fmt: skip
-        try:
-            url = None
-            deadline = time.monotonic() + 120
-            while url is None and time.monotonic() < deadline and run.poll() is None:
-                found = re.search(r"web: live view on (http://\S+/)", log.read_text(errors="replace"))
-                url = found.group(1) if found else None
-                time.sleep(0.5)
-            if url is None:
-                print(log.read_text(errors="replace"), file=sys.stderr)
-                return 1
+        with running_pipeline(folder / "demo.yaml", folder, ready_timeout=120, omp_threads=None) as run:
+            url = run.wait_for_log(r"web: live view on (http://\S+/)", 120).group(1)
             time.sleep(args.seconds)
             options = webdriver.ChromeOptions()
             options.binary_location = "/usr/bin/chromium"
@@ -74,10 +62,6 @@ def main() -> int:
                 driver.save_screenshot(str(args.out))
             finally:
                 driver.quit()
-        finally:
-            if run.poll() is None:
-                os.kill(run.pid, signal.SIGTERM)
-                run.wait(timeout=30)
     print(f"wrote {args.out}")
     return 0
 

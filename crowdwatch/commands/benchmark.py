@@ -24,179 +24,55 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from crowdwatch.benchmarking import (
+    PATHS,
+    RESOLUTIONS,
+    Job,
+    Measurement,
+    benchmark_frame,
+    measure,
+    measured_peak_flops,
+    peak_dtype,
+)
 from crowdwatch.commands import help_text
-from crowdwatch.commands.model_options import add_model_arguments, predictor_from_args
-from crowdwatch.demo import render_frames
-from crowdwatch.images import read_image
-from crowdwatch.model import P2PNet, Predictor, decode
-from crowdwatch.model.checkpoint import CheckpointMeta, load_checkpoint, packaged_weights
-from crowdwatch.model.precision import cpu_has_native_bf16, machine_description
-from crowdwatch.model.preprocess import Preprocessor, padded_size
-from crowdwatch.weightsfile import EXPORTED_SUFFIXES, PACKAGED_WEIGHTS, resolve_weights
-
-#: The packaged demo frame: the synthetic demo clip's first frame (640x480, this many people drawn).
-DEMO_SIZE, DEMO_PEOPLE, DEMO_SEED = (640, 480), 40, 0
-PATHS = ("naive", "crowdwatch", "openvino", "int8")
-RESOLUTIONS = {"640x360": (360, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
-
-
-def conv_flops(net: torch.nn.Module, height: int, width: int) -> float:
-    """Multiply-adds x 2 of every convolution for one (height, width) input, padded as the model pads it.
-
-    Counted on a 64x64 input and scaled by the area: with sides multiples of 16, every feature map's
-    area is the input's divided by a fixed power of 4, so the scaling is exact (and costs no full run).
-    """
-    flops = 0.0
-    padded_h, padded_w = padded_size(height, width)
-
-    def hook(module: torch.nn.Conv2d, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal flops
-        k = module.kernel_size[0] * module.kernel_size[1]
-        flops += 2.0 * module.in_channels * module.out_channels * k * output.shape[-2] * output.shape[-1]
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
-    with torch.inference_mode():
-        net(torch.zeros(1, 3, 64, 64))
-    for handle in handles:
-        handle.remove()
-    return flops * (padded_h * padded_w) / (64 * 64)
-
-
-def peak_dtype() -> torch.dtype:
-    """bf16 where the CPU has it natively; elsewhere fp32 (emulated bf16 is slow and no peak at all)."""
-    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
-
-
-def measured_bf16_peak(trials: int = 5, seconds: float = 1.0) -> float:
-    """FLOP/s of a large matrix product on this CPU in :func:`peak_dtype`, best of several trials (what
-    oneDNN reaches at best; the best trial is the one least disturbed by other load)."""
-    size = 2048
-    a = torch.randn(size, size, dtype=peak_dtype())
-    b = torch.randn(size, size, dtype=peak_dtype())
-    torch.mm(a, b)
-    best = 0.0
-    for _ in range(trials):
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            torch.mm(a, b)
-            n += 1
-        best = max(best, n * 2 * size**3 / (time.perf_counter() - start))
-    return best
-
-
-def current_rss_mib() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from crowdwatch.commands.model_options import add_model_arguments, triton_target
+from crowdwatch.errors import UsageError
+from crowdwatch.model.precision import machine_description
 
 
 def source_frame(image: Path | None) -> tuple[np.ndarray, str]:
-    """The frame to count (``image``, or the packaged demo frame) and what it is, for the report."""
-    if image is not None:
-        return read_image(image), str(image)
-    width, height = DEMO_SIZE
-    frame = render_frames(width, height, 1, DEMO_PEOPLE, seed=DEMO_SEED)[0]
-    note = (
-        f"the packaged synthetic demo frame ({DEMO_PEOPLE} people drawn, {width}x{height}); "
-        "pass --image PATH to count a frame of your own cameras"
+    """The frame to count (``image``, or the packaged demo frame) and what it is, for the report (with
+    how to count a frame of one's own when it is the demo frame)."""
+    frame, what = benchmark_frame(image)
+    if image is None:
+        what += "; pass --image PATH to count a frame of your own cameras"
+    return frame, what
+
+
+def _job(args: argparse.Namespace) -> Job:
+    """The one measurement a ``--worker`` process makes."""
+    return Job(
+        path=args.worker,
+        resolution=args.resolution,
+        iters=args.iters,
+        batch=args.batch,
+        precision=args.precision,
+        threads=args.threads,
+        device=args.device,
+        backend=args.backend,
+        weights=args.weights,
+        openvino_model=args.openvino_model,
+        int8_model=args.int8_model,
+        image=args.image,
+        triton=triton_target(args) if args.backend == "triton" else None,
     )
-    return frame, note
-
-
-def test_frame(height: int, width: int, image: Path | None = None) -> np.ndarray:
-    """:func:`source_frame` scaled to ``width`` x ``height``."""
-    import cv2
-
-    frame, _ = source_frame(image)
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def _load(weights: str | Path | None) -> tuple[P2PNet, CheckpointMeta]:
-    if weights and Path(weights).suffix.lower() in EXPORTED_SUFFIXES:
-        weights = None  # an exported model runs on the other paths; the naive one runs the checkpoint
-    path = resolve_weights(weights) or packaged_weights()
-    if path:
-        return load_checkpoint(path)
-    torch.manual_seed(0)
-    net = P2PNet().eval()
-    with torch.no_grad():  # spread the logits so counts are not decided by rounding noise
-        net.classification.output.weight.mul_(20.0)
-    return net, CheckpointMeta(num_candidates=4)
-
-
-def _worker(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
-    height, width = RESOLUTIONS[args.resolution]
-    frame = test_frame(height, width, args.image)
-    net, meta = _load(args.weights)
-    counts: list[int] = []
-    device = torch.device(args.device)
-    if args.path == "naive":
-        net = net.float().eval().to(device)
-        pre = Preprocessor(mean=meta.mean, std=meta.std)
-
-        def step() -> None:
-            batch, geos = pre([frame])  # one frame at a time, NCHW float32, autograd on
-            out = net(batch.to(device))
-            counts.append(
-                decode(out["logits"].detach(), out["points"].detach(), geos, meta.default_threshold)[0].count
-            )
-
-        frames_per_step = 1
-        precision = "fp32"
-    else:
-        if args.path == "crowdwatch" and args.backend == "torch":
-            predictor = Predictor(net, meta, device=args.device, precision=args.precision)
-        elif args.path == "crowdwatch" and args.backend == "triton":
-            predictor = predictor_from_args(args)
-        else:
-            weights = str(resolve_weights(args.weights) or PACKAGED_WEIGHTS)  # a .pt runs on OpenVINO too
-            model = {"crowdwatch": weights, "openvino": args.openvino_model, "int8": args.int8_model}
-            predictor = Predictor.from_checkpoint(
-                model[args.path], backend="openvino", precision=args.precision
-            )
-        frames = [frame] * args.batch
-
-        def step() -> None:
-            counts.append(predictor.predict(frames)[0].count)
-
-        frames_per_step = args.batch
-        precision = predictor.precision
-    baseline_rss = current_rss_mib()  # torch, OpenCV and the loaded weights
-    step()  # warm-up: kernel selection, allocator growth
-    times = []
-    for _ in range(args.iters):
-        start = time.perf_counter()
-        step()  # decoding reads the results back, so the GPU has finished when step() returns
-        times.append(time.perf_counter() - start)
-    per_step = float(np.median(times))
-    result = {
-        "path": args.path,
-        "resolution": args.resolution,
-        "precision": precision,
-        "backend": "torch" if args.path == "naive" else predictor.backend.name,
-        "batch": frames_per_step,
-        "fps": frames_per_step / per_step,
-        "seconds_per_frame": per_step / frames_per_step,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "loaded_rss_mib": baseline_rss,
-        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
-        "count": counts[-1],
-        "flops_per_frame": conv_flops(net.float().cpu(), height, width),
-    }
-    print(json.dumps(result))
 
 
 def _share(path: str, achieved: float, peak: float, cpu: bool, gpu_mib: float | None) -> str:
@@ -207,8 +83,8 @@ def _share(path: str, achieved: float, peak: float, cpu: bool, gpu_mib: float | 
     return "" if path == "int8" else f" ({100 * achieved / peak:.0f}%)"
 
 
-def _mem(row: dict[str, Any]) -> str:
-    return f"{row['peak_rss_mib']:.0f} (+{row['peak_rss_mib'] - row['loaded_rss_mib']:.0f})"
+def _mem(row: Measurement) -> str:
+    return f"{row.peak_rss_mib:.0f} (+{row.peak_rss_mib - row.loaded_rss_mib:.0f})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,14 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--int8-model", help="also time this exported int8 model (int8 row)")
     parser.add_argument("--json", type=Path, default=None, help="also write all figures to this file")
     parser.add_argument("--worker", choices=list(PATHS), help=argparse.SUPPRESS)
-    parser.add_argument("--resolution", help=argparse.SUPPRESS)
+    parser.add_argument("--resolution", choices=list(RESOLUTIONS), help=argparse.SUPPRESS)
     return parser
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the options (None: nothing), before anything is measured."""
+    for option in ("iters", "rounds", "batch", "threads"):
+        if getattr(args, option) < 1:
+            return f"--{option} must be at least 1, but got {getattr(args, option)}"
+    if args.worker and not args.resolution:
+        return "--worker needs --resolution"
     if args.backend == "triton" and not args.url:
         return "--backend triton needs --url grpc://HOST:PORT"
+    if args.backend == "triton":
+        try:
+            triton_target(args)
+        except UsageError as exc:
+            return str(exc)
     for option in ("openvino_model", "int8_model"):
         value = getattr(args, option)
         if value and not Path(value).is_file():
@@ -275,14 +161,15 @@ def _worker_command(args: argparse.Namespace, path: str, resolution: str) -> lis
         cmd += [f"--{option}", str(getattr(args, option))]
     if args.backend == "triton":
         cmd += ["--url", args.url, "--model-name", args.model_name, "--timeout", str(args.timeout)]
-    for option in ("weights", "openvino_model", "int8_model", "image"):
+    for option in ("weights", "openvino_model", "int8_model", "image", "tls_ca"):
         if getattr(args, option):
             cmd += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     return cmd
 
 
-def _measure(args: argparse.Namespace, paths: list[str]) -> list[dict[str, Any]] | None:
-    """Every path at every resolution, alternating for --rounds; None when a measurement failed."""
+def _measure(args: argparse.Namespace, paths: list[str]) -> list[Measurement] | None:
+    """Every path at every resolution, each in its own process, alternating for --rounds; None when a
+    measurement failed (its error output printed)."""
     rows = []
     for res in args.resolutions:
         for path in paths * args.rounds:
@@ -292,19 +179,19 @@ def _measure(args: argparse.Namespace, paths: list[str]) -> list[dict[str, Any]]
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return None
-            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            r = rows[-1]
+            r = Measurement.from_dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+            rows.append(r)
             print(
-                f"{res:>10} {path:>10} {r['precision']:>5} {r['backend']:>8} batch {r['batch']}: "
-                f"{r['fps']:7.3f} frames/s, "
-                f"peak RSS {r['peak_rss_mib']:7.0f} MiB, count {r['count']}",
+                f"{res:>10} {path:>10} {r.precision:>5} {r.backend:>8} batch {r.batch}: "
+                f"{r.fps:7.3f} frames/s, "
+                f"peak RSS {r.peak_rss_mib:7.0f} MiB, count {r.count}",
                 flush=True,
             )
     return rows
 
 
 def _report(
-    args: argparse.Namespace, rows: list[dict[str, Any]], paths: list[str], peak: float, peak_name: str
+    args: argparse.Namespace, rows: list[Measurement], paths: list[str], peak: float, peak_name: str
 ) -> None:
     """The table: each path's best round per resolution, against naive and crowdwatch."""
     cpu = args.device == "cpu"
@@ -319,18 +206,16 @@ def _report(
     )
     for res in args.resolutions:
         best = {
-            path: max(
-                (r for r in rows if r["resolution"] == res and r["path"] == path), key=lambda r: r["fps"]
-            )
+            path: max((r for r in rows if r.resolution == res and r.path == path), key=lambda r: r.fps)
             for path in paths
         }
         for path, b in best.items():
-            achieved = b["flops_per_frame"] * b["fps"]
+            achieved = b.flops_per_frame * b.fps
             print(
-                f"{res:>10} | {path:>10} | {b['precision']:>9} | {b['fps']:8.3f} | "
-                f"{b['fps'] / best['naive']['fps']:7.2f}x | {b['fps'] / best['crowdwatch']['fps']:12.2f}x | "
-                f"{_mem(b):>14} | {b['count']:>5} | {achieved / 1e9:.0f}"
-                + ("" if b["backend"] == "triton" else _share(path, achieved, peak, cpu, b["peak_gpu_mib"]))
+                f"{res:>10} | {path:>10} | {b.precision:>9} | {b.fps:8.3f} | "
+                f"{b.fps / best['naive'].fps:7.2f}x | {b.fps / best['crowdwatch'].fps:12.2f}x | "
+                f"{_mem(b):>14} | {b.count:>5} | {achieved / 1e9:.0f}"
+                + ("" if b.backend == "triton" else _share(path, achieved, peak, cpu, b.peak_gpu_mib))
             )
     if args.backend == "triton":
         print("(triton: the network runs in the pool, so this CPU's peak is no measure of it)")
@@ -347,14 +232,13 @@ def main(argv: list[str]) -> int:
         return 2
     paths = [p for p in PATHS if p in ("naive", "crowdwatch") or getattr(args, f"{p}_model")]
     _, frame_note = source_frame(args.image)
-    if args.worker:
-        args.path = args.worker
-        _worker(args)
+    if args.worker:  # one measurement, in a process of its own: its record on stdout for the parent
+        print(json.dumps(measure(_job(args)).as_dict()))
         return 0
     torch.set_num_threads(args.threads)
     cpu = args.device == "cpu"
     peak_name = "bf16" if peak_dtype() == torch.bfloat16 else "fp32"
-    peak = measured_bf16_peak() if cpu else float("nan")  # the CPU's peak; not measured for a GPU
+    peak = measured_peak_flops() if cpu else float("nan")  # the CPU's peak; not measured for a GPU
     where = machine_description(torch.device(args.device))
     print(f"# {where}, {args.threads} CPU threads, torch {torch.__version__}")
     print(f"# frame: {frame_note}")
@@ -364,10 +248,11 @@ def main(argv: list[str]) -> int:
     if rows is None:
         return 1
     if cpu:
-        peak = max(peak, measured_bf16_peak())  # again at the end; the less disturbed one counts
+        peak = max(peak, measured_peak_flops())  # again at the end; the less disturbed one counts
         print(f"# measured {peak_name} GEMM peak (best of start and end): {peak / 1e9:.0f} GFLOP/s")
     _report(args, rows, paths, peak, peak_name)
     if args.json:
         # No CPU peak on a GPU run: null, not NaN (which is not JSON).
-        args.json.write_text(json.dumps({"bf16_peak_flops": peak if cpu else None, "rows": rows}, indent=1))
+        figures = {"bf16_peak_flops": peak if cpu else None, "rows": [row.as_dict() for row in rows]}
+        args.json.write_text(json.dumps(figures, indent=1))
     return 0

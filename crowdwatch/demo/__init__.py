@@ -8,6 +8,7 @@ H.264), so it works on a fresh machine with no camera and no network.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -64,6 +65,23 @@ def render_frames(width: int, height: int, frames: int, people: int, seed: int =
     return out
 
 
+def write_clip(path: str | Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int]) -> Path:
+    """Write ``frames`` (BGR uint8, ``size`` = (width, height)) to ``path`` with OpenCV's ``mp4v`` encoder
+    (folders created) and return the path; the one writer of the demo's clips. ``frames`` may be a
+    generator: each frame is encoded as it comes, so a long clip is never held in memory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write {path} with the mp4v codec")
+    try:
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path
+
+
 def make_demo_clip(
     path: str | Path = DEFAULT_PATH,
     *,
@@ -75,14 +93,5 @@ def make_demo_clip(
     seed: int = 0,
 ) -> Path:
     """Write the synthetic clip to ``path`` (folders created) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write {path} with the mp4v codec")
-    try:
-        for frame in render_frames(width, height, max(1, round(seconds * fps)), people, seed):
-            writer.write(frame)
-    finally:
-        writer.release()
-    return path
+    frames = render_frames(width, height, max(1, round(seconds * fps)), people, seed)
+    return write_clip(path, frames, fps=fps, size=(width, height))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crowdwatch.demo import _background, draw_person
+from crowdwatch.demo import _background, draw_person, write_clip
 from crowdwatch.lines import CountingLine
 
 __all__ = ["GATE_PATH", "GateScene", "Person", "TrueCrossing", "gate_scene", "make_gate_clip"]
@@ -221,10 +221,7 @@ def make_gate_clip(
     The demo's defaults: a small frame and strolling people (12-25 px/s, about one to two head widths a
     second), so that tracks link even at the 0.5-2 frames/s a CPU gives the demo's cameras.
     """
-    import cv2
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     scene = gate_scene(
         width=width,
         height=height,
@@ -235,14 +232,7 @@ def make_gate_clip(
         seed=seed,
     )
     times = np.arange(0, max(1, round(seconds * fps))) / fps
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write {path} with the mp4v codec")
-    try:
-        for t in times:
-            writer.write(scene.render(float(t)))
-    finally:
-        writer.release()
+    write_clip(path, (scene.render(float(t)) for t in times), fps=fps, size=(width, height))
     if truth:
         scene.write_crossings(path.with_suffix(".crossings.csv"), scene.line, 0.0, float(times[-1]))
         scene.write_trajectories(path.with_suffix(".tracks.csv"), times)

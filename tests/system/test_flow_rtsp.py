@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 from support.mosquitto import BOX_PASSWORD, SUB, SUB_PASSWORD, Mosquitto, Subscriber
-from support.pipeline_harness import PipelineProcess, read_csv_rows, write_config
+from support.pipeline_harness import read_csv_rows, running_pipeline, write_config
 from support.rtsp_fixtures import ffmpeg_missing, requires_rtsp, start_server
 
 from crowdwatch.demo import _background, draw_person
@@ -79,7 +79,6 @@ def test_line_crossings_and_dwell_from_an_rtsp_camera_reach_csv_metrics_mqtt_and
     output = {"dir": str(out), "csv": {"flush_interval_s": 0.5}, "snapshots": {"interval_s": 0.5}}
     config = write_config(tmp_path / "site.yaml", [camera], site="lobby", mqtt=mqtt, output=output)
     cli_env["CW_MQTT_PASSWORD"] = BOX_PASSWORD
-    pipeline = PipelineProcess(config, tmp_path, env=cli_env)
     sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/entrance/door/#"])
     seen: dict[str, tuple[int, int]] = {}
 
@@ -100,11 +99,10 @@ def test_line_crossings_and_dwell_from_an_rtsp_camera_reach_csv_metrics_mqtt_and
         return min(seen["metrics"]) >= 1 and len(set(seen.values()) - {seen["dwells"]}) == 1
 
     try:
-        pipeline.start()
-        pipeline.wait_for("a crossing each way, the same in every output", outputs_agree, timeout=300)
-        rc, _ = pipeline.signal(signal.SIGTERM)
+        with running_pipeline(config, tmp_path, env=cli_env) as pipeline:
+            pipeline.wait_for("a crossing each way, the same in every output", outputs_agree, timeout=300)
+            rc, _ = pipeline.signal(signal.SIGTERM)
     finally:
-        pipeline.close()
         sub.close()
         server.stop()
     assert rc == 0, pipeline.logs()

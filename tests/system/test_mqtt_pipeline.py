@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from support.mosquitto import Mosquitto, Subscriber, require_mosquitto
-from support.pipeline_harness import PipelineProcess, read_csv_rows, write_config, write_still_clip
+from support.pipeline_harness import read_csv_rows, running_pipeline, write_config, write_still_clip
 
 from crowdwatch.demo import render_frames
 
@@ -42,43 +42,45 @@ def test_the_pipeline_rides_out_a_broker_restart_and_its_will_says_offline_on_ki
     require_mosquitto()
     broker = Mosquitto(tmp_path / "broker", {BOX: BOX_PASSWORD, SUB: SUB_PASSWORD}).start()
     cli_env["CW_MQTT_PASSWORD"] = BOX_PASSWORD
-    pipeline = PipelineProcess(mqtt_config(tmp_path, broker.port, "lobby"), tmp_path, env=cli_env)
     sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/#"])
     count_topic = "crowdwatch/lobby/cam/count"
     try:
-        pipeline.start()
-        sub.wait_for("3 counts", lambda: len(frames(sub, count_topic)) >= 3, timeout=60)
-        assert sub.received("crowdwatch/lobby/status")[-1].payload == b"online"
-        assert pipeline.value("crowdwatch_mqtt_connected") == 1
+        with running_pipeline(mqtt_config(tmp_path, broker.port, "lobby"), tmp_path, env=cli_env) as pipeline:
+            sub.wait_for("3 counts", lambda: len(frames(sub, count_topic)) >= 3, timeout=60)
+            assert sub.received("crowdwatch/lobby/status")[-1].payload == b"online"
+            assert pipeline.value("crowdwatch_mqtt_connected") == 1
 
-        broker.kill()
-        pipeline.wait_for("mqtt disconnected", lambda: pipeline.value("crowdwatch_mqtt_connected") == 0, 10)
-        rows_down = len(read_csv_rows(tmp_path / "out"))
-        before = max(frames(sub, count_topic))
-        # The broker stays away for a while: the pipeline goes on (CSV rows keep coming, metrics too).
-        pipeline.wait_for(
-            "8 more CSV rows with the broker down",
-            lambda: len(read_csv_rows(tmp_path / "out")) >= rows_down + 8,
-            timeout=30,
-            interval=0.5,
-        )
-        assert pipeline.value("crowdwatch_mqtt_connected") == 0
+            broker.kill()
+            pipeline.wait_for(
+                "mqtt disconnected", lambda: pipeline.value("crowdwatch_mqtt_connected") == 0, 10
+            )
+            rows_down = len(read_csv_rows(tmp_path / "out"))
+            before = max(frames(sub, count_topic))
+            # The broker stays away for a while: the pipeline goes on (CSV rows keep coming, metrics too).
+            pipeline.wait_for(
+                "8 more CSV rows with the broker down",
+                lambda: len(read_csv_rows(tmp_path / "out")) >= rows_down + 8,
+                timeout=30,
+                interval=0.5,
+            )
+            assert pipeline.value("crowdwatch_mqtt_connected") == 0
 
-        broker.start()  # same port; the subscriber and crowdwatch each reconnect by themselves
-        sub.wait_for("counts again", lambda: max(frames(sub, count_topic)) > before + 8, timeout=30)
-        assert pipeline.value("crowdwatch_mqtt_connected") == 1
-        assert (pipeline.value("crowdwatch_mqtt_connections_total") or 0) >= 2
-        sub.wait_for("online again", lambda: sub.received("crowdwatch/lobby/status")[-1].payload == b"online")
+            broker.start()  # same port; the subscriber and crowdwatch each reconnect by themselves
+            sub.wait_for("counts again", lambda: max(frames(sub, count_topic)) > before + 8, timeout=30)
+            assert pipeline.value("crowdwatch_mqtt_connected") == 1
+            assert (pipeline.value("crowdwatch_mqtt_connections_total") or 0) >= 2
+            sub.wait_for(
+                "online again", lambda: sub.received("crowdwatch/lobby/status")[-1].payload == b"online"
+            )
 
-        rc, _ = pipeline.signal(signal.SIGKILL)  # no goodbye: the broker publishes the will
-        assert rc == -signal.SIGKILL
-        sub.wait_for(
-            "the last will",
-            lambda: sub.received("crowdwatch/lobby/status")[-1].payload == b"offline",
-            timeout=10,
-        )
+            rc, _ = pipeline.signal(signal.SIGKILL)  # no goodbye: the broker publishes the will
+            assert rc == -signal.SIGKILL
+            sub.wait_for(
+                "the last will",
+                lambda: sub.received("crowdwatch/lobby/status")[-1].payload == b"offline",
+                timeout=10,
+            )
     finally:
-        pipeline.close()
         sub.close()
         broker.stop()
     logs = pipeline.logs()
@@ -95,16 +97,14 @@ def test_a_wrong_password_is_a_clear_error_that_never_shows_the_password(
     broker = Mosquitto(tmp_path / "broker", {BOX: BOX_PASSWORD}).start()
     wrong = "Wrong-Secret-7741"
     cli_env["CW_MQTT_PASSWORD"] = wrong
-    pipeline = PipelineProcess(mqtt_config(tmp_path, broker.port, "lobby"), tmp_path, env=cli_env)
     try:
-        pipeline.start()
-        pipeline.wait_for("the refusal", lambda: "refused the connection" in pipeline.logs(), timeout=20)
-        # The other sinks do not wait for MQTT.
-        pipeline.wait_for("4 CSV rows", lambda: len(read_csv_rows(tmp_path / "out")) >= 4, 30, 0.5)
-        scraped = pipeline.scrape()
-        rc, _ = pipeline.signal(signal.SIGTERM)
+        with running_pipeline(mqtt_config(tmp_path, broker.port, "lobby"), tmp_path, env=cli_env) as pipeline:
+            pipeline.wait_for("the refusal", lambda: "refused the connection" in pipeline.logs(), timeout=20)
+            # The other sinks do not wait for MQTT.
+            pipeline.wait_for("4 CSV rows", lambda: len(read_csv_rows(tmp_path / "out")) >= 4, 30, 0.5)
+            scraped = pipeline.scrape()
+            rc, _ = pipeline.signal(signal.SIGTERM)
     finally:
-        pipeline.close()
         broker.stop()
     assert rc == 0, pipeline.logs()
     assert scraped[("crowdwatch_mqtt_connected", frozenset())] == 0

@@ -15,7 +15,7 @@ import pytest
 from support.homeassistant_schema import problems
 from support.mosquitto import Mosquitto, Subscriber, require_mosquitto, retained
 from support.pipeline_harness import (
-    PipelineProcess,
+    running_pipeline,
     write_config,
     write_lossless_still_h264,
     write_still_clip,
@@ -90,7 +90,6 @@ def test_a_killed_rtsp_camera_is_offline_and_its_people_gauges_are_absent_until_
         tmp_path / "mall.mp4", render_frames(160, 128, 1, 25, seed=1)[0], seconds=60
     )
     server = RtspServer({"/live": f"file:{clip}"})
-    pipeline: PipelineProcess | None = None
     sub = Subscriber(broker.port, SUB, SUB_PASSWORD, ["crowdwatch/lobby/mall/status"])
     try:
         server.start()
@@ -111,30 +110,28 @@ def test_a_killed_rtsp_camera_is_offline_and_its_people_gauges_are_absent_until_
             mqtt=mqtt_section(broker.port),
             output=output(tmp_path),
         )
-        pipeline = PipelineProcess(config, tmp_path, env=cli_env).start()
-        statuses = lambda: [m.payload for m in sub.received()]  # noqa: E731 (a short poll)
-        pipeline.wait_for("mall online", lambda: statuses()[-1:] == [b"online"], timeout=60)
-        pipeline.wait_for(
-            "people gauges", lambda: people_series(pipeline.scrape(), "mall") == PEOPLE, timeout=30
-        )
+        with running_pipeline(config, tmp_path, env=cli_env) as pipeline:
+            statuses = lambda: [m.payload for m in sub.received()]  # noqa: E731 (a short poll)
+            pipeline.wait_for("mall online", lambda: statuses()[-1:] == [b"online"], timeout=60)
+            pipeline.wait_for(
+                "people gauges", lambda: people_series(pipeline.scrape(), "mall") == PEOPLE, timeout=30
+            )
 
-        server.kill()  # the camera loses power
-        pipeline.wait_for("mall offline", lambda: statuses()[-1:] == [b"offline"], timeout=20)
-        samples = pipeline.scrape()
-        assert samples[("crowdwatch_camera_up", frozenset({("camera", "mall")}))] == 0
-        assert people_series(samples, "mall") == set()  # absent: not 0, not the last count
-        assert site_retained(broker)["crowdwatch/lobby/mall/status"] == b"offline"
+            server.kill()  # the camera loses power
+            pipeline.wait_for("mall offline", lambda: statuses()[-1:] == [b"offline"], timeout=20)
+            samples = pipeline.scrape()
+            assert samples[("crowdwatch_camera_up", frozenset({("camera", "mall")}))] == 0
+            assert people_series(samples, "mall") == set()  # absent: not 0, not the last count
+            assert site_retained(broker)["crowdwatch/lobby/mall/status"] == b"offline"
 
-        server.start()  # same port: the reader reconnects, the first new frame brings the gauges back
-        pipeline.wait_for("mall online again", lambda: statuses()[-1:] == [b"online"], timeout=30)
-        pipeline.wait_for(
-            "people gauges again", lambda: people_series(pipeline.scrape(), "mall") == PEOPLE, timeout=30
-        )
-        rc, _ = pipeline.signal(signal.SIGTERM)
-        assert rc == 0, pipeline.logs()[-3000:]
+            server.start()  # same port: the reader reconnects, the first new frame brings the gauges back
+            pipeline.wait_for("mall online again", lambda: statuses()[-1:] == [b"online"], timeout=30)
+            pipeline.wait_for(
+                "people gauges again", lambda: people_series(pipeline.scrape(), "mall") == PEOPLE, timeout=30
+            )
+            rc, _ = pipeline.signal(signal.SIGTERM)
+            assert rc == 0, pipeline.logs()[-3000:]
     finally:
-        if pipeline is not None:
-            pipeline.close()
         sub.close()
         server.stop()
     after = site_retained(broker)
@@ -145,14 +142,10 @@ def test_a_killed_rtsp_camera_is_offline_and_its_people_gauges_are_absent_until_
 
 def run_until_settled(config: Path, tmp_path: Path, env: dict[str, str], settled: Any, what: str) -> str:
     """Run the pipeline until ``settled()`` (polled), then stop it cleanly; its logs."""
-    pipeline = PipelineProcess(config, tmp_path, env=env)
-    try:
-        pipeline.start()
+    with running_pipeline(config, tmp_path, env=env) as pipeline:
         pipeline.wait_for(what, settled, timeout=90, interval=0.5)
         rc, _ = pipeline.signal(signal.SIGTERM)
         assert rc == 0, pipeline.logs()[-3000:]
-    finally:
-        pipeline.close()
     return pipeline.logs()
 
 

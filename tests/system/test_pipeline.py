@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from support.pipeline_harness import (
     REPO,
-    PipelineProcess,
     count_cli,
     decode_first_frame,
     read_csv_rows,
+    running_pipeline,
     write_config,
     write_still_clip,
 )
@@ -73,9 +73,7 @@ def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(
     config = write_config(tmp_path / "site.yaml", cameras, output=output)
     expected = count_cli([tmp_path / f"{camera}.png" for camera in stills], cli_env)
 
-    pipeline = PipelineProcess(config, tmp_path)
-    try:
-        pipeline.start()
+    with running_pipeline(config, tmp_path) as pipeline:
         for camera in stills:
             pipeline.wait_for(
                 f"{camera} processed",
@@ -93,8 +91,6 @@ def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(
         assert status == 503 and "dead" in health["reason"] and "cam-a" not in health["reason"]
         assert "usb" in health["reason"]
         rc, seconds = pipeline.signal(signal.SIGTERM)
-    finally:
-        pipeline.close()
     assert rc == 0, pipeline.logs()
     assert seconds < 10
 
@@ -129,9 +125,7 @@ def test_kill_9_leaves_parseable_csv_missing_at_most_about_one_second(tmp_path: 
     clip = write_still_clip(tmp_path / "still.avi", render_frames(160, 128, 1, 10, seed=4)[0])
     cameras = [{"id": f"cam{i}", "url": str(clip), "fps": 4, "loop": True} for i in range(2)]
     config = write_config(tmp_path / "site.yaml", cameras)
-    pipeline = PipelineProcess(config, tmp_path)
-    try:
-        pipeline.start()
+    with running_pipeline(config, tmp_path) as pipeline:
 
         def processed() -> float:
             return sum(
@@ -144,8 +138,6 @@ def test_kill_9_leaves_parseable_csv_missing_at_most_about_one_second(tmp_path: 
         at_kill = processed()
         rate = (at_kill - before) / (time.monotonic() - started)
         rc, _ = pipeline.signal(signal.SIGKILL)
-    finally:
-        pipeline.close()
     assert rc == -signal.SIGKILL
     rows = read_csv_rows(tmp_path / "out")  # parseable, no half row, no repeated header
     lost = at_kill - len(rows)
@@ -153,12 +145,8 @@ def test_kill_9_leaves_parseable_csv_missing_at_most_about_one_second(tmp_path: 
     assert -4 <= lost <= rate * 1.25 + 4, f"lost {lost} rows at {rate:.1f} rows/s"
 
     # A restart appends to the same file under the one header.
-    again = PipelineProcess(config, tmp_path, args=("--duration", "4"))
-    try:
-        again.start()
+    with running_pipeline(config, tmp_path, args=("--duration", "4")) as again:
         assert again.process is not None and again.process.wait(timeout=60) == 0, again.logs()
-    finally:
-        again.close()
     assert len(list((tmp_path / "out").glob("counts-*.csv"))) == 1
     after = read_csv_rows(tmp_path / "out")  # still one header, no half row
     assert after[: len(rows)] == rows and len(after) > len(rows)
@@ -171,9 +159,7 @@ def test_slow_model_keeps_latency_bounded_and_counts_drops(tmp_path: Path) -> No
     camera = {"id": "busy", "url": str(clip), "fps": None, "loop": True}
     output = {"dir": str(tmp_path / "out"), "snapshots": {"enabled": False}}
     config = write_config(tmp_path / "site.yaml", [camera], output=output)
-    pipeline = PipelineProcess(config, tmp_path)
-    try:
-        pipeline.start()
+    with running_pipeline(config, tmp_path) as pipeline:
         pipeline.wait_for(
             "30 frames processed",
             lambda: (pipeline.value("crowdwatch_frames_processed_total", camera="busy") or 0) >= 30,
@@ -182,8 +168,6 @@ def test_slow_model_keeps_latency_bounded_and_counts_drops(tmp_path: Path) -> No
         )
         samples = pipeline.scrape()
         rc, _ = pipeline.signal(signal.SIGTERM)
-    finally:
-        pipeline.close()
     assert rc == 0, pipeline.logs()
     dropped = samples[
         ("crowdwatch_frames_dropped_total", frozenset({("camera", "busy"), ("reason", "superseded")}))

@@ -10,10 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 from support.pipeline_harness import (
-    PipelineProcess,
     count_cli,
     decode_first_frame,
     read_csv_rows,
+    running_pipeline,
     write_config,
     write_still_clip,
 )
@@ -65,9 +65,9 @@ def test_exclusions_smoothing_for_s_alert_and_heatmaps_end_to_end(
             "npy": True,
         },
     }
-    pipeline = PipelineProcess(write_config(tmp_path / "site.yaml", [camera], output=output), tmp_path)
-    try:
-        pipeline.start()
+    with running_pipeline(
+        write_config(tmp_path / "site.yaml", [camera], output=output), tmp_path
+    ) as pipeline:
         pipeline.wait_for(
             "8 frames processed",
             lambda: (pipeline.value("crowdwatch_frames_processed_total", camera="hall") or 0) >= 8,
@@ -75,8 +75,6 @@ def test_exclusions_smoothing_for_s_alert_and_heatmaps_end_to_end(
         )
         samples = pipeline.scrape()
         rc, _ = pipeline.signal(signal.SIGTERM)
-    finally:
-        pipeline.close()
     assert rc == 0, pipeline.logs()
 
     hall, zone = frozenset({("camera", "hall")}), frozenset({("camera", "hall"), ("zone", "left")})

@@ -21,6 +21,7 @@ from support.pipeline_harness import (
     count_cli,
     decode_first_frame,
     read_csv_rows,
+    running_pipeline,
     write_config,
     write_lossless_still_h264,
 )
@@ -73,7 +74,6 @@ def test_three_rtsp_cameras_survive_kill_restart_and_freeze(tmp_path: Path) -> N
     counted = count_cli([tmp_path / f"{camera}.png" for camera in stills])
     expected = {camera: item["count"] for camera, item in counted.items()}
     servers = {camera: RtspServer({"/live": f"file:{clip}"}) for camera, clip in stills.items()}
-    pipeline: PipelineProcess | None = None
     try:
         for server in servers.values():
             server.start()
@@ -91,48 +91,49 @@ def test_three_rtsp_cameras_survive_kill_restart_and_freeze(tmp_path: Path) -> N
         config = write_config(tmp_path / "site.yaml", cameras, defaults=defaults)
         assert PASSWORD not in config.read_text()
         env = {"CAM_PASSWORD": PASSWORD}
-        pipeline = PipelineProcess(config, tmp_path, env={**os.environ, **env}).start()
+        with running_pipeline(config, tmp_path, env={**os.environ, **env}) as pipeline:
+            # Rows and gauges for each camera.
+            for camera in servers:
+                pipeline.wait_for(
+                    f"{camera} up and processing",
+                    lambda c=camera: up(pipeline, c) and processed(pipeline, c) >= 2,
+                    timeout=60,
+                )
+            assert pipeline.health()[0] == 200
+            for camera in servers:
+                assert pipeline.value("crowdwatch_people", camera=camera) == expected[camera]
 
-        # Rows and gauges for each camera.
-        for camera in servers:
+            # Killed: cam1 goes down within the read timeout; the others keep processing frames meanwhile
+            # (several each, while cam1 stays down: its reconnect attempts do not stall them).
+            servers["cam1"].kill()
+            pipeline.wait_for("cam1 down", lambda: not up(pipeline, "cam1"), timeout=READ_TIMEOUT_S + SLACK_S)
+            status, health = pipeline.health()
+            assert status == 503 and "cam1" in health["reason"]
+            keep_processing(pipeline, ["cam2", "cam3"], FRAMES_DURING_OUTAGE, timeout=OUTAGE_WAIT_S)
+            assert not up(pipeline, "cam1")
+
+            # Back: the reader reconnects and cam1 is up again, processing.
+            reconnects = pipeline.value("crowdwatch_reconnects_total", camera="cam1") or 0
+            assert reconnects >= 1
+            servers["cam1"].start()
+            pipeline.wait_for("cam1 up again", lambda: up(pipeline, "cam1"), timeout=10)
+            again = processed(pipeline, "cam1")
             pipeline.wait_for(
-                f"{camera} up and processing",
-                lambda c=camera: up(pipeline, c) and processed(pipeline, c) >= 2,
-                timeout=60,
+                "cam1 processing again", lambda: processed(pipeline, "cam1") > again, timeout=10
             )
-        assert pipeline.health()[0] == 200
-        for camera in servers:
-            assert pipeline.value("crowdwatch_people", camera=camera) == expected[camera]
 
-        # Killed: cam1 goes down within the read timeout; the others keep processing frames meanwhile
-        # (several each, while cam1 stays down: its reconnect attempts do not stall them).
-        servers["cam1"].kill()
-        pipeline.wait_for("cam1 down", lambda: not up(pipeline, "cam1"), timeout=READ_TIMEOUT_S + SLACK_S)
-        status, health = pipeline.health()
-        assert status == 503 and "cam1" in health["reason"]
-        keep_processing(pipeline, ["cam2", "cam3"], FRAMES_DURING_OUTAGE, timeout=OUTAGE_WAIT_S)
-        assert not up(pipeline, "cam1")
+            # Frozen (SIGSTOP: the socket stays open, nothing arrives): down after one read timeout.
+            servers["cam2"].freeze()
+            pipeline.wait_for(
+                "cam2 down", lambda: not up(pipeline, "cam2"), timeout=2 * READ_TIMEOUT_S + SLACK_S
+            )
+            assert up(pipeline, "cam3") and up(pipeline, "cam1")
+            servers["cam2"].thaw()
 
-        # Back: the reader reconnects and cam1 is up again, processing.
-        reconnects = pipeline.value("crowdwatch_reconnects_total", camera="cam1") or 0
-        assert reconnects >= 1
-        servers["cam1"].start()
-        pipeline.wait_for("cam1 up again", lambda: up(pipeline, "cam1"), timeout=10)
-        again = processed(pipeline, "cam1")
-        pipeline.wait_for("cam1 processing again", lambda: processed(pipeline, "cam1") > again, timeout=10)
-
-        # Frozen (SIGSTOP: the socket stays open, nothing arrives): down after one read timeout.
-        servers["cam2"].freeze()
-        pipeline.wait_for("cam2 down", lambda: not up(pipeline, "cam2"), timeout=2 * READ_TIMEOUT_S + SLACK_S)
-        assert up(pipeline, "cam3") and up(pipeline, "cam1")
-        servers["cam2"].thaw()
-
-        rc, seconds = pipeline.signal(signal.SIGTERM)
-        assert rc == 0, pipeline.logs()[-3000:]
-        assert seconds < 10
+            rc, seconds = pipeline.signal(signal.SIGTERM)
+            assert rc == 0, pipeline.logs()[-3000:]
+            assert seconds < 10
     finally:
-        if pipeline is not None:
-            pipeline.close()
         for server in servers.values():
             server.stop()
 

@@ -28,7 +28,13 @@ from typing import Any
 
 import pytest
 from support.mosquitto import BOX, BOX_PASSWORD, SUB, SUB_PASSWORD, Mosquitto, retained
-from support.pipeline_harness import PipelineProcess, read_csv_rows, write_config, write_lossless_still_h264
+from support.pipeline_harness import (
+    PipelineProcess,
+    read_csv_rows,
+    running_pipeline,
+    write_config,
+    write_lossless_still_h264,
+)
 from support.rtsp_fixtures import RtspServer, requires_rtsp
 
 from crowdwatch.demo import render_frames
@@ -126,7 +132,6 @@ def test_sighup_adds_removes_restarts_and_retunes_cameras_without_pausing_the_ot
     broker = Mosquitto(tmp_path / "broker", {BOX: BOX_PASSWORD, SUB: SUB_PASSWORD})
     out = tmp_path / "out"
     config = tmp_path / "site.yaml"
-    pipeline: PipelineProcess | None = None
     try:
         rtsp.start()
         broker.start()
@@ -162,91 +167,91 @@ def test_sighup_adds_removes_restarts_and_retunes_cameras_without_pausing_the_ot
         first = {**common, "cameras": [keep, zoned_before, gone, moved_before]}
         write_config(config, **first)
         env = {**os.environ, "CW_MQTT_PASSWORD": BOX_PASSWORD}
-        pipeline = PipelineProcess(config, tmp_path, env=env).start(ready_timeout=TIMEOUT_S)
-        for camera_id in ("keep", "zoned", "gone", "moved"):
-            grows(pipeline, out, camera_id)
-        assert pipeline.value("crowdwatch_config_last_reload_successful") == 1
-        started_at = pipeline.value("crowdwatch_config_last_reload_success_timestamp_seconds")
-        assert started_at is not None
+        with running_pipeline(config, tmp_path, env=env, ready_timeout=TIMEOUT_S) as pipeline:
+            for camera_id in ("keep", "zoned", "gone", "moved"):
+                grows(pipeline, out, camera_id)
+            assert pipeline.value("crowdwatch_config_last_reload_successful") == 1
+            started_at = pipeline.value("crowdwatch_config_last_reload_success_timestamp_seconds")
+            assert started_at is not None
 
-        # 1. Add `new` (its zone adds CSV columns) and remove `gone`.
-        second = {**common, "cameras": [keep, zoned_before, moved_before, new]}
-        outcome = reload(pipeline, config, second)
-        assert "applied (added [new]; removed [gone])" in outcome, outcome
-        grows(pipeline, out, "new")
-        gone_rows = len(rows_of(out, "gone"))  # its last rows are on disk by now (flushed every 0.5 s)
-        grows(pipeline, out, "keep")
-        assert len(rows_of(out, "gone")) == gone_rows  # and no row came after
-        cameras = labelled_cameras(pipeline)
-        assert "gone" not in cameras and {"keep", "zoned", "moved", "new"} <= cameras
-        assert pipeline.value("crowdwatch_camera_up", camera="new") == 1
-        assert set(pipeline.health()[1]["cameras"]) == {"keep", "zoned", "moved", "new"}
-        assert pipeline.value("crowdwatch_config_last_reload_successful") == 1
-        assert (pipeline.value("crowdwatch_config_last_reload_success_timestamp_seconds") or 0) > started_at
-        on_broker = retained(broker.port, SUB, SUB_PASSWORD, f"crowdwatch/{SITE}/#")
-        assert on_broker[f"crowdwatch/{SITE}/gone/status"] == b"offline"
-        assert f"crowdwatch/{SITE}/gone/count" not in on_broker  # cleared
-        assert on_broker[f"crowdwatch/{SITE}/new/status"] == b"online"
-        assert f"crowdwatch/{SITE}/new/extra/count" in on_broker
-        assert on_broker[f"crowdwatch/{SITE}/keep/status"] == b"online"
+            # 1. Add `new` (its zone adds CSV columns) and remove `gone`.
+            second = {**common, "cameras": [keep, zoned_before, moved_before, new]}
+            outcome = reload(pipeline, config, second)
+            assert "applied (added [new]; removed [gone])" in outcome, outcome
+            grows(pipeline, out, "new")
+            gone_rows = len(rows_of(out, "gone"))  # its last rows are on disk by now (flushed every 0.5 s)
+            grows(pipeline, out, "keep")
+            assert len(rows_of(out, "gone")) == gone_rows  # and no row came after
+            cameras = labelled_cameras(pipeline)
+            assert "gone" not in cameras and {"keep", "zoned", "moved", "new"} <= cameras
+            assert pipeline.value("crowdwatch_camera_up", camera="new") == 1
+            assert set(pipeline.health()[1]["cameras"]) == {"keep", "zoned", "moved", "new"}
+            assert pipeline.value("crowdwatch_config_last_reload_successful") == 1
+            assert (
+                pipeline.value("crowdwatch_config_last_reload_success_timestamp_seconds") or 0
+            ) > started_at
+            on_broker = retained(broker.port, SUB, SUB_PASSWORD, f"crowdwatch/{SITE}/#")
+            assert on_broker[f"crowdwatch/{SITE}/gone/status"] == b"offline"
+            assert f"crowdwatch/{SITE}/gone/count" not in on_broker  # cleared
+            assert on_broker[f"crowdwatch/{SITE}/new/status"] == b"online"
+            assert f"crowdwatch/{SITE}/new/extra/count" in on_broker
+            assert on_broker[f"crowdwatch/{SITE}/keep/status"] == b"online"
 
-        # 2. `moved` reads another stream (its reader restarts, alone); `zoned`'s zone `area` moves.
-        zoned_last = len(rows_of(out, "zoned"))  # every one of them made before the reload
-        third = {**common, "cameras": [keep, zoned_after, moved_after, new]}
-        outcome = reload(pipeline, config, third)
-        applied_at = time.time()  # a frame captured after this is counted under the new zones
-        assert "applied (restarted [moved]; retuned [zoned])" in outcome, outcome
-        pipeline.wait_for(
-            "moved counting the new stream",
-            lambda: restart_of(rows_of(out, "moved")) is not None,
-            timeout=TIMEOUT_S,
-            interval=0.5,
-        )
-        grows(pipeline, out, "moved")
-        grows(pipeline, out, "zoned")
+            # 2. `moved` reads another stream (its reader restarts, alone); `zoned`'s zone `area` moves.
+            zoned_last = len(rows_of(out, "zoned"))  # every one of them made before the reload
+            third = {**common, "cameras": [keep, zoned_after, moved_after, new]}
+            outcome = reload(pipeline, config, third)
+            applied_at = time.time()  # a frame captured after this is counted under the new zones
+            assert "applied (restarted [moved]; retuned [zoned])" in outcome, outcome
+            pipeline.wait_for(
+                "moved counting the new stream",
+                lambda: restart_of(rows_of(out, "moved")) is not None,
+                timeout=TIMEOUT_S,
+                interval=0.5,
+            )
+            grows(pipeline, out, "moved")
+            grows(pipeline, out, "zoned")
 
-        # 3. An invalid file: every error with its key path; nothing changes.
-        broken = {
-            **common,
-            "cameras": [{**keep, "fps": 0}, {**zoned_after, "colour": "red"}, moved_after],
-        }
-        outcome = reload(pipeline, config, broken)
-        assert "is invalid (2 error(s)); still running the previous config" in outcome, outcome
-        logs = pipeline.logs()
-        assert re.search(r"config reload: .*site\.yaml: cameras\[0\]\.fps: ", logs), logs[-3000:]
-        assert re.search(r"config reload: .*site\.yaml: cameras\[1\]\.colour: ", logs), logs[-3000:]
-        assert pipeline.value("crowdwatch_config_last_reload_successful") == 0
-        grows(pipeline, out, "new")  # `new`, missing from the broken file, still runs
+            # 3. An invalid file: every error with its key path; nothing changes.
+            broken = {
+                **common,
+                "cameras": [{**keep, "fps": 0}, {**zoned_after, "colour": "red"}, moved_after],
+            }
+            outcome = reload(pipeline, config, broken)
+            assert "is invalid (2 error(s)); still running the previous config" in outcome, outcome
+            logs = pipeline.logs()
+            assert re.search(r"config reload: .*site\.yaml: cameras\[0\]\.fps: ", logs), logs[-3000:]
+            assert re.search(r"config reload: .*site\.yaml: cameras\[1\]\.colour: ", logs), logs[-3000:]
+            assert pipeline.value("crowdwatch_config_last_reload_successful") == 0
+            grows(pipeline, out, "new")  # `new`, missing from the broken file, still runs
 
-        # 4. Another model: refused, needs a restart.
-        weights = {**third, "model": {**model, "weights": str(tmp_path / "other.pt")}}
-        outcome = reload(pipeline, config, weights)
-        assert "refused: model.weights changed, which needs a restart" in outcome, outcome
-        assert "still running the previous config, nothing applied" in outcome
-        assert pipeline.value("crowdwatch_config_last_reload_successful") == 0
+            # 4. Another model: refused, needs a restart.
+            weights = {**third, "model": {**model, "weights": str(tmp_path / "other.pt")}}
+            outcome = reload(pipeline, config, weights)
+            assert "refused: model.weights changed, which needs a restart" in outcome, outcome
+            assert "still running the previous config, nothing applied" in outcome
+            assert pipeline.value("crowdwatch_config_last_reload_successful") == 0
 
-        # ... and so do the MQTT connection and the sinks' settings (a heatmap window spans reloads).
-        sinks = {
-            **third,
-            "mqtt": {**common["mqtt"], "keepalive_s": 10},
-            "output": {**common["output"], "heatmaps": {"enabled": True}},
-        }
-        outcome = reload(pipeline, config, sinks)
-        assert "refused: output.heatmaps.enabled, mqtt.keepalive_s changed" in outcome, outcome
-        assert not (out / "heatmaps").exists()
+            # ... and so do the MQTT connection and the sinks' settings (a heatmap window spans reloads).
+            sinks = {
+                **third,
+                "mqtt": {**common["mqtt"], "keepalive_s": 10},
+                "output": {**common["output"], "heatmaps": {"enabled": True}},
+            }
+            outcome = reload(pipeline, config, sinks)
+            assert "refused: output.heatmaps.enabled, mqtt.keepalive_s changed" in outcome, outcome
+            assert not (out / "heatmaps").exists()
 
-        # 5. The running config again: nothing to do, and the metric says the file is what runs.
-        outcome = reload(pipeline, config, third)
-        assert outcome.endswith("no change"), outcome
-        assert pipeline.value("crowdwatch_config_last_reload_successful") == 1
-        grows(pipeline, out, "keep")
-        assert pipeline.value("crowdwatch_reconnects_total", camera="keep") == 0
-        assert pipeline.value("crowdwatch_reconnects_total", camera="zoned") == 0
-        rc, _ = pipeline.signal(signal.SIGTERM)
-        assert rc == 0, pipeline.logs()[-3000:]
+            # 5. The running config again: nothing to do, and the metric says the file is what runs.
+            outcome = reload(pipeline, config, third)
+            assert outcome.endswith("no change"), outcome
+            assert pipeline.value("crowdwatch_config_last_reload_successful") == 1
+            grows(pipeline, out, "keep")
+            assert pipeline.value("crowdwatch_reconnects_total", camera="keep") == 0
+            assert pipeline.value("crowdwatch_reconnects_total", camera="zoned") == 0
+            rc, _ = pipeline.signal(signal.SIGTERM)
+            assert rc == 0, pipeline.logs()[-3000:]
     finally:
-        if pipeline is not None:
-            pipeline.close()
         broker.stop()
         rtsp.stop()
 

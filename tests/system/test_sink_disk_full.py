@@ -15,7 +15,7 @@ import re
 import signal
 from pathlib import Path
 
-from support.pipeline_harness import PipelineProcess, read_csv_rows, write_config, write_still_clip
+from support.pipeline_harness import read_csv_rows, running_pipeline, write_config, write_still_clip
 from support.small_disk import fill
 
 from crowdwatch.demo import render_frames
@@ -31,9 +31,7 @@ def test_rows_lost_on_a_full_disk_are_counted_reported_and_healthz_degrades(
         [{"id": "cam", "url": str(clip), "fps": None, "loop": True}],
         output={"dir": str(small_disk), "csv": {"flush_interval_s": 0.5}, "snapshots": {"enabled": False}},
     )
-    pipeline = PipelineProcess(config, tmp_path)
-    try:
-        pipeline.start()
+    with running_pipeline(config, tmp_path) as pipeline:
 
         def lost() -> float:
             return pipeline.value("crowdwatch_sink_lost_rows_total", sink="csv") or 0.0
@@ -53,8 +51,6 @@ def test_rows_lost_on_a_full_disk_are_counted_reported_and_healthz_degrades(
         assert pipeline.value("crowdwatch_sink_up", sink="csv") == 1
         lost_at_recovery = lost()
         rc, _ = pipeline.signal(signal.SIGTERM)
-    finally:
-        pipeline.close()
     assert rc == 0
     logs = pipeline.logs()
     assert "lost" in logs and "No space left on device" in logs and "Traceback" not in logs

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.pipeline_harness import REPO, PipelineProcess, read_csv_rows, write_config
+from support.pipeline_harness import SLOW_RUN, read_csv_rows, running_pipeline, write_config
 from support.slow_pipeline import INSIDE_THE_MODEL
 
 from crowdwatch.demo import make_demo_clip
@@ -39,16 +39,11 @@ def _config(tmp_path: Path) -> Path:
 
 def _stop_inside_the_model(config: Path, log_dir: Path) -> tuple[int, float, str]:
     """One run of the slow pipeline, SIGTERM while a batch is inside the model: (exit code, s, logs)."""
-    command = (sys.executable, str(REPO / "tests" / "support" / "slow_pipeline.py"))
     args = ("--predict-s", "120", "--stop-budget-s", str(SLOW_STOP_BUDGET_S))
-    pipeline = PipelineProcess(config, log_dir, args=args, command=command)
-    try:
-        pipeline.start()
+    with running_pipeline(config, log_dir, args=args, command=SLOW_RUN) as pipeline:
         pipeline.wait_for("a batch inside the model", lambda: INSIDE_THE_MODEL in pipeline.logs(), 60)
         time.sleep(0.3)  # well inside torch's convolutions
         rc, seconds = pipeline.signal(signal.SIGTERM, timeout=SLOW_STOP_BUDGET_S + EXIT_MARGIN_S + 30)
-    finally:
-        pipeline.close()
     return rc, seconds, pipeline.logs()
 
 
@@ -73,9 +68,7 @@ def test_exit_after_sigterm_runs_nothing_after_the_final_flush(tmp_path: Path) -
     # The real command line, with an exit hook that would hold the process for 10 minutes.
     hook = "import atexit, sys, time; atexit.register(time.sleep, 600); from crowdwatch.cli import main; "
     command = (sys.executable, "-c", hook + "sys.exit(main())", "run")
-    pipeline = PipelineProcess(config, tmp_path, command=command)
-    try:
-        pipeline.start()
+    with running_pipeline(config, tmp_path, command=command) as pipeline:
         pipeline.wait_for(
             "a frame processed",
             lambda: (pipeline.value("crowdwatch_frames_processed_total", camera="cam") or 0) >= 1,
@@ -84,8 +77,6 @@ def test_exit_after_sigterm_runs_nothing_after_the_final_flush(tmp_path: Path) -
         )
         # The pipeline's own stop budget is 9 s; the README and docs/deployment.md promise exit within 10 s.
         rc, seconds = pipeline.signal(signal.SIGTERM, timeout=60)
-    finally:
-        pipeline.close()
     logs = pipeline.logs()
     assert rc == 0, logs[-3000:]
     assert seconds < 10 + EXIT_MARGIN_S, logs[-3000:]

@@ -25,7 +25,13 @@ from typing import Any
 
 import pytest
 import yaml
-from support.pipeline_harness import REPO, PipelineProcess, write_config, write_lossless_still_h264
+from support.pipeline_harness import (
+    REPO,
+    PipelineProcess,
+    running_pipeline,
+    write_config,
+    write_lossless_still_h264,
+)
 from support.rtsp_fixtures import RtspServer, requires_rtsp
 
 from crowdwatch.demo import render_frames
@@ -61,7 +67,6 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     clip = write_lossless_still_h264(tmp / "lobby.mp4", still, seconds=300, fps=5)
     lobby = RtspServer({"/lobby": f"file:{clip}"}).start()
     door = RtspServer({"/door": "pattern:320x240@10"}).start()
-    pipeline = None
     try:
         config = write_config(
             tmp / "site.yaml",
@@ -77,12 +82,10 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             web={"enabled": True, "address": "0.0.0.0", "port": 0, "token": "${env:WEB_TOKEN}"},
         )
         env = {"CAM_PASSWORD": PASSWORD, "WEB_TOKEN": TOKEN}
-        pipeline = PipelineProcess(config, tmp, env={**dict(os.environ), **env}).start()
-        port = wait("the page URL in the log", lambda: _WEB_LINE.search(pipeline.logs()), 30).group(1)
-        yield Site(pipeline, f"http://127.0.0.1:{port}", door, config)
+        with running_pipeline(config, tmp, env={**dict(os.environ), **env}) as pipeline:
+            port = pipeline.wait_for_log(_WEB_LINE, 30, what="the page URL in the log").group(1)
+            yield Site(pipeline, f"http://127.0.0.1:{port}", door, config)
     finally:
-        if pipeline is not None:
-            pipeline.close()
         lobby.stop()
         door.stop()
 
