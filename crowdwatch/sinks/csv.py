@@ -23,12 +23,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from crowdwatch.frames import Result
 from crowdwatch.logthrottle import LogThrottle
 from crowdwatch.sinks.base import SinkBase
+from crowdwatch.timefmt import iso_utc, utc_day
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +38,6 @@ SMOOTHED_COLUMN = "count_smoothed"
 LATENCY_COLUMN = "latency_s"
 #: How far back from the end of a file to look for the last complete line.
 _TAIL_CHUNK = 64 * 1024
-
-
-def utc_iso(timestamp: float) -> str:
-    """``2026-11-24T09:14:40.123Z`` for a ``time.time()`` value."""
-    moment = datetime.fromtimestamp(timestamp, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def utc_day(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
 
 
 def header_columns(zone_ids: Sequence[str], line_ids: Sequence[str] = ()) -> list[str]:
@@ -247,7 +237,7 @@ class CsvSink(SinkBase):
                 list(flow.increments(line_id)) if flow is not None and line_id in flow.totals else ["", ""]
             )
         return [
-            utc_iso(result.captured_at),
+            iso_utc(result.captured_at),
             result.camera,
             result.index,
             result.count,

@@ -47,7 +47,6 @@ from crowdwatch.sinks.mqtt_messages import (
     SiteLayout,
     SiteTopics,
     alert_payload,
-    iso_utc,
     result_messages,
     retained_topics,
 )
@@ -63,7 +62,6 @@ __all__ = [
     "NullMqttEvents",
     "SiteLayout",
     "alert_payload",
-    "iso_utc",
 ]
 
 logger = logging.getLogger(__name__)
