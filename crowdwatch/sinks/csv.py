@@ -91,8 +91,15 @@ def _first_line(path: Path) -> bytes:
         return f.readline()
 
 
+#: Why the CSV sink loses rows: a flush that did not reach the disk (full, read-only, gone) loses every
+#: row it held.
+WRITE_ERROR = "write_error"
+
+
 class CsvSink(SinkBase):
     """Append rows to ``<directory>/<prefix>-YYYY-MM-DD[.N].csv`` (day of the frame's capture, UTC)."""
+
+    LOSS_REASONS = (WRITE_ERROR,)
 
     def __init__(
         self,
@@ -180,12 +187,12 @@ class CsvSink(SinkBase):
                 view = view[written:]
             os.fsync(self._fd)
             if self.error is not None:
-                logger.info("csv %s: writing again (%d rows lost in all)", self.path, self.lost_rows)
+                lost = self.losses()[WRITE_ERROR]
+                logger.info("csv %s: writing again (%d rows lost in all)", self.path, lost)
                 self._log.reset("flush")
             self.error = None
         except OSError as exc:
-            self.lost_rows += rows
-            self.error = f"{exc.strerror or exc} ({self.path})"
+            self.lose(rows, WRITE_ERROR, error=f"{exc.strerror or exc} ({self.path})")
             self._log.log(
                 "flush",
                 logging.ERROR,
@@ -193,7 +200,7 @@ class CsvSink(SinkBase):
                 self.path,
                 rows,
                 exc.strerror or exc,
-                self.lost_rows,
+                self.losses()[WRITE_ERROR],
             )
             try:
                 os.ftruncate(self._fd, before)

@@ -17,7 +17,13 @@ refuses the login must never hold up the sink thread (and so the CSV and snapsho
 oldest message goes when it is full, counted). A publisher thread of ours feeds the outbox to paho while
 connected, keeping at most :data:`MAX_HANDED` messages inside paho (sent but not yet acknowledged), so
 paho's own queues stay bounded too. Nothing here knows Prometheus: :class:`MqttEvents` reports
-connections, publications and drops (``crowdwatch.telemetry.mqtt_metrics`` turns them into metrics).
+connections and publications (``crowdwatch.telemetry.mqtt_metrics`` turns them into metrics), and a
+message that never reaches the broker is a loss of the sink (:meth:`SinkBase.lose`, one of
+:data:`LOSS_REASONS`), counted with every other sink's in ``crowdwatch_sink_lost_total``.
+
+Losses never make the sink *failing* (no ``error``), so they never turn /healthz ``degraded``: the
+broker is outside the box, the outbox exists to ride out its absence, the CSV behind the same sink
+thread still records every result, and ``crowdwatch_mqtt_connected`` already shows the outage.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ from crowdwatch.sinks.mqtt_state import RetainedSweep, SiteState
 
 __all__ = [
     "CLOSE_BUDGET_S",
-    "DROP_REASONS",
+    "LOSS_REASONS",
     "MAX_HANDED",
     "Message",
     "MqttEvents",
@@ -68,7 +74,7 @@ logger = logging.getLogger(__name__)
 
 #: Why a message never reached the broker: the outbox was full (the oldest went), the connection
 #: dropped under a QoS 0 message paho had not sent yet, or the process stopped while it waited.
-DROP_REASONS = ("outbox_full", "connection_lost", "shutdown")
+LOSS_REASONS = ("outbox_full", "connection_lost", "shutdown")
 #: Most messages handed to paho and not yet sent (QoS 0) or acknowledged (QoS 1, 2).
 MAX_HANDED = 1000
 #: Of those, most QoS 1/2 messages on the wire unacknowledged at once. Brokers cap what they accept
@@ -91,17 +97,12 @@ class MqttEvents(Protocol):
 
     def mqtt_published(self, n: int = 1) -> None: ...
 
-    def mqtt_dropped(self, reason: str, n: int = 1) -> None: ...
-
 
 class NullMqttEvents:
     def mqtt_connected(self, connected: bool) -> None:
         pass
 
     def mqtt_published(self, n: int = 1) -> None:
-        pass
-
-    def mqtt_dropped(self, reason: str, n: int = 1) -> None:
         pass
 
 
@@ -126,8 +127,10 @@ class MqttSink(SinkBase):
     ``layout`` is the site's cameras and zones: with it the sink says each camera's availability and
     each zone's alert state on every connect, clears what earlier configs left retained, and publishes
     Home Assistant discovery when ``settings.homeassistant.enabled``. Without it (tests of the
-    transport alone) it only publishes results.
+    transport alone) it only publishes results. Its losses count messages.
     """
+
+    LOSS_REASONS = LOSS_REASONS
 
     def __init__(
         self,
@@ -259,7 +262,7 @@ class MqttSink(SinkBase):
                 self._outbox.append(message)
             self._cond.notify_all()
         if dropped:
-            self.events.mqtt_dropped("outbox_full", dropped)
+            self.lose(dropped, "outbox_full")
             self._log_every(
                 "outbox_full",
                 logging.WARNING,
@@ -294,7 +297,7 @@ class MqttSink(SinkBase):
             self._handed.clear()
             self._client = None
         if left:
-            self.events.mqtt_dropped("shutdown", left)
+            self.lose(left, "shutdown")
             logger.warning("mqtt: stopping with %d message(s) not delivered to %s", left, self.where)
         if self._connected:
             client.disconnect()  # a clean DISCONNECT: the broker discards our will (offline is sent)
@@ -347,7 +350,7 @@ class MqttSink(SinkBase):
                 elif len(self._outbox) < self.settings.outbox_size:
                     self._outbox.appendleft(message)
                 else:
-                    self.events.mqtt_dropped("outbox_full")
+                    self.lose(1, "outbox_full")
                 self._cond.wait(0.1)  # for paho to report the disconnection, rather than spin
 
     # -- paho callbacks (paho's network thread) ---------------------------------------------------
@@ -381,7 +384,7 @@ class MqttSink(SinkBase):
             self._away_since = None
             self._cond.notify_all()
         if lost:
-            self.events.mqtt_dropped("connection_lost", len(lost))
+            self.lose(len(lost), "connection_lost")
         self.events.mqtt_connected(True)
         for key in ("refused", "unreachable"):  # a new outage is reported at once
             self._log.reset(key)
