@@ -1,4 +1,4 @@
-"""Prometheus metrics of the MQTT sink, fed by its :class:`~crowdwatch.sinks.mqtt.MqttEvents` callbacks.
+"""Prometheus metrics of the MQTT sink, fed by its client's :class:`~crowdwatch.sinks.mqtt_client.MqttEvents`.
 
 Registered only when ``mqtt.enabled``: a box without MQTT exports none of these. The sink itself knows
 nothing of Prometheus; the pipeline hands it an :class:`MqttMetrics` as its events. Messages that never

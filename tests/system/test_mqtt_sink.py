@@ -253,7 +253,7 @@ def test_tls_with_the_sites_ca_connects_and_an_untrusted_certificate_is_a_clear_
     # Without ca_file only the system's CAs are trusted, and they did not sign the test broker.
     untrusted = MqttSink(settings(broker.tls_port, tls={"enabled": True}), "bad")
     try:
-        with caplog.at_level(logging.INFO, logger="crowdwatch.sinks.mqtt"):
+        with caplog.at_level(logging.INFO, logger="crowdwatch.sinks.mqtt_client"):
             trusted.open()
             untrusted.open()
             trusted.write(result(1))
