@@ -61,7 +61,7 @@ class MqttSink(SinkBase):
     results. Its losses count messages.
     """
 
-    LOSS_REASONS = LOSS_REASONS
+    LOSS_REASONS = LOSS_REASONS  # the client's: why a message never reached the broker
 
     def __init__(
         self,
