@@ -13,7 +13,7 @@ the subscriber's side would measure the subscriber):
    cannot take in time is dropped, oldest first, and counted).
 
 Reported per phase, as JSON: messages written, taken by the broker (the sink's count: acknowledged at
-QoS 1 and 2), delivered to the subscriber, dropped (the sink's count),
+QoS 1 and 2), delivered to the subscriber, lost by reason (the sink's ``losses()``),
 delivered messages/s (first to last arrival), latency (capture time in the payload -> arrival at the
 subscriber) p50/p95/max, and the cost of one ``write()`` call p50/max.
 """
@@ -113,10 +113,10 @@ class Counter:
 
 
 class Events:
-    """The sink's own account: messages the broker acknowledged (QoS 1, 2) or took (QoS 0), and drops."""
+    """The sink's own account of messages the broker acknowledged (QoS 1, 2) or took (QoS 0); what it
+    lost, by reason, is the sink's ``losses()``."""
 
     def __init__(self) -> None:
-        self.dropped: dict[str, int] = {}
         self.published = 0
 
     def mqtt_connected(self, connected: bool) -> None:
@@ -124,9 +124,6 @@ class Events:
 
     def mqtt_published(self, n: int = 1) -> None:
         self.published += n
-
-    def mqtt_dropped(self, reason: str, n: int = 1) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + n
 
 
 def result(camera: int, index: int, zones: int) -> Result:
@@ -150,7 +147,7 @@ def run_phase(args: argparse.Namespace, qos: int, paced: bool) -> dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="bench-mqtt-") as tmp:
         broker = Broker(Path(tmp))
         counter = Counter(broker.port, min(qos, 1))  # QoS 2's handshake would make the subscriber the limit
-        drops = Events()
+        events = Events()
         settings = MqttSettings.model_validate(
             {
                 "enabled": True,
@@ -160,7 +157,7 @@ def run_phase(args: argparse.Namespace, qos: int, paced: bool) -> dict[str, Any]
                 "client_id": "bench-box",
             }
         )
-        sink = MqttSink(settings, "site", events=drops)
+        sink = MqttSink(settings, "site", events=events)
         write_s: list[float] = []
         written = 0
         try:
@@ -191,6 +188,7 @@ def run_phase(args: argparse.Namespace, qos: int, paced: bool) -> dict[str, Any]
             sink.close()
             counter.close()
             broker.stop()
+    lost = sink.losses()
     lat = np.array(counter.latencies) if counter.latencies else np.zeros(1)
     delivered = len(counter.latencies)
     span = max(counter.last - counter.first, 1e-9)
@@ -198,9 +196,9 @@ def run_phase(args: argparse.Namespace, qos: int, paced: bool) -> dict[str, Any]
         "qos": qos,
         "phase": f"paced {args.cameras} cameras x {args.fps:g} frames/s" if paced else "flat out",
         "messages_written": written,
-        "messages_taken_by_broker": drops.published - 2,  # less "online" and "offline"
+        "messages_taken_by_broker": events.published - 2,  # less "online" and "offline"
         "messages_delivered": delivered,
-        "messages_dropped": drops.dropped,
+        "messages_lost": {reason: n for reason, n in lost.items() if n},
         "delivered_per_s": round(delivered / span, 1),
         "written_per_s": round(written / (args.paced_s if paced else args.flat_s), 1),
         "latency_ms": {

@@ -132,7 +132,7 @@ class Pipeline:
         # always there, so that a reload may add lines: families without series show nothing on /metrics
         self.metrics.flow = _flow_metrics(self.registry, config)
         self.mqtt: MqttSink | None = None  # when mqtt.enabled, once the sinks are made
-        # the sink thread and each sink's lost rows and failing state (its record), once the sinks run
+        # the sink thread, and each sink's losses and failing state (read from the sinks), once they run
         self.sink_runner: SinkRunner | None = None
         self.registry.register(SinkLossCollector(self._sink_status))
         self._reload_requested = threading.Event()
@@ -506,10 +506,15 @@ class Pipeline:
         return out
 
     def _log_sink_losses(self) -> None:
-        """The final summary's second line: rows each sink could not record (e.g. on a full disk)."""
-        lost = {status.sink: status.lost_rows for status in self._sink_status()}
-        level = logging.WARNING if any(lost.values()) else logging.INFO
-        logger.log(level, "final sink losses (rows not recorded): %s", json.dumps(lost))
+        """The final summary's second line: per sink, the records it could not deliver and why, e.g.
+        ``{"csv": {"total": 9, "reasons": {"write_error": 9}}, "overlay": {"total": 0, "reasons": {}}}``."""
+        statuses = self._sink_status()
+        lost = {
+            status.sink: {"total": status.lost_total, "reasons": {r: n for r, n in status.lost.items() if n}}
+            for status in statuses
+        }
+        level = logging.WARNING if any(status.lost_total for status in statuses) else logging.INFO
+        logger.log(level, "final sink losses (records not delivered): %s", json.dumps(lost))
 
     def _install_signal_handlers(self) -> dict[int, _SignalHandler]:
         if threading.current_thread() is not threading.main_thread():

@@ -37,6 +37,7 @@ LAYERS: list[set[str]] = [
         "tracking",
         "poolurl",
         "httpbind",
+        "timefmt",
     },
     {"config", "zones", "drawing", "density", "images", "lines"},
     {"model", "data", "capture", "sinks", "flow"},

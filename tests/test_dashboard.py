@@ -116,10 +116,9 @@ def test_camera_variable_filters_every_per_camera_query():
         "crowdwatch_inference_seconds",
         "crowdwatch_batch_size",
         "crowdwatch_build_info",
-        "crowdwatch_sink_lost_rows_total",  # per sink, not per camera
+        "crowdwatch_sink_lost_total",  # per sink, not per camera
         "crowdwatch_sink_up",
         "crowdwatch_mqtt_connected",  # per box
-        "crowdwatch_mqtt_dropped_messages_total",
     }
     for title, expr in panel_queries(dashboard):
         for name in metric_names(expr) & {*per_camera, *(f"{m}_bucket" for m in per_camera)}:
@@ -152,11 +151,19 @@ def test_site_variable_filters_every_query_without_a_scrape_label():
             assert all("instance" in by for by in by_camera), title
 
 
-def test_mqtt_panels_show_the_connection_and_dropped_messages():
+def test_mqtt_panels_show_the_connection_and_lost_messages():
     exprs = {title: expr for title, expr in panel_queries(load_dashboard())}
     assert exprs["MQTT connected"].startswith("crowdwatch_mqtt_connected{")
-    assert "crowdwatch_mqtt_dropped_messages_total" in exprs["MQTT messages dropped"]
-    assert "by (instance, reason)" in exprs["MQTT messages dropped"]
+    assert re.search(r'crowdwatch_sink_lost_total\{[^}]*sink="mqtt"', exprs["MQTT messages lost"])
+    assert "by (instance, reason)" in exprs["MQTT messages lost"]
+
+
+def test_the_sinks_lost_rows_panel_leaves_mqtt_to_its_own():
+    """One family for every sink's losses: the Sinks row shows what is missing from the box's own output
+    (by sink and reason), the MQTT row the messages that never reached the broker."""
+    exprs = {title: expr for title, expr in panel_queries(load_dashboard())}
+    assert re.search(r'crowdwatch_sink_lost_total\{[^}]*sink!="mqtt"', exprs["Lost rows per sink"])
+    assert "by (instance, sink, reason)" in exprs["Lost rows per sink"]
 
 
 def test_panels_have_unique_ids_and_do_not_overlap():

@@ -28,8 +28,13 @@ from crowdwatch.config.schema import (
 )
 from crowdwatch.config.web import WebSettings
 from crowdwatch.model.checkpoint import parse_meta, read_checkpoint_file
-from crowdwatch.sinks.mqtt import DROP_REASONS as MQTT_DROP_REASONS
+from crowdwatch.sinks.base import RAISED
+from crowdwatch.sinks.csv import CsvSink
+from crowdwatch.sinks.heatmap import HeatmapSink
+from crowdwatch.sinks.mqtt import MqttSink
+from crowdwatch.sinks.overlay import OverlaySink
 from crowdwatch.telemetry.counts import DROP_REASONS
+from crowdwatch.web.sink import LiveViewSink
 from crowdwatch.weightsfile import PACKAGED_WEIGHTS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,13 +104,15 @@ def test_the_documented_packaged_threshold_is_the_checkpoint_s() -> None:
     assert f"threshold {threshold:g})" in README  # the weights box at the top
 
 
-def test_the_configuration_reference_lists_every_drop_reason() -> None:
+def test_the_configuration_reference_lists_every_drop_and_loss_reason() -> None:
     frames = re.search(r"frames_dropped_total\{reason\}` \(([^)]*)\)", CONFIGURATION)
     assert frames is not None
     assert re.findall(r"`([a-z_]+)`", frames.group(1)) == list(DROP_REASONS)
-    mqtt = re.search(r"mqtt_dropped_messages_total\{reason\}` \(([^)]*)\)", CONFIGURATION)
-    assert mqtt is not None
-    assert re.findall(r"`([a-z_]+)`", mqtt.group(1)) == list(MQTT_DROP_REASONS)
+    sinks = re.search(r"sink_lost_total\{sink, reason\}` \(([^)]*)\)", CONFIGURATION)
+    assert sinks is not None
+    sink_classes = (CsvSink, OverlaySink, HeatmapSink, MqttSink, LiveViewSink)
+    declared = [*(r for sink in sink_classes for r in sink.LOSS_REASONS), RAISED]
+    assert re.findall(r"`([a-z_]+)`", sinks.group(1)) == declared
 
 
 def test_credential_names_follow_the_unit_s_load_credential() -> None:

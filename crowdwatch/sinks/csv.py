@@ -23,12 +23,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from crowdwatch.frames import Result
 from crowdwatch.logthrottle import LogThrottle
 from crowdwatch.sinks.base import SinkBase
+from crowdwatch.timefmt import iso_utc, utc_day
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +38,6 @@ SMOOTHED_COLUMN = "count_smoothed"
 LATENCY_COLUMN = "latency_s"
 #: How far back from the end of a file to look for the last complete line.
 _TAIL_CHUNK = 64 * 1024
-
-
-def utc_iso(timestamp: float) -> str:
-    """``2026-11-24T09:14:40.123Z`` for a ``time.time()`` value."""
-    moment = datetime.fromtimestamp(timestamp, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def utc_day(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
 
 
 def header_columns(zone_ids: Sequence[str], line_ids: Sequence[str] = ()) -> list[str]:
@@ -101,8 +91,15 @@ def _first_line(path: Path) -> bytes:
         return f.readline()
 
 
+#: Why the CSV sink loses rows: a flush that did not reach the disk (full, read-only, gone) loses every
+#: row it held.
+WRITE_ERROR = "write_error"
+
+
 class CsvSink(SinkBase):
     """Append rows to ``<directory>/<prefix>-YYYY-MM-DD[.N].csv`` (day of the frame's capture, UTC)."""
+
+    LOSS_REASONS = (WRITE_ERROR,)
 
     def __init__(
         self,
@@ -190,12 +187,12 @@ class CsvSink(SinkBase):
                 view = view[written:]
             os.fsync(self._fd)
             if self.error is not None:
-                logger.info("csv %s: writing again (%d rows lost in all)", self.path, self.lost_rows)
+                lost = self.losses()[WRITE_ERROR]
+                logger.info("csv %s: writing again (%d rows lost in all)", self.path, lost)
                 self._log.reset("flush")
             self.error = None
         except OSError as exc:
-            self.lost_rows += rows
-            self.error = f"{exc.strerror or exc} ({self.path})"
+            self.lose(rows, WRITE_ERROR, error=f"{exc.strerror or exc} ({self.path})")
             self._log.log(
                 "flush",
                 logging.ERROR,
@@ -203,7 +200,7 @@ class CsvSink(SinkBase):
                 self.path,
                 rows,
                 exc.strerror or exc,
-                self.lost_rows,
+                self.losses()[WRITE_ERROR],
             )
             try:
                 os.ftruncate(self._fd, before)
@@ -247,7 +244,7 @@ class CsvSink(SinkBase):
                 list(flow.increments(line_id)) if flow is not None and line_id in flow.totals else ["", ""]
             )
         return [
-            utc_iso(result.captured_at),
+            iso_utc(result.captured_at),
             result.camera,
             result.index,
             result.count,

@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from crowdwatch.frames import AlertChange, FlowReading, Result
+from crowdwatch.timefmt import iso_utc
 
 __all__ = [
     "OFFLINE",
@@ -37,7 +37,6 @@ __all__ = [
     "SiteTopics",
     "alert_payload",
     "initial_alert_payload",
-    "iso_utc",
     "result_messages",
     "retained_topics",
     "to_json",
@@ -104,11 +103,6 @@ class SiteTopics:
 
     def crossing(self, camera: str, line: str) -> str:
         return f"{self.base}/{camera}/{line}/crossing"
-
-
-def iso_utc(t: float) -> str:
-    """Wall-clock seconds as ISO 8601 UTC with milliseconds: ``2026-11-29T04:44:43.120Z``."""
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_json(data: dict[str, Any]) -> bytes:

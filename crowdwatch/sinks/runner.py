@@ -7,12 +7,14 @@ The sink thread calls ``write`` for each result and ``tick`` on every sink at le
 once a minute per sink, :mod:`crowdwatch.logthrottle`) and never stops the others. ``None`` in the
 queue is the stop sentinel.
 
-The runner is the one record of what each sink lost (:meth:`SinkRunner.status`): a ``write`` that
-raises loses its result (one row), and a sink that loses rows inside itself (the CSV sink's failed
-flush) says so through its ``lost_rows`` and ``error`` attributes (:class:`~crowdwatch.sinks.base.SinkBase`).
-A sink is *failing* from its first loss until it next succeeds (a ``write`` that returns, or for the
-CSV sink a flush that reaches the disk); telemetry turns this into
-``crowdwatch_sink_lost_rows_total{sink}``, the /healthz ``degraded`` state and the final summary.
+The runner is the one reader of what each sink lost (:meth:`SinkRunner.status`). Every loss goes
+through the sink's own account (:meth:`~crowdwatch.sinks.base.SinkBase.lose`): a ``write`` that raises
+loses its result, which the runner reports as ``raised``; a sink that loses records inside itself (the
+CSV sink's failed flush: ``write_error``; the MQTT outbox: ``outbox_full``, ``connection_lost``,
+``shutdown``) reports them with its own reasons. A sink is *failing* while it says why in ``error``
+(the CSV sink from a failed flush until one reaches the disk) or while its ``write`` raises (until one
+returns). Telemetry turns this into ``crowdwatch_sink_lost_total{sink, reason}``, ``crowdwatch_sink_up``,
+the /healthz ``degraded`` state and the final summary.
 
 A config reload changes the sinks through the same queue (:meth:`SinkRunner.run_in_order`): the change
 runs on the sink thread after every result queued before it, so each result is written under the
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 
 from crowdwatch.frames import Result
 from crowdwatch.logthrottle import LogThrottle
-from crowdwatch.sinks.base import Sink
+from crowdwatch.sinks.base import RAISED, Sink
 
 __all__ = ["SINK_TICK_S", "SinkRunner", "SinkStatus", "sink_names"]
 
@@ -42,11 +44,16 @@ SINK_TICK_S = 0.2
 
 @dataclass(frozen=True)
 class SinkStatus:
-    """One sink at one moment: its label, rows lost since start, why it is failing (None: it is not)."""
+    """One sink at one moment: its label, the records it lost since start by reason (every reason it
+    declares, and ``raised``), why it is failing (None: it is not)."""
 
     sink: str
-    lost_rows: int
+    lost: dict[str, int]
     error: str | None
+
+    @property
+    def lost_total(self) -> int:
+        return sum(self.lost.values())
 
 
 def sink_names(sinks: Sequence[Sink]) -> list[str]:
@@ -79,8 +86,6 @@ class SinkRunner:
         self._queue: queue.Queue[Result | _InOrder | None] = queue.Queue(maxsize=queue_size)
         self._log = LogThrottle(logger)  # a failing sink may fail on every row: once a minute
         self._status_lock = threading.Lock()
-        self._lost = [0] * len(self.sinks)  # rows lost, per sink
-        self._seen_own = [0] * len(self.sinks)  # the sink's own lost_rows already added to _lost
         self._raised: list[str | None] = [None] * len(self.sinks)  # why the last write raised
         self._thread = threading.Thread(target=self._run, name="sinks", daemon=True)
 
@@ -88,14 +93,13 @@ class SinkRunner:
         self._thread.start()
 
     def status(self) -> list[SinkStatus]:
-        """Each sink's lost rows and failing reason (thread-safe; read by /metrics, /healthz, the summary)."""
-        with self._status_lock:
+        """Each sink's losses and failing reason (thread-safe; read by /metrics, /healthz, the summary;
+        also after the sinks closed: a failed last flush counts)."""
+        with self._status_lock:  # a raise counted and its error, seen together
             out = []
             for i, sink in enumerate(self.sinks):
-                self._fold_own(i)  # also after the sinks closed: a failed last flush counts
-                own = getattr(sink, "error", None)
-                error = own if own is not None else self._raised[i]
-                out.append(SinkStatus(self.names[i], self._lost[i], error))
+                error = sink.error if sink.error is not None else self._raised[i]
+                out.append(SinkStatus(self.names[i], sink.losses(), error))
             return out
 
     def submit(self, result: Result) -> bool:
@@ -169,7 +173,7 @@ class SinkRunner:
         except Exception as exc:
             with self._status_lock:
                 if is_write:  # its result is not recorded
-                    self._lost[i] += 1
+                    sink.lose(1, RAISED)
                 self._raised[i] = f"{type(exc).__name__}: {exc}"
             self._log.log(
                 self.names[i],
@@ -182,12 +186,3 @@ class SinkRunner:
             if is_write and self._raised[i] is not None:
                 with self._status_lock:
                     self._raised[i] = None
-        with self._status_lock:
-            self._fold_own(i)
-
-    def _fold_own(self, i: int) -> None:
-        """Add the rows sink ``i`` lost without raising since last time (hold ``_status_lock``)."""
-        own = int(getattr(self.sinks[i], "lost_rows", 0))
-        if own > self._seen_own[i]:
-            self._lost[i] += own - self._seen_own[i]
-            self._seen_own[i] = own

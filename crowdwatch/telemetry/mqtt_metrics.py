@@ -1,7 +1,9 @@
-"""Prometheus metrics of the MQTT sink, fed by its :class:`~crowdwatch.sinks.mqtt.MqttEvents` callbacks.
+"""Prometheus metrics of the MQTT sink, fed by its client's :class:`~crowdwatch.sinks.mqtt_client.MqttEvents`.
 
 Registered only when ``mqtt.enabled``: a box without MQTT exports none of these. The sink itself knows
-nothing of Prometheus; the pipeline hands it an :class:`MqttMetrics` as its events.
+nothing of Prometheus; the pipeline hands it an :class:`MqttMetrics` as its events. Messages that never
+reached the broker are the sink's losses, on ``crowdwatch_sink_lost_total{sink="mqtt", reason}`` with
+every other sink's (:mod:`crowdwatch.telemetry.sinkloss`).
 """
 
 from __future__ import annotations
@@ -10,13 +12,11 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from crowdwatch.sinks.mqtt import DROP_REASONS
-
 __all__ = ["MqttMetrics"]
 
 
 class MqttMetrics:
-    """``crowdwatch_mqtt_*``: connected, connections, messages published and dropped, outbox depth."""
+    """``crowdwatch_mqtt_*``: connected, connections, messages published, outbox depth."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.connected = Gauge(
@@ -32,14 +32,6 @@ class MqttMetrics:
             "MQTT messages delivered (QoS 0: written to the connection; QoS 1 and 2: acknowledged).",
             registry=registry,
         )
-        self.dropped = Counter(
-            "crowdwatch_mqtt_dropped_messages_total",
-            "MQTT messages never delivered, by reason (outbox_full, connection_lost, shutdown).",
-            ("reason",),
-            registry=registry,
-        )
-        for reason in DROP_REASONS:
-            self.dropped.labels(reason)
         self.outbox = Gauge(
             "crowdwatch_mqtt_outbox_messages",
             "MQTT messages waiting to be delivered (outbox, and sent but not yet acknowledged).",
@@ -58,6 +50,3 @@ class MqttMetrics:
 
     def mqtt_published(self, n: int = 1) -> None:
         self.published.inc(n)
-
-    def mqtt_dropped(self, reason: str, n: int = 1) -> None:
-        self.dropped.labels(reason).inc(n)

@@ -1,5 +1,5 @@
 """The MQTT sink's start-up checks that need no broker: TLS files that cannot be loaded are clear errors
-(exit 2, naming the config key), and payload times are UTC whatever the local time zone."""
+(exit 2, naming the config key)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from crowdwatch.config.mqtt import MqttSettings
 from crowdwatch.errors import UsageError
-from crowdwatch.sinks.mqtt import MqttSink, iso_utc
+from crowdwatch.sinks.mqtt import MqttSink
 
 
 @pytest.mark.parametrize(
@@ -33,8 +33,3 @@ def test_unloadable_tls_files_are_usage_errors_naming_the_key(
     assert str(info.value).startswith(f"{key}: cannot load {tmp_path}")
     assert info.value.exit_code == 2
     sink.close()  # nothing was started: a no-op
-
-
-def test_iso_utc_is_utc_with_milliseconds() -> None:
-    assert iso_utc(1_700_000_000.5) == "2023-11-14T22:13:20.500Z"
-    assert iso_utc(0) == "1970-01-01T00:00:00.000Z"

@@ -1,4 +1,5 @@
-"""The sink runner: never blocks the caller, drains on stop, reports a failing sink once a minute."""
+"""The sink runner: never blocks the caller, drains on stop, reports a failing sink once a minute, and
+reads every sink's losses by reason."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def test_a_failing_sink_is_reported_once_and_the_others_still_write(caplog: pyte
     ) == 1
 
 
-def test_status_counts_lost_rows_per_sink_until_the_sink_succeeds_again() -> None:
+def test_status_counts_each_sinks_losses_by_reason_until_the_sink_succeeds_again() -> None:
     class Flaky(SinkBase):
         """Raises on write while ``broken``."""
 
@@ -74,33 +75,45 @@ def test_status_counts_lost_rows_per_sink_until_the_sink_succeeds_again() -> Non
     class Buffered(SinkBase):
         """Loses rows inside itself (like the CSV sink's failed flush) and says so."""
 
+        LOSS_REASONS = ("write_error",)
+
         def write(self, result: Result) -> None:
-            self.lost_rows += 2
-            self.error = "No space left on device"
+            self.lose(2, "write_error", error="No space left on device")
 
     flaky, buffered = Flaky(), Buffered()
     runner = SinkRunner([flaky, buffered, Recorder()])
     assert [s.sink for s in runner.status()] == ["flaky", "buffered", "recorder"]
+    assert [s.lost for s in runner.status()] == [
+        {"raised": 0},
+        {"write_error": 0, "raised": 0},
+        {"raised": 0},
+    ]
     runner.start()
     try:
         for i in range(3):
             assert runner.submit(result(i))
         wait = time.monotonic() + 5
-        while [s.lost_rows for s in runner.status()[:2]] != [3, 6] and time.monotonic() < wait:
+        while [s.lost_total for s in runner.status()[:2]] != [3, 6] and time.monotonic() < wait:
             time.sleep(0.01)
         flaky_status, buffered_status, good = runner.status()
-        assert (flaky_status.lost_rows, flaky_status.error) == (
-            3,
+        assert (flaky_status.lost, flaky_status.error) == (
+            {"raised": 3},
             "OSError: [Errno 28] No space left on device",
         )
-        assert (buffered_status.lost_rows, buffered_status.error) == (6, "No space left on device")
-        assert (good.lost_rows, good.error) == (0, None)
+        assert (buffered_status.lost, buffered_status.error) == (
+            {"write_error": 6, "raised": 0},
+            "No space left on device",
+        )
+        assert (good.lost_total, good.error) == (0, None)
         flaky.broken = False
         assert runner.submit(result(3))
     finally:
         assert runner.stop(time.monotonic() + 5)
     flaky_status = runner.status()[0]
-    assert (flaky_status.lost_rows, flaky_status.error) == (3, None)  # recovered; the loss stays counted
+    assert (flaky_status.lost, flaky_status.error) == (
+        {"raised": 3},
+        None,
+    )  # recovered; the loss stays counted
 
 
 def test_a_change_runs_on_the_sink_thread_after_every_result_queued_before_it() -> None:

@@ -2,7 +2,8 @@
 
 Results are built here with smoothed counts and alert events set (the worker fills them in the running
 pipeline); what the subscriber receives is parsed and compared field by field. The metrics are the real
-``MqttMetrics`` in a fresh registry.
+``MqttMetrics`` in a fresh registry; messages that never reached the broker are the sink's own losses
+(``losses()``, which /metrics reads: tests/system/test_sink_losses.py).
 """
 
 from __future__ import annotations
@@ -136,8 +137,7 @@ def test_counts_alert_events_and_status_arrive_with_the_right_payloads(broker: M
     assert registry.get_sample_value("crowdwatch_mqtt_published_messages_total") == 8
     assert registry.get_sample_value("crowdwatch_mqtt_connections_total") == 1
     assert registry.get_sample_value("crowdwatch_mqtt_connected") == 0  # after close
-    for reason in ("outbox_full", "connection_lost", "shutdown"):
-        assert registry.get_sample_value("crowdwatch_mqtt_dropped_messages_total", {"reason": reason}) == 0
+    assert sink.losses() == {"outbox_full": 0, "connection_lost": 0, "shutdown": 0, "raised": 0}
 
 
 def test_a_late_subscriber_sees_the_latest_counts_and_alert_state_retained(broker: Mosquitto) -> None:
@@ -180,8 +180,8 @@ def test_a_down_broker_or_a_refused_login_never_blocks_write_and_the_outbox_keep
     sink = MqttSink(settings(broker.port, outbox_size=20), "lobby", events=metrics)
     metrics.watch_outbox(sink.outbox_length)
 
-    def dropped() -> float | None:
-        return registry.get_sample_value("crowdwatch_mqtt_dropped_messages_total", {"reason": "outbox_full"})
+    def dropped() -> int:
+        return sink.losses()["outbox_full"]
 
     def write_timed(frames: range) -> float:
         slowest = 0.0
@@ -253,7 +253,7 @@ def test_tls_with_the_sites_ca_connects_and_an_untrusted_certificate_is_a_clear_
     # Without ca_file only the system's CAs are trusted, and they did not sign the test broker.
     untrusted = MqttSink(settings(broker.tls_port, tls={"enabled": True}), "bad")
     try:
-        with caplog.at_level(logging.INFO, logger="crowdwatch.sinks.mqtt"):
+        with caplog.at_level(logging.INFO, logger="crowdwatch.sinks.mqtt_client"):
             trusted.open()
             untrusted.open()
             trusted.write(result(1))
@@ -290,4 +290,4 @@ def test_close_delivers_what_is_still_waiting_then_says_offline(broker: Mosquitt
     sub.wait_for("offline", lambda: sub.received("crowdwatch/lobby/status")[-1].payload == b"offline")
     sub.close()
     assert len(sub.received("crowdwatch/lobby/+/count")) == 60
-    assert registry.get_sample_value("crowdwatch_mqtt_dropped_messages_total", {"reason": "shutdown"}) == 0
+    assert sink.losses()["shutdown"] == 0

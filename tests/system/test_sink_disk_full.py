@@ -1,6 +1,6 @@
 """A full output disk for real: ``crowdwatch run`` writing its CSV onto a 256 kB tmpfs that a test fills.
 
-Lost rows must be visible everywhere an operator looks: ``crowdwatch_sink_lost_rows_total{sink="csv"}``
+Lost rows must be visible everywhere an operator looks: ``crowdwatch_sink_lost_total{sink="csv"}``
 and ``crowdwatch_sink_up`` on /metrics, /healthz ``degraded`` (503) while the sink fails and 200 once
 space is freed, and the final summary in the log; rows on disk plus rows lost equal the rows made.
 Mounting a tmpfs needs root (CAP_SYS_ADMIN): without it the test skips, saying so (the ``small_disk``
@@ -34,10 +34,11 @@ def test_rows_lost_on_a_full_disk_are_counted_reported_and_healthz_degrades(
     with running_pipeline(config, tmp_path) as pipeline:
 
         def lost() -> float:
-            return pipeline.value("crowdwatch_sink_lost_rows_total", sink="csv") or 0.0
+            return pipeline.value("crowdwatch_sink_lost_total", sink="csv", reason="write_error") or 0.0
 
         pipeline.wait_for("rows on disk", lambda: len(read_csv_rows(small_disk)) >= 3, timeout=60)
         assert lost() == 0 and pipeline.value("crowdwatch_sink_up", sink="csv") == 1
+        assert pipeline.value("crowdwatch_sink_lost_total", sink="csv", reason="raised") == 0
         assert pipeline.health()[0] == 200
         filler = fill(small_disk)
         # the CSV's last 4 kB page still takes rows (tmpfs allocates whole pages): up to ~70 rows
@@ -54,9 +55,11 @@ def test_rows_lost_on_a_full_disk_are_counted_reported_and_healthz_degrades(
     assert rc == 0
     logs = pipeline.logs()
     assert "lost" in logs and "No space left on device" in logs and "Traceback" not in logs
-    match = re.search(r"final sink losses \(rows not recorded\): (\{.*\})", logs)
+    match = re.search(r"final sink losses \(records not delivered\): (\{.*\})", logs)
     assert match, logs[-3000:]
-    final_lost = json.loads(match.group(1))["csv"]
+    final = json.loads(match.group(1))["csv"]
+    final_lost = final["total"]
+    assert final["reasons"] == {"write_error": final_lost}  # no write raised: every loss is a failed flush
     assert final_lost == lost_at_recovery > 0  # nothing lost after the disk had space again
     counts = pipeline.final_counts()["cam"]
     made = counts["processed"] - counts["sink_overload"]

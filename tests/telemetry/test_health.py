@@ -45,25 +45,39 @@ def test_a_camera_the_readers_watchdog_declares_stale_is_unhealthy(readers: list
 
 def test_a_failing_sink_makes_health_degraded_after_the_cameras() -> None:
     fresh = [CameraState("cam1", True, 0.1)]
-    ok, body = camera_health(fresh, [SinkStatus("csv", 0, None), SinkStatus("overlay", 0, None)])
+    ok, body = camera_health(
+        fresh, [SinkStatus("csv", {"write_error": 0}, None), SinkStatus("overlay", {}, None)]
+    )
     assert ok and body["status"] == "ok"
     failing = [
-        SinkStatus("csv", 9, "No space left on device (/out/counts.csv)"),
-        SinkStatus("overlay", 0, None),
+        SinkStatus("csv", {"write_error": 9, "raised": 0}, "No space left on device (/out/counts.csv)"),
+        SinkStatus("overlay", {"raised": 0}, None),
     ]
     ok, body = camera_health(fresh, failing)
     assert not ok and body["status"] == "degraded"
-    assert (
-        body["reason"] == "csv sink failing: No space left on device (/out/counts.csv) (9 rows lost so far)"
-    )
+    assert body["reason"] == "csv sink failing: No space left on device (/out/counts.csv) (9 lost so far)"
     assert body["sinks"] == {
-        "csv": {"ok": False, "lost_rows": 9, "error": "No space left on device (/out/counts.csv)"},
-        "overlay": {"ok": True, "lost_rows": 0, "error": None},
+        "csv": {
+            "ok": False,
+            "lost": {"write_error": 9, "raised": 0},
+            "error": "No space left on device (/out/counts.csv)",
+        },
+        "overlay": {"ok": True, "lost": {"raised": 0}, "error": None},
     }
     # a stale camera is the first thing to say; the failing sink is still named
     ok, body = camera_health([CameraState("cam1", False, 20.0)], failing)
     assert not ok and body["status"] == "stale"
     assert str(body["reason"]).startswith("cam1: camera down; csv sink failing")
     # a sink that recovered (error None) is healthy again; its lost rows stay on record
-    ok, body = camera_health(fresh, [SinkStatus("csv", 9, None)])
-    assert ok and body["sinks"] == {"csv": {"ok": True, "lost_rows": 9, "error": None}}
+    ok, body = camera_health(fresh, [SinkStatus("csv", {"write_error": 9}, None)])
+    assert ok and body["sinks"] == {"csv": {"ok": True, "lost": {"write_error": 9}, "error": None}}
+
+
+def test_losses_without_a_failing_sink_keep_health_ok() -> None:
+    """MQTT drops (a broker away) are counted, never a reason for 503: the box still records to disk."""
+    dropping = SinkStatus(
+        "mqtt", {"outbox_full": 120, "connection_lost": 3, "shutdown": 0, "raised": 0}, None
+    )
+    ok, body = camera_health([CameraState("cam1", True, 0.1)], [dropping])
+    assert ok and body["status"] == "ok" and "reason" not in body
+    assert body["sinks"] == {"mqtt": {"ok": True, "lost": dropping.lost, "error": None}}
