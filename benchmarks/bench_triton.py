@@ -55,7 +55,9 @@ def box(args: argparse.Namespace) -> None:
         )
     else:
         torch.set_num_threads(args.threads)
-        predictor = Predictor.from_checkpoint(args.model, backend="openvino")
+        predictor = Predictor.from_checkpoint(  # fp32, as the test pool serves it
+            args.model, backend="openvino", precision="fp32"
+        )
     count = predictor.predict([frame])[0].count  # warm-up: compile, connect
     while time.time() < args.start:
         time.sleep(0.01)

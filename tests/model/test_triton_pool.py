@@ -3,7 +3,8 @@ tritonserver on 127.0.0.1): counts equal the local backend's, the client needs n
 pool is a fault with a deadline, a back-off and one log line per streak.
 
 The pool serves the packaged weights exported to OpenVINO IR; the local reference runs the same IR on
-the openvino backend, so the two differ only in where the network runs.
+the openvino backend, both at fp32, so the two differ only in where the network runs (and in batch
+composition: a count may differ only where a score lies within ``SCORE_MARGIN`` of the threshold).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 from support.exported_models import exported
 from support.mosquitto import make_tls_files
-from support.triton_pool import REPO, TritonPool, pool_missing
+from support.triton_pool import REPO, TritonPool, count_band, pool_missing
 
 from crowdwatch.demo import render_frames
 from crowdwatch.errors import InferenceUnavailable
@@ -53,19 +54,20 @@ def frames() -> list[np.ndarray]:
 
 
 def test_counts_through_the_pool_equal_the_local_backend(pool: TritonPool, exported: dict[str, Path]) -> None:
-    local = Predictor.from_checkpoint(exported["xml"], backend="openvino")
+    local = Predictor.from_checkpoint(exported["xml"], backend="openvino", precision="fp32")
     remote = Predictor.from_checkpoint(None, backend="triton", triton=TritonTarget(pool.url, timeout_s=60))
     assert (remote.backend.name, remote.threshold, remote.meta) == ("triton", local.threshold, local.meta)
     images = frames()
     before = pool.metrics()
     got = remote.predict(images[:2]) + remote.predict(images[2:])
-    want = local.predict(images[:2]) + local.predict(images[2:])
     after = pool.metrics()
-    assert [p.count for p in got] == [p.count for p in want]
+    want = local.predict(images[:2]) + local.predict(images[2:])
+    bands = count_band(local, images[:2]) + count_band(local, images[2:])
+    assert all(mine.count in band for mine, band in zip(got, bands, strict=True)), (got, bands)
     assert sum(p.count for p in got) > 0  # trained weights find the drawn people
-    for mine, theirs in zip(got, want, strict=True):
-        # The same IR on the same runtime; batch composition may move the last float bits only.
-        np.testing.assert_allclose(mine.points, theirs.points, atol=1e-2)
+    for mine, theirs, band in zip(got, want, bands, strict=True):
+        if len(band) == 1:  # no score near the threshold: the same points, up to the last float bits
+            np.testing.assert_allclose(mine.points, theirs.points, atol=1e-2)
     # One batch of two frames is one request: two requests (3 frames) in all, each one execution.
     delta = {name: after[name] - before.get(name, 0.0) for name in after}
     assert delta["nv_inference_request_success"] == 2 and delta["nv_inference_count"] == 3
@@ -78,9 +80,11 @@ def test_real_frames_count_the_same_through_the_pool(
 ) -> None:
     paths = sorted((shared_data / "mall" / "train").glob("*.jpg"))[:3]
     images = [cv2.imread(str(path)) for path in paths]
-    local = Predictor.from_checkpoint(exported["xml"], backend="openvino")
+    local = Predictor.from_checkpoint(exported["xml"], backend="openvino", precision="fp32")
     remote = Predictor.from_checkpoint(None, backend="triton", triton=TritonTarget(pool.url, timeout_s=60))
-    assert [p.count for p in remote.predict(images)] == [p.count for p in local.predict(images)]
+    counts = [p.count for p in remote.predict(images)]
+    bands = count_band(local, images)
+    assert all(count in band for count, band in zip(counts, bands, strict=True)), (counts, bands)
 
 
 CLIENT = """
@@ -114,7 +118,7 @@ def test_the_client_runs_without_torch(pool: TritonPool, exported: dict[str, Pat
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report == {"torch": False, "meta_n": 4, "kind": "ndarray"}
-    want = OpenVINOBackend(exported["xml"])(batch)["logits"]
+    want = OpenVINOBackend(exported["xml"], precision="fp32")(batch)["logits"]  # the pool's precision
     np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), want, atol=1e-4)
 
 

@@ -5,7 +5,8 @@
 main venv's packages (openvino, crowdwatch) through a ``.pth`` file. Without it the tests that need a
 pool skip, with the reason.
 
-:class:`TritonPool` starts ``crowdwatch serve --backend openvino`` on three free loopback ports in its
+:class:`TritonPool` starts ``crowdwatch serve --backend openvino --precision fp32`` on three free loopback
+ports in its
 own process group (PyTriton starts ``tritonserver`` and the Python backend's stub as children), waits
 for its ``READY`` line, and stops the group it started: SIGTERM (a clean stop) or SIGKILL (a crash).
 """
@@ -21,7 +22,14 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from crowdwatch.model.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[2]
 SERVE_PYTHON = REPO / ".venv-serve" / "bin" / "python"
@@ -83,7 +91,8 @@ class TritonPool:
             str(SERVE_PYTHON), "-m", "crowdwatch", "serve", "--backend", "openvino",
             "--weights", str(self.weights), "--port", str(self.grpc_port),
             "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port),
-            "--max-batch", str(self.max_batch), "--queue-delay-us", str(self.queue_delay_us), *self.extra,
+            "--max-batch", str(self.max_batch), "--queue-delay-us", str(self.queue_delay_us),
+            "--precision", "fp32", *self.extra,
         ]  # fmt: skip
 
     def start(self) -> TritonPool:
@@ -133,7 +142,8 @@ class TritonPool:
                 continue
             if line is None:
                 break  # its stdout closed: it exited, and every line it wrote was read
-            if line.startswith("READY "):
+            # tritonserver writes to the same pipe: READY may follow a piece of one of its lines
+            if "READY grpc://" in line:
                 return self
             seen.append(line)
         returncode = self.process.poll()
@@ -182,3 +192,26 @@ def _wait_group_gone(pgid: int, timeout: float = 30.0) -> None:
             return
         time.sleep(0.1)
     os.killpg(pgid, signal.SIGKILL)
+
+
+#: How far a person score may move between two runs of the same IR at fp32 that differ only in batch
+#: composition, thread split or CPU (the kernels sum in another order): round-off of ~1e-7 relative per
+#: addition, over the few thousand terms of a VGG16 convolution, stays below 1e-5 in a logit, and a
+#: probability moves at most a quarter of that. 1e-3 is a hundredfold margin; it is not a bf16 margin
+#: (bf16 keeps 8 bits), which is why the pool and the local side both run fp32 in these tests.
+SCORE_MARGIN = 1e-3
+
+
+def count_band(predictor: Predictor, images: Sequence[np.ndarray]) -> list[range]:
+    """The counts another fp32 run of the same model may give on each image: from the count with the
+    threshold raised by :data:`SCORE_MARGIN` to the count with it lowered (one value where no score lies
+    that close to the threshold, the usual case)."""
+    threshold = predictor.threshold
+    try:
+        predictor.threshold = threshold + SCORE_MARGIN
+        high = [p.count for p in predictor.predict(images)]
+        predictor.threshold = threshold - SCORE_MARGIN
+        low = [p.count for p in predictor.predict(images)]
+    finally:
+        predictor.threshold = threshold
+    return [range(hi, lo + 1) for hi, lo in zip(high, low, strict=True)]

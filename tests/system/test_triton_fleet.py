@@ -28,7 +28,7 @@ from support.pipeline_harness import (
     write_lossless_still_h264,
 )
 from support.rtsp_fixtures import RtspServer, requires_rtsp
-from support.triton_pool import TritonPool, pool_missing
+from support.triton_pool import TritonPool, count_band, pool_missing
 
 from crowdwatch.demo import render_frames
 from crowdwatch.logthrottle import REPEAT_LOG_S
@@ -75,13 +75,15 @@ def test_two_boxes_share_a_pool_count_as_local_and_ride_out_its_outage(
 ) -> None:
     from crowdwatch.model.predictor import Predictor
 
-    local = Predictor.from_checkpoint(exported["xml"], backend="openvino")
+    local = Predictor.from_checkpoint(exported["xml"], backend="openvino", precision="fp32")  # as the pool
     clips, expected = {}, {}
     for i, box in enumerate(BOXES):
         clips[box] = write_lossless_still_h264(
             tmp_path / f"{box}.mp4", render_frames(160, 128, 1, 25, seed=20 + i)[0], seconds=600
         )
-        expected[box] = local.predict([decode_first_frame(clips[box])])[0].count
+        # the counts an fp32 run may give (batched with the other box's frame): almost always one value
+        expected[box] = count_band(local, [decode_first_frame(clips[box])])[0]
+        assert 0 not in expected[box], "the frame must show people: a made-up 0 would then be visible"
     camera = RtspServer({f"/{box}": f"file:{clip}" for box, clip in clips.items()}).start()
     boxes: dict[str, PipelineProcess] = {}
     # The pool comes up only after the boxes have started: they wait for it, with back-off.
@@ -105,7 +107,7 @@ def test_two_boxes_share_a_pool_count_as_local_and_ride_out_its_outage(
         late_start.join()
         for name, box in boxes.items():
             box.wait_for(f"{name} counting", lambda b=box: processed(b) >= 3, timeout=WAIT_S)
-            assert box.value("crowdwatch_people", camera="cam") == expected[name]
+            assert box.value("crowdwatch_people", camera="cam") in expected[name]
             assert box.health()[0] == 200
         # Requests of both boxes ran together: fewer executions than requests served.
         first = boxes[BOXES[0]]
@@ -156,4 +158,4 @@ def test_two_boxes_share_a_pool_count_as_local_and_ride_out_its_outage(
         rows = read_csv_rows(tmp_path / name / "out")
         final = box.final_counts()["cam"]
         assert len(rows) == final["processed"] - final["sink_overload"] > frozen[name]
-        assert {int(row["count"]) for row in rows} == {expected[name]}
+        assert {int(row["count"]) for row in rows} <= set(expected[name])
