@@ -6,9 +6,8 @@ main venv's packages (openvino, crowdwatch) through a ``.pth`` file. Without it 
 pool skip, with the reason.
 
 :class:`TritonPool` starts ``crowdwatch serve --backend openvino --precision fp32`` on three free loopback
-ports in its
-own process group (PyTriton starts ``tritonserver`` and the Python backend's stub as children), waits
-for its ``READY`` line, and stops the group it started: SIGTERM (a clean stop) or SIGKILL (a crash).
+ports in its own process group (PyTriton starts ``tritonserver`` and the Python backend's stub as
+children), waits for its ``READY`` line, and stops the group it started: SIGTERM (a clean stop) or SIGKILL (a crash).
 """
 
 from __future__ import annotations
