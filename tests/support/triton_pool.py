@@ -7,7 +7,8 @@ pool skip, with the reason.
 
 :class:`TritonPool` starts ``crowdwatch serve --backend openvino --precision fp32`` on three free loopback
 ports in its own process group (PyTriton starts ``tritonserver`` and the Python backend's stub as
-children), waits for its ``READY`` line, and stops the group it started: SIGTERM (a clean stop) or SIGKILL (a crash).
+children), waits for its ``READY`` line, and stops the group it started: SIGTERM (a clean stop) or
+SIGKILL (a crash).
 """
 
 from __future__ import annotations
