@@ -111,7 +111,9 @@ def test_ints_still_fill_float_fields_and_paths_come_as_strings(tmp_path: Path) 
 
 def test_model_tile_pixels_bounds_the_pass_and_reaches_the_predictor(tmp_path):
     """model.tile_pixels is validated in the config and handed to the Predictor the pipeline builds."""
-    from crowdwatch.pipeline import Pipeline
+    import threading
+
+    from crowdwatch.pipeline.model import load_model
 
     base = "cameras: [{id: a, url: rtsp://127.0.0.1/x}]\noutput: {dir: out}\nmetrics: {enabled: false}\n"
     path = tmp_path / "site.yaml"
@@ -121,5 +123,5 @@ def test_model_tile_pixels_bounds_the_pass_and_reaches_the_predictor(tmp_path):
     path.write_text(base + "model: {tile_pixels: 1048576}\n")
     config = load_config(path)
     assert config.model.tile_pixels == 1048576
-    predictor = Pipeline(config)._load_model()
-    assert predictor.tile_pixels == 1048576
+    predictor, fault = load_model(config, threading.Event())
+    assert predictor is not None and predictor.tile_pixels == 1048576 and fault() is None

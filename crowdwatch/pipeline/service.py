@@ -1,21 +1,5 @@
-"""The running service: cameras -> shared model -> CSV, overlays and Prometheus, until SIGTERM.
-
-:class:`Pipeline` assembles the rooms (``crowdwatch run CONFIG``, in :mod:`crowdwatch.commands.run`,
-builds one and runs it).
-
-Start-up order: config, the metrics port (bound first, so a port in use is found before the slow model
-load), model, sinks, metrics server, worker, readers (each opens in its own thread,
-so a camera that never comes up does not hold up the others), then READY=1 to systemd and the
-progress-gated watchdog pinger. On SIGHUP (``systemctl reload``) the config file is read again and
-applied without stopping the cameras that did not change (:mod:`crowdwatch.reload`). On
-SIGTERM/SIGINT (or after ``--duration``): STOPPING=1, stop the
-readers, finish the frames already taken, flush and close the sinks, stop the metrics server, all
-within :data:`STOP_BUDGET_S`. A batch still inside the model when the worker's share of the budget
-is spent is abandoned: the sinks are closed without its results, and the log says so. The caller
-must end the process without finalizing the interpreter (``crowdwatch run`` always does, see
-:mod:`crowdwatch.commands.run`): a thread inside a torch operator when the interpreter shuts down
-aborts the process (SIGABRT or SIGSEGV instead of exit 0).
-"""
+"""The :class:`Pipeline`: start-up, the main loop (status, reload), and the stop within its budget (see
+the package's docstring for the order)."""
 
 from __future__ import annotations
 
@@ -28,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -40,33 +24,24 @@ from prometheus_client import (
 from crowdwatch import __version__
 from crowdwatch.capture.reader import DEFAULT_FILE_FPS, CameraReader, stop_readers
 from crowdwatch.config import CameraConfig, Config
-from crowdwatch.errors import CrowdwatchError, InferenceUnavailable, UsageError
+from crowdwatch.errors import UsageError
 from crowdwatch.flow import CameraFlow, flow_from_config
-from crowdwatch.inference.worker import PredictorLike, Worker
-from crowdwatch.logthrottle import LogThrottle
-from crowdwatch.reload import DetachableEvents, Reloader, camera_zones, flow_series, site_layout
-from crowdwatch.sinks.base import Sink
-from crowdwatch.sinks.csv import CsvSink
-from crowdwatch.sinks.heatmap import HeatmapSink
+from crowdwatch.inference.worker import Worker
+from crowdwatch.pipeline.model import ModelFault, ServedModel, load_model
+from crowdwatch.pipeline.outputs import ReaderEvents, flow_metrics, make_sinks, open_sinks
+from crowdwatch.reload import DetachableEvents, Reloader, camera_zones
 from crowdwatch.sinks.mqtt import MqttSink
-from crowdwatch.sinks.overlay import OverlaySink
 from crowdwatch.sinks.runner import SinkRunner, SinkStatus
-from crowdwatch.telemetry.flow_metrics import FlowMetrics
 from crowdwatch.telemetry.health import camera_health
 from crowdwatch.telemetry.metrics import PipelineMetrics
-from crowdwatch.telemetry.mqtt_metrics import MqttMetrics
 from crowdwatch.telemetry.notify import Notifier, WatchdogPinger
 from crowdwatch.telemetry.reload import ReloadMetrics
 from crowdwatch.telemetry.server import MetricsServer
 from crowdwatch.telemetry.sinkloss import SinkLossCollector
 from crowdwatch.web.live import LiveView
-from crowdwatch.web.sink import LiveViewSink
 from crowdwatch.zones import CameraZones
 
-if TYPE_CHECKING:  # loaded in Pipeline.run, after the config is checked (torch is slow to import)
-    from crowdwatch.model.predictor import Predictor
-
-__all__ = ["READER_STOP_S", "SINK_CLOSE_S", "STATUS_INTERVAL_S", "STOP_BUDGET_S", "Pipeline", "ServedModel"]
+__all__ = ["READER_STOP_S", "SINK_CLOSE_S", "STATUS_INTERVAL_S", "STOP_BUDGET_S", "Pipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,16 +55,6 @@ STATUS_INTERVAL_S = 60.0
 
 #: What ``signal.signal`` returns and takes.
 _SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
-
-
-class ServedModel(PredictorLike, Protocol):
-    """What the pipeline needs of its model: ``predict``, and the device and precision for build_info."""
-
-    @property
-    def device(self) -> object: ...
-
-    @property
-    def precision(self) -> str: ...
 
 
 class Pipeline:
@@ -130,7 +95,7 @@ class Pipeline:
             for cam in config.cameras
         }
         # always there, so that a reload may add lines: families without series show nothing on /metrics
-        self.metrics.flow = _flow_metrics(self.registry, config)
+        self.metrics.flow = flow_metrics(self.registry, config)
         self.mqtt: MqttSink | None = None  # when mqtt.enabled, once the sinks are made
         # the sink thread, and each sink's losses and failing state (read from the sinks), once they run
         self.sink_runner: SinkRunner | None = None
@@ -141,7 +106,7 @@ class Pipeline:
         self._readers: list[CameraReader] = []  # the running readers, once started
         self.live: LiveView | None = None  # the live view (web.enabled), bound when run starts
         # why the model cannot count right now (backend triton: the pool's fault), for /healthz
-        self._model_fault: Callable[[], str | None] = lambda: None
+        self._model_fault: ModelFault = lambda: None
 
     def request_reload(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         """Read the config file again at the next turn of the main loop (SIGHUP)."""
@@ -166,11 +131,14 @@ class Pipeline:
         try:
             if cfg.web.enabled:  # bound now too: a port in use is found before the model loads
                 self.live = LiveView(cfg, lambda: [reader.state() for reader in readers])
-            if cfg.model.threads and cfg.model.backend == "torch":  # openvino takes them in _load_model
+            if cfg.model.threads and cfg.model.backend == "torch":  # openvino takes them in load_model
                 import torch
 
                 torch.set_num_threads(cfg.model.threads)
-            predictor = self._model_factory() if self._model_factory else self._load_model()
+            if self._model_factory is not None:
+                predictor: ServedModel | None = self._model_factory()
+            else:
+                predictor, self._model_fault = load_model(cfg, self.stop_event)
             if predictor is None:  # stopped while waiting for the inference pool (backend triton)
                 logger.info("stopped cleanly before the inference pool answered")
                 return 0
@@ -183,9 +151,17 @@ class Pipeline:
             )
             with contextlib.ExitStack() as stack:
                 stack.callback(self._log_sink_losses)  # runs last: after the sinks' final flush
-                sinks = self._open_sinks(stack)
+                made, self.mqtt = make_sinks(
+                    cfg,
+                    zones=self.zones,
+                    flows=self.flows,
+                    registry=self.registry,
+                    live=self.live,
+                    video_fps=self._video_fps,
+                )
+                sinks = open_sinks(stack, made, cfg)
                 wake = threading.Event()
-                events = _ReaderEvents(self.metrics, self.mqtt)
+                events = ReaderEvents(self.metrics, self.mqtt)
 
                 def make_reader(camera: CameraConfig) -> CameraReader:
                     return CameraReader(camera, DetachableEvents(events), on_frame=wake)
@@ -241,132 +217,6 @@ class Pipeline:
             self._restore_signal_handlers(previous)
 
     # -- steps ---------------------------------------------------------------------------------
-    def _load_model(self) -> Predictor | None:
-        from crowdwatch.model.predictor import Predictor
-
-        model = self.config.model
-        if model.backend == "triton":
-            return self._wait_for_pool()
-        return Predictor.from_checkpoint(
-            model.weights,
-            backend=model.backend,
-            device=model.device,
-            precision=model.precision,
-            threshold=model.threshold,
-            longest_side=model.longest_side,
-            tile_pixels=model.tile_pixels,
-            threads=model.threads,
-        )
-
-    def _wait_for_pool(self) -> Predictor | None:
-        """backend triton: the Predictor once the pool has answered (its model config holds the metadata);
-        a pool that is down at start is waited for with back-off, like a camera; None after a stop."""
-        from crowdwatch.model.predictor import Predictor
-        from crowdwatch.model.triton import TritonTarget
-
-        model = self.config.model
-        tls = model.tls
-        target = TritonTarget(
-            str(model.url),
-            name=model.name,
-            timeout_s=model.timeout_s,
-            retry_initial_s=model.retry_initial_s,
-            retry_max_s=model.retry_max_s,
-            ca=tls.ca if tls else None,
-            cert=tls.cert if tls else None,
-            key=tls.key if tls else None,
-        )
-        wait = model.retry_initial_s
-        throttle = LogThrottle(logger)  # once as the wait starts, then once a minute
-        while True:
-            try:
-                predictor = Predictor.from_checkpoint(
-                    None,
-                    backend="triton",
-                    threshold=model.threshold,
-                    longest_side=model.longest_side,
-                    tile_pixels=model.tile_pixels,
-                    triton=target,
-                )
-            except InferenceUnavailable as exc:
-                throttle.log(
-                    "pool",
-                    logging.WARNING,
-                    "%s; waiting for it (back-off up to %g s)",
-                    exc,
-                    model.retry_max_s,
-                )
-                if self.stop_event.wait(wait):
-                    return None
-                wait = min(model.retry_max_s, wait * 2)
-                continue
-            self._model_fault = getattr(predictor.backend, "fault", lambda: None)
-            return predictor
-
-    def _open_sinks(self, stack: contextlib.ExitStack) -> list[Sink]:
-        sinks: list[Sink] = []
-        try:
-            for sink in self._make_sinks():
-                stack.enter_context(sink)  # opened now, closed when the stack unwinds
-                sinks.append(sink)
-            return sinks
-        except OSError as exc:
-            where = exc.filename or self.config.output.dir
-            raise CrowdwatchError(
-                f"output: cannot write to {where}: {exc.strerror or exc} (output.dir)"
-            ) from None
-
-    def _make_sinks(self) -> list[CsvSink | OverlaySink | HeatmapSink | MqttSink | LiveViewSink]:
-        out = self.config.output
-        sinks: list[CsvSink | OverlaySink | HeatmapSink | MqttSink | LiveViewSink] = []
-        if out.csv.enabled:
-            zone_ids = [zone.id for cam in self.config.cameras for zone in cam.zones]
-            line_ids = [line.id for cam in self.config.cameras for line in cam.lines]
-            sinks.append(
-                CsvSink(out.dir, zone_ids, line_ids=line_ids, flush_interval_s=out.csv.flush_interval_s)
-            )
-        if out.snapshots.enabled or out.video.enabled:
-            sinks.append(
-                OverlaySink(
-                    out.dir / "snapshots",
-                    interval_s=out.snapshots.interval_s,
-                    snapshots=out.snapshots.enabled,
-                    video_directory=out.dir / "video" if out.video.enabled else None,
-                    video_fps=self._video_fps,
-                    zones={
-                        camera: [(zone.id, zone.polygon) for zone in zones.zones]
-                        for camera, zones in self.zones.items()
-                    },
-                    exclusions={camera: zones.exclusions for camera, zones in self.zones.items()},
-                    lines={
-                        camera: [
-                            (c.line.id, c.line.a, c.line.b, c.line.in_name, c.line.out_name)
-                            for c in flow.counters
-                        ]
-                        for camera, flow in self.flows.items()
-                    },
-                )
-            )
-        if out.heatmaps.enabled:
-            maps = out.heatmaps
-            sinks.append(
-                HeatmapSink(
-                    out.dir / "heatmaps",
-                    window_s=maps.window_s,
-                    slot_s=maps.slot_s,
-                    cell_px=maps.cell_px,
-                    interval_s=maps.interval_s,
-                    npy=maps.npy,
-                    pixels_per_metre={cam.id: cam.pixels_per_metre for cam in self.config.cameras},
-                    exclusions={camera: zones.exclusions for camera, zones in self.zones.items()},
-                )
-            )
-        if self.config.mqtt.enabled:
-            sinks.append(self._mqtt_sink())
-        if self.live is not None:
-            sinks.append(self.live.sink)
-        return sinks
-
     def _video_fps(self, camera: str) -> float:
         """The frame rate written into ``camera``'s annotated video: output.video.fps, else the camera's
         sampling rate, else (fps: null, every frame kept) the rate its stream declared."""
@@ -377,15 +227,6 @@ class Pipeline:
             return sampling
         declared = next((r.nominal_fps for r in self._readers if r.camera.id == camera), 0.0)
         return declared or DEFAULT_FILE_FPS
-
-    def _mqtt_sink(self) -> MqttSink:
-        """The MQTT sink, its metrics registered beside the pipeline's (only when MQTT is on)."""
-        metrics = MqttMetrics(self.registry)
-        layout = site_layout(self.config)
-        sink = MqttSink(self.config.mqtt, self.config.site, layout=layout, events=metrics)
-        metrics.watch_outbox(sink.outbox_length)
-        self.mqtt = sink
-        return sink
 
     def _metrics_server(self, readers: list[CameraReader]) -> MetricsServer:
         """/metrics, and /healthz from the readers' own judgement of their cameras: bound now (a port in
@@ -529,39 +370,3 @@ class Pipeline:
     def _restore_signal_handlers(previous: dict[int, _SignalHandler]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-class _ReaderEvents:
-    """The readers' events: all to the metrics, and each camera going up or down also to the MQTT sink
-    (its ``<camera>/status``)."""
-
-    def __init__(self, metrics: PipelineMetrics, mqtt: MqttSink | None) -> None:
-        self.metrics, self.mqtt = metrics, mqtt
-
-    def frame_read(self, camera: str) -> None:
-        self.metrics.frame_read(camera)
-
-    def frame_dropped(self, camera: str, reason: str, n: int = 1) -> None:
-        self.metrics.frame_dropped(camera, reason, n)
-
-    def reconnect(self, camera: str) -> None:
-        self.metrics.reconnect(camera)
-
-    def camera_up(self, camera: str, up: bool) -> None:
-        self.metrics.camera_up(camera, up)
-        if self.mqtt is not None:
-            self.mqtt.camera_status(camera, up)
-
-    def frame_captured(self, camera: str, captured_at: float) -> None:
-        self.metrics.frame_captured(camera, captured_at)
-
-
-def _flow_metrics(registry: CollectorRegistry, config: Config) -> FlowMetrics:
-    """Crossing counters, dwell histograms and lingering gauges for the cameras' lines and zones."""
-    series = {cam.id: flow_series(cam) for cam in config.cameras}
-    return FlowMetrics(
-        registry,
-        {camera: lines for camera, (lines, _, _) in series.items()},
-        {camera: dwell for camera, (_, dwell, _) in series.items()},
-        {camera: lingering for camera, (_, _, lingering) in series.items()},
-    )
