@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from support.exported_models import needs_extra
-from support.triton_pool import free_port
+from support.ports import free_port
 
 from crowdwatch.config import load_config
 from crowdwatch.config.loader import ConfigError

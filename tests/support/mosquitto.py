@@ -24,6 +24,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from support.ports import free_port
+
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
 )
@@ -39,12 +41,6 @@ SUB, SUB_PASSWORD = "reader", "reader-pass-9930"
 def require_mosquitto() -> None:
     if MOSQUITTO is None or MOSQUITTO_PASSWD is None:
         pytest.skip("needs Debian's mosquitto (scripts/bootstrap.sh test installs it as root)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from support.ports import free_port
 
 if TYPE_CHECKING:
     from crowdwatch.model.predictor import Predictor
@@ -52,12 +53,6 @@ def pool_missing() -> str | None:
     if probe.returncode != 0:
         return f"{SERVE_PYTHON} cannot import pytriton, openvino and crowdwatch: {probe.stderr[-300:]}"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TritonPool:

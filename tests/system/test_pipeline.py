@@ -8,7 +8,6 @@ padding, which is what these tests compare.
 from __future__ import annotations
 
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,17 +27,12 @@ from support.pipeline_harness import (
     write_config,
     write_still_clip,
 )
+from support.ports import free_port
 
 from crowdwatch.demo import make_demo_clip, render_frames
 from crowdwatch.zones import Zone
 
 LEFT_HALF = [[0, 0], [80, 0], [80, 128], [0, 128]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_counts_match_count_cli_per_frame_size_and_sigterm_leaves_complete_csv(

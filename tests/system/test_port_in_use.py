@@ -4,7 +4,6 @@ metrics server it had already bound is let go with the process."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 from support.pipeline_harness import REPO, write_config, write_still_clip
+from support.ports import busy_port
 
 from crowdwatch.demo import render_frames
 
@@ -28,10 +28,7 @@ def test_a_busy_port_is_exit_2_naming_the_address_before_the_model_loads(
     server: str, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     clip = write_still_clip(tmp_path / "cam.avi", render_frames(160, 128, 1, 5, seed=3)[0])
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         config = write_config(
             tmp_path / "site.yaml",
             [{"id": "cam", "url": str(clip), "loop": True}],

@@ -4,11 +4,11 @@ clear failure carrying its log, and a pipeline is stopped by its PID when the bl
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 from support.pipeline_harness import PipelineFailed, running_pipeline, write_config, write_still_clip
+from support.ports import busy_port
 
 from crowdwatch.demo import render_frames
 
@@ -23,10 +23,7 @@ def _alive(pid: int) -> bool:
 
 def test_a_pipeline_that_exits_before_ready_fails_with_its_log_tail(tmp_path: Path) -> None:
     clip = write_still_clip(tmp_path / "cam.avi", render_frames(96, 64, 1, 3, seed=2)[0])
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         config = write_config(
             tmp_path / "site.yaml",
             [{"id": "cam", "url": str(clip)}],

@@ -19,8 +19,8 @@ import signal
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-from support.mosquitto import free_port
 from support.pipeline_harness import PipelineProcess, read_csv_rows, write_config, write_still_clip
+from support.ports import free_port
 from support.small_disk import fill
 
 from crowdwatch.demo import render_frames

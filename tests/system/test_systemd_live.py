@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support.dashboard import load_dashboard, panel_queries
+from support.ports import free_port
 from support.rtsp_fixtures import RtspServer
 from support.systemd_unit import (
     REPO,
@@ -53,12 +53,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _prom_query(port: int, expr: str) -> list[dict]:
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=5) as response:
@@ -77,7 +71,7 @@ def service(tmp_path_factory):
         rtsp.start()
         rtsp_port = rtsp.port
 
-        metrics_port = _free_port()
+        metrics_port = free_port()
         (tmp / "credentials").mkdir()
         # LoadCredential=camera:/etc/crowdwatch/credentials names a file "lobby" camera_lobby.
         (tmp / "credentials" / "camera_lobby").write_text(SECRET)
@@ -115,7 +109,7 @@ def service(tmp_path_factory):
                     # no broker listens there: the MQTT panels show it disconnected
                     "mqtt": {
                         "enabled": True,
-                        "port": _free_port(),
+                        "port": free_port(),
                         "reconnect": {"initial_s": 1, "max_s": 2},
                     },
                 }
@@ -144,7 +138,7 @@ def service(tmp_path_factory):
         prom_config["rule_files"] = [str(REPO / "configs" / "prometheus" / "alerts.yml")]
         prom_config["scrape_configs"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"]}]
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
-        prom_port = _free_port()
+        prom_port = free_port()
         prometheus = subprocess.Popen(
             [
                 "prometheus",
