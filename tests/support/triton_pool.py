@@ -200,13 +200,12 @@ SCORE_MARGIN = 1e-3
 def count_band(predictor: Predictor, images: Sequence[np.ndarray]) -> list[range]:
     """The counts another fp32 run of the same model may give on each image: from the count with the
     threshold raised by :data:`SCORE_MARGIN` to the count with it lowered (one value where no score lies
-    that close to the threshold, the usual case)."""
+    that close to the threshold, the usual case). One run at the lowered threshold gives both ends: a
+    point is kept when its score is above the threshold."""
     threshold = predictor.threshold
+    predictor.threshold = threshold - SCORE_MARGIN
     try:
-        predictor.threshold = threshold + SCORE_MARGIN
-        high = [p.count for p in predictor.predict(images)]
-        predictor.threshold = threshold - SCORE_MARGIN
-        low = [p.count for p in predictor.predict(images)]
+        low = predictor.predict(images)
     finally:
         predictor.threshold = threshold
-    return [range(hi, lo + 1) for hi, lo in zip(high, low, strict=True)]
+    return [range(int(np.sum(p.scores > threshold + SCORE_MARGIN)), p.count + 1) for p in low]
